@@ -1,0 +1,106 @@
+"""The canonical training store (Zarr) and its normalisation statistics.
+
+A store is written to a temporary sibling path and renamed into place, so a reader never sees a
+half-written store and a killed writer leaves only a ``*.tmp-*`` directory behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from carbonsync.data.grid import Grid
+from carbonsync.data.validation import WeatherDataError, validate_weather
+
+STATS_FILE = "normalisation.json"
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; on success replace ``path`` with it, on error delete it."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        if final.exists():
+            old = final.with_name(f"{final.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
+
+
+def write_json_atomic(obj: object, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str))
+
+
+def write_canonical(ds: xr.Dataset, path: str | Path, chunks: dict[str, int] | None = None) -> Path:
+    """Validate ``ds`` and write it as a consolidated Zarr store at ``path`` (atomically)."""
+    validate_weather(ds)
+    chunks = chunks or {"time": 24}
+    ds = ds.chunk({d: min(c, ds.sizes[d]) for d, c in chunks.items() if d in ds.dims})
+    for name in ds.data_vars:
+        ds[name].encoding = {}
+    with atomic_path(path) as tmp:
+        ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=3)
+    return Path(path)
+
+
+def open_canonical(path: str | Path, variables: list[str] | None = None) -> xr.Dataset:
+    """Open a canonical store lazily (dask) and check its layout (not its values: that would read it all)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"canonical store '{path}' does not exist (run `carbonsync prepare` first)")
+    ds = xr.open_zarr(path, consolidated=True)
+    validate_weather(ds, variables, check_values=False, what=f"store '{path}'")
+    return ds
+
+
+def compute_stats(ds: xr.Dataset, train_period: tuple[str, str], variables: list[str] | None = None) -> dict:
+    """Per-variable mean and standard deviation over the training period only (area-weighted)."""
+    start, end = (pd.Timestamp(t) for t in train_period)
+    train = ds.sel(time=slice(start, end))
+    if train.sizes["time"] == 0:
+        raise WeatherDataError(
+            f"training period {start} to {end} selects no times; data covers "
+            f"{pd.Timestamp(ds.time.values[0])} to {pd.Timestamp(ds.time.values[-1])}"
+        )
+    weights = Grid.infer(ds).quadrature_weights()
+    stats: dict = {"train_period": [str(start), str(end)], "n_times": int(train.sizes["time"]), "variables": {}}
+    for name in variables or list(ds.data_vars):
+        da = train[name].astype(np.float64)
+        mean = float(da.weighted(weights).mean().compute())
+        var = float(((da - mean) ** 2).weighted(weights).mean().compute())
+        stats["variables"][name] = {"mean": mean, "std": float(max(np.sqrt(var), 1e-6))}
+    return stats
+
+
+def write_stats(stats: dict, store: str | Path) -> Path:
+    path = Path(store) / STATS_FILE
+    write_json_atomic(stats, path)
+    return path
+
+
+def read_stats(store: str | Path) -> dict:
+    path = Path(store) / STATS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"normalisation statistics '{path}' not found (computed by `carbonsync prepare`)")
+    return json.loads(path.read_text())
