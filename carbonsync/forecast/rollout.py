@@ -1,0 +1,127 @@
+"""Forecast chain: SFNO 6-hourly rollout → hourly states → AFNO ssrd → zone capacity factors and share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from carbonsync.data import lexicon
+from carbonsync.data.grid import Grid
+from carbonsync.data.validation import WeatherDataError
+from carbonsync.data.zones import Zone
+from carbonsync.models.inputs import interpolation_weights, irradiance_inputs, zenith_forcing
+from carbonsync.models.package import ModelPackage, load_package
+
+GRIDDED_VARIABLES = ("u100", "v100", "ssrd", "tcc", "t2m", "z500")
+
+
+@dataclass
+class Forecaster:
+    """The trained chain. ``head`` is optional: without it zone products are the physical ones."""
+
+    backbone: ModelPackage
+    irradiance: ModelPackage
+    head: ModelPackage | None = None
+
+    @classmethod
+    def from_dir(cls, packages: str | Path, with_head: bool = True) -> Forecaster:
+        """Load ``backbone``, ``irradiance`` (and ``head``) packages from one directory."""
+        packages = Path(packages)
+        head = load_package(packages / "head") if with_head else None
+        return cls(load_package(packages / "backbone"), load_package(packages / "irradiance"), head)
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.backbone.metadata["channels"])
+
+    @property
+    def grid(self) -> Grid:
+        return Grid.from_dict(self.backbone.metadata["grid"])
+
+    @property
+    def dt_hours(self) -> int:
+        return int(self.backbone.metadata["dt_hours"])
+
+    def initial_state(self, weather: xr.Dataset, init_time: pd.Timestamp) -> torch.Tensor:
+        """The normalised state (1, C, H, W) at ``init_time`` from a canonical dataset, checked."""
+        self.backbone.check_compatible(self.channels, Grid.infer(weather))
+        if init_time not in weather.indexes["time"]:
+            raise WeatherDataError(f"initial time {init_time} is not in the weather data")
+        values = weather[self.channels].sel(time=init_time).to_array("channel").values.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise WeatherDataError(f"the state at {init_time} has NaNs")
+        return self.backbone.normalise(torch.from_numpy(values)[None])
+
+    @torch.no_grad()
+    def rollout(self, state: torch.Tensor, init_time: pd.Timestamp, steps: int) -> tuple[pd.DatetimeIndex, torch.Tensor]:
+        """Normalised states at init and each of ``steps`` backbone steps: times and (S+1, C, H, W)."""
+        times = pd.date_range(init_time, periods=steps + 1, freq=f"{self.dt_hours}h")
+        model, grid = self.backbone.model, self.grid
+        out = [state[0]]
+        for i in range(steps):
+            state = model(state, zenith_forcing(times[i : i + 1], grid))
+            out.append(state[0])
+        return times, torch.stack(out)
+
+    @torch.no_grad()
+    def hourly(self, times6: pd.DatetimeIndex, states: torch.Tensor, batch: int = 24) -> xr.Dataset:
+        """Hourly gridded fields: backbone channels interpolated linearly in time and AFNO ssrd."""
+        grid = self.grid
+        hours = pd.date_range(times6[0], times6[-1], freq="h")
+        before, weight = interpolation_weights(hours, self.dt_hours)
+        i0 = times6.get_indexer(before)
+        i1 = np.minimum(i0 + 1, len(times6) - 1)
+        w = torch.from_numpy(weight)[:, None, None, None]
+        hourly_norm = (1 - w) * states[i0] + w * states[i1]
+        afno_channels = list(self.irradiance.metadata["channels"])
+        pick = [self.channels.index(c) for c in afno_channels]
+        ssrd = []
+        for start in range(0, len(hours), batch):
+            sl = slice(start, start + batch)
+            cosz, clear = irradiance_inputs(hours[sl], grid)
+            x = self.irradiance.normalise(self.backbone.denormalise(hourly_norm[sl])[:, pick])
+            ssrd.append(self.irradiance.model(x, clear, cosz)[:, 0])
+        physical = self.backbone.denormalise(hourly_norm).numpy()
+        data = {c: physical[:, i] for i, c in enumerate(self.channels)}
+        data["ssrd"] = torch.cat(ssrd).numpy()
+        if "tcc" in data:
+            data["tcc"] = np.clip(data["tcc"], 0.0, 1.0)
+        ds = xr.Dataset(
+            {name: (("time", "lat", "lon"), values.astype(np.float32), lexicon.get(name).attrs)
+             for name, values in data.items()},
+            coords={"time": hours.values, **grid.coords()},
+        )
+        ds.attrs.update({"grid": grid.attr()})
+        return ds
+
+    def zone_products(self, hourly: xr.Dataset, zones: list[Zone]) -> xr.Dataset:
+        """Zone wind/solar CF and renewable share (time, zone[, quantile]) from hourly gridded fields."""
+        from carbonsync.models.head import HeadFeatures, predict
+        from carbonsync.models.physics import zone_products
+
+        physical = zone_products(hourly["u100"], hourly["v100"], hourly["ssrd"], zones, self.grid,
+                                 t2m=hourly.get("t2m"))
+        if self.head is None:
+            return physical
+        corrected = predict(self.head.model, HeadFeatures.from_products(physical, zones), zones)
+        fossil = xr.DataArray([z.fossil_intensity for z in zones], dims="zone", coords={"zone": corrected.zone})
+        corrected["carbon_intensity"] = ((1.0 - corrected["renewable_share"]) * fossil).assign_attrs(
+            physical["carbon_intensity"].attrs)
+        corrected["physical_wind_cf"] = physical["wind_cf"]
+        corrected["physical_solar_cf"] = physical["solar_cf"]
+        return corrected.assign_coords(zone_name=physical["zone_name"])
+
+    def forecast(self, weather: xr.Dataset, init_time: str | pd.Timestamp, lead_hours: int,
+                 zones: list[Zone]) -> tuple[xr.Dataset, xr.Dataset]:
+        """One forecast from ``init_time``: hourly gridded fields and zone products over ``lead_hours``."""
+        init_time = pd.Timestamp(init_time)
+        if lead_hours % self.dt_hours:
+            raise ValueError(f"lead_hours={lead_hours} must be a multiple of the backbone step {self.dt_hours} h")
+        times6, states = self.rollout(self.initial_state(weather, init_time), init_time, lead_hours // self.dt_hours)
+        gridded = self.hourly(times6, states)
+        return gridded, self.zone_products(gridded, zones)

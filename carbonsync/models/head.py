@@ -1,0 +1,294 @@
+"""The regional head: a small learned correction of the physical zone capacity factors, with quantiles.
+
+For every (time, zone) sample the head sees the physical wind and solar CF, the zone-mean 100 m wind speed
+and GHI, the UTC hour and the day of year (as sin/cos pairs) and a learned zone embedding. An MLP outputs,
+per CF, a shift in logit space (``cf = sigmoid(logit(phys) + delta)``) and monotone quantiles
+(``base + cumsum(softplus(offsets))``, also in logit space around the physical CF). Solar outputs are
+exactly 0 whenever the physical solar CF is 0 (sun down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+from torch.nn import functional as F
+
+from carbonsync.data.zones import Zone
+from carbonsync.models.physics import renewable_share
+
+__all__ = [
+    "FEATURES",
+    "TARGETS",
+    "HeadFeatures",
+    "HeadOutput",
+    "RegionalHead",
+    "pinball_loss",
+    "fit_head",
+    "predict",
+]
+
+FEATURES = ("wind_cf", "solar_cf", "wind_speed", "ghi", "hour_sin", "hour_cos", "doy_sin", "doy_cos")
+TARGETS = ("wind_cf", "solar_cf")
+WIND_SPEED_SCALE = 10.0  # m s-1, wind speed feature = zone-mean speed / 10
+GHI_SCALE = 1000.0  # W m-2
+_STEP0 = float(np.log(np.expm1(0.5)))  # softplus(_STEP0) = 0.5
+
+
+@dataclass
+class HeadFeatures:
+    """Feature matrix of the head: one row per (time, zone), time-major.
+
+    ``x`` is ``(n, len(FEATURES))`` float32, ``zone_index`` indexes ``zone_ids``. ``zones`` (optional) carry
+    the capacities and demand used by :func:`predict` for the renewable share.
+    """
+
+    x: torch.Tensor
+    zone_index: torch.Tensor
+    times: np.ndarray
+    zone_ids: tuple[str, ...]
+    zones: tuple[Zone, ...] | None = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def phys(self) -> torch.Tensor:
+        """Physical ``(wind_cf, solar_cf)``, ``(n, 2)``."""
+        return self.x[:, :2]
+
+    @classmethod
+    def from_products(
+        cls,
+        products: xr.Dataset,
+        zones: Sequence[Zone] | None = None,
+        wind_speed: xr.DataArray | None = None,
+        ghi: xr.DataArray | None = None,
+    ) -> HeadFeatures:
+        """Build features from a :func:`~carbonsync.models.physics.zone_products` Dataset.
+
+        ``wind_speed`` (m s-1) and ``ghi`` (W m-2), both ``(time, zone)``, default to the Dataset's own
+        ``wind_speed`` and ``ghi`` variables.
+        """
+        wind_speed = products.get("wind_speed") if wind_speed is None else wind_speed
+        ghi = products.get("ghi") if ghi is None else ghi
+        for name, da in (("wind_cf", products.get("wind_cf")), ("solar_cf", products.get("solar_cf")),
+                         ("wind_speed", wind_speed), ("ghi", ghi)):
+            if da is None:
+                raise KeyError(f"head features need '{name}' (time, zone); it is missing")
+            if set(da.dims) != {"time", "zone"}:
+                raise ValueError(f"'{name}' must have dims (time, zone), got {tuple(da.dims)}")
+        ref = products["wind_cf"].transpose("time", "zone")
+        times, zone_ids = ref["time"].values, tuple(str(z) for z in ref["zone"].values)
+
+        def col(da: xr.DataArray) -> np.ndarray:
+            return da.transpose("time", "zone").reindex_like(ref).values.astype(np.float64)
+
+        t = xr.DataArray(np.asarray(times, dtype="datetime64[ns]"), dims="time")
+        hour = (t.dt.hour + t.dt.minute / 60.0).values
+        doy = (t.dt.dayofyear - 1 + hour / 24.0).values
+        nz = len(zone_ids)
+        per_time = [np.repeat(v[:, None], nz, axis=1) for v in (
+            np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24),
+            np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25))]
+        cols = [np.clip(col(products["wind_cf"]), 0, 1), np.clip(col(products["solar_cf"]), 0, 1),
+                col(wind_speed) / WIND_SPEED_SCALE, col(ghi) / GHI_SCALE, *per_time]
+        x = np.stack([c.reshape(-1) for c in cols], axis=1)
+        if not np.isfinite(x).all():
+            raise ValueError("head features contain NaN or inf; fill or drop those times first")
+        zone_index = np.tile(np.arange(nz), len(times))
+        if zones is not None:
+            by_id = {z.id: z for z in zones}
+            missing = [z for z in zone_ids if z not in by_id]
+            if missing:
+                raise KeyError(f"zones {missing} of the products are not in the zone list")
+            zones = tuple(by_id[z] for z in zone_ids)
+        return cls(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(zone_index, dtype=torch.long),
+                   np.asarray(times), zone_ids, zones)
+
+    def targets(self, observed: xr.Dataset) -> torch.Tensor:
+        """Observed ``(wind_cf, solar_cf)`` aligned to the feature rows, ``(n, 2)``; NaN where missing."""
+        cols = []
+        for name in TARGETS:
+            if name not in observed:
+                raise KeyError(f"observed targets need '{name}' (time, zone)")
+            da = observed[name].transpose("time", "zone").reindex(time=self.times, zone=list(self.zone_ids))
+            cols.append(da.values.reshape(-1))
+        return torch.as_tensor(np.stack(cols, axis=1), dtype=torch.float32)
+
+
+class HeadOutput(NamedTuple):
+    """``point`` ``(n, 2)`` corrected CFs and ``quantiles`` ``(n, 2, n_quantiles)``, all in [0, 1]."""
+
+    point: torch.Tensor
+    quantiles: torch.Tensor
+
+
+class RegionalHead(nn.Module):
+    """MLP correction of physical CFs in logit space with a learned zone embedding and monotone quantiles."""
+
+    def __init__(
+        self,
+        zone_ids: Sequence[str],
+        n_features: int = len(FEATURES),
+        hidden: int = 32,
+        embed_dim: int = 4,
+        quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+        eps: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        q = [float(v) for v in quantiles]
+        if not q or any(not 0 < v < 1 for v in q) or any(b <= a for a, b in zip(q, q[1:], strict=False)):
+            raise ValueError(f"quantiles must be strictly increasing in (0, 1), got {quantiles}")
+        self.zone_ids = tuple(str(z) for z in zone_ids)
+        self.quantile_levels = tuple(q)
+        self.eps = eps
+        self.embedding = nn.Embedding(len(self.zone_ids), embed_dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(n_features + embed_dim, hidden), nn.SiLU(),
+            nn.Linear(hidden, hidden), nn.SiLU(),
+        )
+        self.out = nn.Linear(hidden, len(TARGETS) * (1 + len(q)))
+        nn.init.zeros_(self.out.weight)  # start from the physical CF
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, zone_index: torch.Tensor) -> HeadOutput:
+        phys = x[:, : len(TARGETS)].clamp(0.0, 1.0)
+        base = torch.logit(phys.clamp(self.eps, 1.0 - self.eps))
+        h = self.mlp(torch.cat([x, self.embedding(zone_index)], dim=1))
+        raw = self.out(h).view(-1, len(TARGETS), 1 + len(self.quantile_levels))
+        point = torch.sigmoid(base + raw[..., 0])
+        nq = len(self.quantile_levels)
+        if nq > 1:
+            steps = F.softplus(raw[..., 2:] + _STEP0)  # adjacent quantiles start 0.5 apart in logit
+            offsets = torch.cat([raw[..., 1:2] - 0.5 * steps.sum(-1, keepdim=True), steps], dim=-1)
+            q_logit = base[..., None] + torch.cumsum(offsets, dim=-1)
+        else:
+            q_logit = base[..., None] + raw[..., 1:]
+        quant = torch.sigmoid(q_logit)
+        sun_up = (phys[:, 1] > 0).to(point.dtype)  # solar stays exactly 0 at night
+        mask = torch.stack([torch.ones_like(sun_up), sun_up], dim=1)
+        return HeadOutput(point * mask, quant * mask[..., None])
+
+
+def pinball_loss(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Pinball loss per element: ``pred`` ``(..., Q)``, ``target`` ``(...)``, ``levels`` ``(Q,)``."""
+    diff = target[..., None] - pred
+    return torch.maximum(levels * diff, (levels - 1) * diff)
+
+
+def _loss(model: RegionalHead, feats: HeadFeatures, y: torch.Tensor, mse_weight: float) -> torch.Tensor:
+    out = model(feats.x, feats.zone_index)
+    valid = torch.isfinite(y)
+    valid[:, 1] &= feats.phys[:, 1] > 0  # night solar is fixed at 0: nothing to learn
+    y0 = torch.where(valid, y, torch.zeros_like(y))
+    w = valid.to(y0.dtype)
+    n = w.sum().clamp(min=1.0)
+    levels = torch.tensor(model.quantile_levels, dtype=y0.dtype)
+    mse = (((out.point - y0) ** 2) * w).sum() / n
+    pin = (pinball_loss(out.quantiles, y0, levels).mean(-1) * w).sum() / n
+    return mse_weight * mse + pin
+
+
+def _as_targets(feats: HeadFeatures, targets: xr.Dataset | torch.Tensor | np.ndarray) -> torch.Tensor:
+    if isinstance(targets, xr.Dataset):
+        y = feats.targets(targets)
+    else:
+        y = torch.as_tensor(targets, dtype=torch.float32)
+    if y.shape != (len(feats), len(TARGETS)):
+        raise ValueError(f"targets have shape {tuple(y.shape)}, expected {(len(feats), len(TARGETS))}")
+    return y
+
+
+def fit_head(
+    features: HeadFeatures,
+    targets: xr.Dataset | torch.Tensor | np.ndarray,
+    *,
+    valid: tuple[HeadFeatures, xr.Dataset | torch.Tensor] | None = None,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+    hidden: int = 32,
+    embed_dim: int = 4,
+    epochs: int = 300,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-5,
+    mse_weight: float = 1.0,
+    seed: int = 0,
+) -> tuple[RegionalHead, dict[str, list[float]]]:
+    """Train a :class:`RegionalHead` full-batch with Adam on MSE (point) + pinball (quantiles) loss.
+
+    ``targets`` are observed ``(wind_cf, solar_cf)``: a ``(time, zone)`` Dataset or an ``(n, 2)`` tensor
+    aligned with ``features``; NaN targets are ignored. Deterministic for a given ``seed`` (the global
+    torch RNG state is restored afterwards). Returns the model (in eval mode) and the per-epoch
+    ``history`` (``loss`` and, with ``valid``, ``val_loss``).
+    """
+    y = _as_targets(features, targets)
+    val = None if valid is None else (valid[0], _as_targets(valid[0], valid[1]))
+    history: dict[str, list[float]] = {"loss": []}
+    if val is not None:
+        history["val_loss"] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = RegionalHead(features.zone_ids, features.x.shape[1], hidden, embed_dim, quantiles)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        for _ in range(epochs):
+            model.train()
+            opt.zero_grad()
+            loss = _loss(model, features, y, mse_weight)
+            loss.backward()
+            opt.step()
+            history["loss"].append(float(loss.detach()))
+            if val is not None:
+                model.eval()
+                with torch.no_grad():
+                    history["val_loss"].append(float(_loss(model, _remap(model, val[0]), val[1], mse_weight)))
+    model.eval()
+    return model, history
+
+
+def _remap(model: RegionalHead, feats: HeadFeatures) -> HeadFeatures:
+    """``feats`` with its zone indices translated to the model's zone order."""
+    if feats.zone_ids == model.zone_ids:
+        return feats
+    pos = {z: i for i, z in enumerate(model.zone_ids)}
+    missing = [z for z in feats.zone_ids if z not in pos]
+    if missing:
+        raise KeyError(f"the head was not trained on zones {missing}")
+    lut = torch.tensor([pos[z] for z in feats.zone_ids], dtype=torch.long)
+    return HeadFeatures(feats.x, lut[feats.zone_index], feats.times, feats.zone_ids, feats.zones)
+
+
+def predict(model: RegionalHead, features: HeadFeatures, zones: Sequence[Zone] | None = None) -> xr.Dataset:
+    """Corrected ``wind_cf``, ``solar_cf``, ``renewable_share`` ``(time, zone)`` and ``*_quantile`` variants.
+
+    The quantile variants have a leading ``quantile`` dim. ``renewable_share_quantile`` combines the CF
+    quantiles level by level (wind and solar taken as comonotone). ``zones`` default to ``features.zones``.
+    """
+    zones = features.zones if zones is None else zones
+    if zones is None:
+        raise ValueError("predict needs zones (capacities, demand): pass zones= or build features with them")
+    feats = _remap(model, features)
+    model.eval()
+    with torch.no_grad():
+        out = model(feats.x, feats.zone_index)
+    nt, nz = len(features.times), len(features.zone_ids)
+    coords = {"time": features.times, "zone": list(features.zone_ids)}
+    qcoords = {"quantile": list(model.quantile_levels), **coords}
+    point = out.point.numpy().astype(np.float64).reshape(nt, nz, len(TARGETS))
+    quant = out.quantiles.numpy().astype(np.float64).reshape(nt, nz, len(TARGETS), -1).transpose(3, 0, 1, 2)
+    ds = xr.Dataset()
+    for k, name in enumerate(TARGETS):
+        attrs = {"units": "1", "long_name": f"Corrected {name.replace('_cf', '')} capacity factor"}
+        ds[name] = xr.DataArray(point[..., k], coords=coords, dims=("time", "zone"), attrs=attrs)
+        ds[f"{name}_quantile"] = xr.DataArray(
+            quant[..., k], coords=qcoords, dims=("quantile", "time", "zone"), attrs=attrs
+        )
+    ds["renewable_share"] = renewable_share(ds["wind_cf"], ds["solar_cf"], zones)
+    ds["renewable_share_quantile"] = renewable_share(
+        ds["wind_cf_quantile"], ds["solar_cf_quantile"], zones
+    ).transpose("quantile", "time", "zone")
+    return ds

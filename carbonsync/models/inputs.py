@@ -1,0 +1,38 @@
+"""Model inputs built from time and grid alone: solar forcing and position encodings.
+
+Training and inference call the same functions, so a model always sees what it was trained on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from carbonsync.data import solar
+from carbonsync.data.grid import Grid
+
+SSRD_SCALE = 3.6e6  # J m-2: one hour at 1000 W m-2, the scale of the irradiance loss
+
+
+def zenith_forcing(times: pd.DatetimeIndex, grid: Grid) -> torch.Tensor:
+    """Cosine of the solar zenith angle at each time, (T, 1, H, W): the backbone's forcing channel."""
+    return torch.from_numpy(solar.cos_zenith(times, grid.lat, grid.lon).astype(np.float32)[:, None])
+
+
+def interpolation_weights(times: pd.DatetimeIndex, dt_hours: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """For each hour, the preceding ``dt_hours`` step and the linear weight of the following one."""
+    before = times.floor(f"{dt_hours}h")
+    weight = (times - before) / pd.Timedelta(hours=dt_hours)
+    return before, np.asarray(weight, dtype=np.float32)
+
+
+def irradiance_inputs(times: pd.DatetimeIndex, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solar inputs of the irradiance diagnostic for hourly ``times`` (labels of the hour ending there).
+
+    Returns the hour-mean cosine of the solar zenith angle (B, 1, H, W), its forcing channel, and the
+    clear-sky irradiance accumulated over each hour (B, 1, H, W) in J m-2, zero when the sun is down.
+    """
+    cosz = solar.hourly_mean_cos_zenith(times, grid.lat, grid.lon).astype(np.float32)[:, None]
+    clear = solar.clear_sky_hourly(times, grid.lat, grid.lon).astype(np.float32)[:, None]
+    return torch.from_numpy(cosz), torch.from_numpy(clear)

@@ -1,0 +1,183 @@
+"""The pipeline's stages, each a function of the composed config; ``run_all`` is the main job.
+
+Every stage reads and writes artefacts at fixed places in ``cfg.run_dir``, so stages can run one by one
+(``carbonsync sample-world``, ``carbonsync train-backbone`` ...) or all at once (``carbonsync run``):
+
+    data/weather.zarr (+ normalisation.json)   data/zone_truth.zarr   data/zones.yaml
+    packages/{backbone,irradiance,head}/         checkpoints/           forecast.zarr   plots/*.png
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from carbonsync.config import save_config
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def weather(self) -> Path:
+        return self.data / "weather.zarr"
+
+    @property
+    def truth(self) -> Path:
+        return self.data / "zone_truth.zarr"
+
+    @property
+    def zones(self) -> Path:
+        return self.data / "zones.yaml"
+
+    @property
+    def packages(self) -> Path:
+        return self.root / "packages"
+
+    @property
+    def forecast(self) -> Path:
+        return self.root / "forecast.zarr"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+
+def paths(cfg: DictConfig) -> RunPaths:
+    return RunPaths(Path(cfg.run_dir))
+
+
+def _need(path: Path, stage: str) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"'{path}' is missing: run `carbonsync {stage}` with the same run_dir first")
+    return path
+
+
+def make_data(cfg: DictConfig) -> dict[str, Path]:
+    """Stage ``sample-world`` (or ``prepare`` for ERA5): the canonical store, zones and zone truth."""
+    p = paths(cfg)
+    save_config(cfg, p.root)
+    if cfg.data.kind == "sample_world":
+        from carbonsync.data.sample_world import SampleWorldConfig, write_sample_world
+        from carbonsync.data.zones import load_zones, zones_to_dicts
+
+        keys = {"nlat", "nlon", "lmax", "start", "days", "spinup_days", "seed", "solver_dt_s", "wind_scale"}
+        world = SampleWorldConfig(**{k: cfg.data[k] for k in keys},
+                                  zones=zones_to_dicts(load_zones(cfg.data.zones_file)))
+        return write_sample_world(world, p.data, tuple(cfg.data.splits.train), progress=cfg.progress)
+    from carbonsync.data import era5
+    from carbonsync.data.grid import Grid
+
+    opener = era5.open_arco if cfg.data.kind == "era5_arco" else era5.open_wb2
+    span = slice(cfg.data.splits.train[0], cfg.data.splits.test[1])
+    source = opener(cfg.data.url, list(cfg.data.variables), time=span)
+    era5.prepare_canonical(source, Grid(cfg.data.nlat, cfg.data.nlon), list(cfg.data.variables), p.weather,
+                           tuple(cfg.data.splits.train))
+    return {"weather": p.weather}
+
+
+def train_backbone(cfg: DictConfig) -> Path:
+    from carbonsync.train.backbone import train_backbone as train
+
+    p = paths(cfg)
+    return train(cfg, _need(p.weather, "sample-world"), p.root, progress=cfg.progress)
+
+
+def train_irradiance(cfg: DictConfig) -> Path:
+    from carbonsync.train.irradiance import train_irradiance as train
+
+    p = paths(cfg)
+    return train(cfg, _need(p.weather, "sample-world"), p.root, progress=cfg.progress)
+
+
+def train_head(cfg: DictConfig) -> tuple[Path, dict]:
+    from carbonsync.data.zones import load_zones
+    from carbonsync.train.head import train_head as train
+
+    p = paths(cfg)
+    _need(p.packages / "irradiance", "train-irradiance")
+    return train(cfg, _need(p.weather, "sample-world"), _need(p.truth, "sample-world"),
+                 load_zones(_need(p.zones, "sample-world")), _need(p.packages / "backbone", "train-backbone").parent,
+                 progress=cfg.progress)
+
+
+def forecast(cfg: DictConfig) -> Path:
+    """Stage ``forecast``: run the chain for each init time and write the forecast store."""
+    from tqdm.auto import tqdm
+
+    from carbonsync.data.store import open_canonical
+    from carbonsync.data.zones import load_zones
+    from carbonsync.forecast.export import write_forecast_store
+    from carbonsync.forecast.rollout import Forecaster
+
+    p = paths(cfg)
+    forecaster = Forecaster.from_dir(_need(p.packages / "head", "train-head").parent)
+    weather = open_canonical(_need(p.weather, "sample-world"))
+    zones = load_zones(p.zones)
+    results = []
+    for init in tqdm(list(cfg.forecast.init_times), desc="forecast", disable=not cfg.progress):
+        gridded, zone_products = forecaster.forecast(weather, init, int(cfg.forecast.lead_hours), zones)
+        results.append((pd.Timestamp(init), gridded, zone_products))
+    provenance = {
+        "data_source": weather.attrs.get("source", "unknown"),
+        "synthetic": weather.attrs.get("synthetic", "no"),
+        "backbone_package_sha256": forecaster.backbone.hash,
+        "irradiance_package_sha256": forecaster.irradiance.hash,
+        "head_package_sha256": forecaster.head.hash if forecaster.head else "none",
+        "grid": forecaster.grid.attr(),
+    }
+    return write_forecast_store(results, cfg.forecast.store, provenance)
+
+
+def rank(cfg: DictConfig, print_table: bool = True) -> Any:
+    """Stage ``rank``: place the job queue on the sites using the latest zone forecast."""
+    from carbonsync.forecast.export import latest_zone_forecast
+    from carbonsync.placement import Weights, format_table, load_queue, load_sites, schedule
+
+    jobs = load_queue(cfg.placement.queue)
+    sites = load_sites(cfg.placement.sites)
+    start = min(j.earliest_start for j in jobs)
+    end = max(j.deadline for j in jobs)
+    zone_ids = sorted({s.zone for s in sites})
+    fc = latest_zone_forecast(_need(Path(cfg.forecast.store), "forecast"), zone_ids, start, end,
+                              products=("renewable_share", "carbon_intensity"))
+    plan = schedule(jobs, sites, fc, Weights(**OmegaConf.to_container(cfg.placement.weights)))
+    if print_table:
+        print(format_table(plan))
+    return plan
+
+
+def plots(cfg: DictConfig) -> list[Path]:
+    from carbonsync.plots import plot_forecast
+
+    p = paths(cfg)
+    return plot_forecast(p.forecast, p.truth, p.plots)
+
+
+def run_all(cfg: DictConfig) -> dict[str, Any]:
+    """The main job: data → backbone → irradiance → head → forecast store → ranking → plots."""
+    timings: dict[str, float] = {}
+    out: dict[str, Any] = {}
+    stages = [("data", make_data), ("backbone", train_backbone), ("irradiance", train_irradiance),
+              ("head", train_head), ("forecast", forecast), ("placement", rank)]
+    if cfg.plots:
+        stages.append(("plots", plots))
+    for name, stage in stages:
+        tic = time.perf_counter()
+        print(f"== {name}", flush=True)
+        out[name] = stage(cfg)
+        timings[name] = time.perf_counter() - tic
+    out["timings_s"] = timings
+    summary = ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
+    print(f"== done in {sum(timings.values()):.0f} s ({summary}); outputs in {cfg.run_dir}")
+    return out
