@@ -174,6 +174,8 @@ def test_afno_hard_thresholding_and_input_checks() -> None:
         model(torch.randn(1, 3, 33, 64), torch.randn(1, 1, 33, 64))
     with pytest.raises(ValueError, match="divisible"):
         small_afno(embed_dim=18)
+    cfg = small_afno(patch_size=(4, 8))
+    assert AFNOConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
 def test_irradiance_is_nonnegative_and_zero_at_night() -> None:
@@ -238,7 +240,8 @@ def test_relative_l2_and_pinball() -> None:
 def _save_sfno(tmp_path, **kw):
     model = small_sfno(forcing_channels=1, scale_factor=2)
     path = tmp_path / "sfno-pkg"
-    args = {"forcing_channels": ["cos_zenith"], "data_hash": "abc123", "extra": {"epochs": 3}, **kw}
+    extra = {"epochs": 3, "loss": np.float32(0.5), "bad": float("nan"), "dir": tmp_path}
+    args = {"forcing_channels": ["cos_zenith"], "data_hash": "abc123", "extra": extra, **kw}
     save_package(path, model, "sfno", model.config, CHANNELS, Grid(17, 32), 6, STATS, **args)
     return model, path
 
@@ -252,7 +255,11 @@ def test_package_roundtrip_sfno(tmp_path) -> None:
     meta = loaded.metadata
     assert meta["kind"] == "sfno" and meta["lmax"] == model.config.lmax and meta["mmax"] == model.config.mmax
     assert meta["channels"] == CHANNELS and meta["forcing_channels"] == ["cos_zenith"]
-    assert meta["dt_hours"] == 6.0 and meta["data_hash"] == "abc123" and meta["extra"] == {"epochs": 3}
+    assert (
+        meta["dt_hours"] == 6.0
+        and meta["data_hash"] == "abc123"
+        and meta["extra"] == {"epochs": 3, "loss": 0.5, "bad": None, "dir": str(tmp_path)}
+    )
     assert meta["grid"] == {"nlat": 17, "nlon": 32, "kind": "equiangular"} and "carbonsync_version" in meta
     assert "unused" not in loaded.stats["variables"] and loaded.stats["train_period"] == STATS["train_period"]
     model.eval()
@@ -284,6 +291,28 @@ def test_package_roundtrip_irradiance(tmp_path) -> None:
         torch.testing.assert_close(loaded.model(x, cs, f), model.eval()(x, cs, f), rtol=0, atol=0)
     with pytest.raises(PackageError, match="ssrd"):
         loaded.denormalise(torch.zeros(1, 1, 33, 64))  # no stats for the physical output
+
+
+def test_package_roundtrip_config_dict_model(tmp_path) -> None:
+    """Models without a config dataclass (the regional head) are rebuilt as ``cls(**config)``."""
+    from carbonsync.models.head import RegionalHead
+
+    config = {
+        "zone_ids": ["a", "b"],
+        "n_features": 5,
+        "hidden": 8,
+        "embed_dim": 2,
+        "quantiles": [0.1, 0.5, 0.9],
+    }
+    model = RegionalHead(**config)
+    torch.nn.init.normal_(model.out.weight)
+    path = save_package(tmp_path / "head", model, "head", config, [], Grid(17, 32), 1, {})
+    loaded = load_package(path)
+    x, zone = torch.rand(4, 5), torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x, zone).point, model(x, zone).point, rtol=0, atol=0)
+    with pytest.raises(PackageError, match="config"):
+        save_package(tmp_path / "head2", model, "head", None, [], Grid(17, 32), 1, {})
 
 
 def test_package_weights_loaded_with_weights_only(tmp_path, monkeypatch) -> None:

@@ -24,6 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -53,15 +54,14 @@ _REGISTRY: dict[str, dict[str, tuple[type[nn.Module], Builder]]] = {kind: {} for
 def register_model_class(kind: str, cls: type[nn.Module], build: Builder | None = None) -> None:
     """Make ``cls`` saveable/loadable under ``kind``.
 
-    By default a model is rebuilt as ``cls(cls.config_class.from_dict(config))``; pass ``build`` otherwise.
+    By default a model is rebuilt as ``cls(cls.config_class.from_dict(config))`` if the class has a
+    ``config_class``, else as ``cls(**config)``; pass ``build`` to do otherwise.
     """
     if build is None:
         config_class = getattr(cls, "config_class", None)
-        if config_class is None:
-            raise TypeError(f"{cls.__name__} has no config_class; pass build=")
 
         def build(config: dict[str, Any], _cls: type[nn.Module] = cls, _cfg: Any = config_class) -> nn.Module:
-            return _cls(_cfg.from_dict(config))
+            return _cls(_cfg.from_dict(config)) if _cfg is not None else _cls(**config)
 
     _REGISTRY.setdefault(kind, {})[cls.__name__] = (cls, build)
 
@@ -69,7 +69,7 @@ def register_model_class(kind: str, cls: type[nn.Module], build: Builder | None 
 register_model_class("sfno", SFNO)
 register_model_class("afno", AFNODiagnostic)
 register_model_class("afno", IrradianceDiagnostic)
-register_model_class("head", RegionalHead, build=lambda config: RegionalHead(**config))
+register_model_class("head", RegionalHead)
 
 
 def _config_dict(config: Any) -> dict[str, Any]:
@@ -104,6 +104,24 @@ def _channel_stats(stats: Mapping[str, Any]) -> dict[str, dict[str, float]]:
             raise PackageError(f"stats for '{name}' must be finite with std > 0, got mean={mean}, std={std}")
         out[str(name)] = {"mean": mean, "std": std}
     return out
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy/torch scalars and arrays unwrapped, paths and timestamps as strings.
+
+    Non-finite floats become None (e.g. a NaN score in ``extra`` must not make a trained model unsaveable).
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor | np.ndarray | np.generic):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
+    return str(obj)
 
 
 def _check_model_fits(
@@ -195,8 +213,8 @@ def save_package(
         if key in cfg:
             metadata[key] = cfg[key]
     try:
-        text = json.dumps(metadata, indent=2, allow_nan=False)
-        stats_text = json.dumps(stats_out, indent=2, allow_nan=False, default=str)
+        text = json.dumps(_jsonable(metadata), indent=2, allow_nan=False)
+        stats_text = json.dumps(_jsonable(stats_out), indent=2, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise PackageError(f"package metadata is not JSON-serialisable: {err}") from err
 

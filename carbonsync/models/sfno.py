@@ -10,6 +10,7 @@ the same *explicit* ``lmax``/``mmax``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -64,7 +65,9 @@ class _SpectralConvS2(nn.Module):
 
 
 try:  # prefer torch-harmonics' own layer; the fallback above is parameter-compatible
-    from torch_harmonics.examples.models._layers import SpectralConvS2
+    with warnings.catch_warnings():  # its module applies the deprecated torch.jit.script at import
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script", category=DeprecationWarning)
+        from torch_harmonics.examples.models._layers import SpectralConvS2
 except ImportError:  # pragma: no cover - torch-harmonics without the examples package
     SpectralConvS2 = _SpectralConvS2
 
@@ -113,10 +116,7 @@ class SFNOConfig:
             if getattr(self, name) not in SHT_GRIDS:
                 raise ValueError(f"SFNOConfig.{name}='{getattr(self, name)}' is not one of {SHT_GRIDS}")
         if self.normalization_layer not in NORMALIZATION_LAYERS:
-            raise ValueError(
-                f"SFNOConfig.normalization_layer='{self.normalization_layer}' "
-                f"is not one of {NORMALIZATION_LAYERS}"
-            )
+            raise ValueError(f"SFNOConfig.normalization_layer='{self.normalization_layer}' is not one of {NORMALIZATION_LAYERS}")
         if self.out_channels is None:
             self.out_channels = self.in_channels
         if self.out_channels < 1:
@@ -136,7 +136,7 @@ class SFNOConfig:
         if self.lmax is None:
             self.lmax = min(h, w // 2)  # the reference's truncation: triangular, one mode below Nyquist
         if self.mmax is None:
-            self.mmax = self.lmax
+            self.mmax = min(self.lmax, mmax_limit)
         self.lmax, self.mmax = int(self.lmax), int(self.mmax)
         where = f"{self.grid} {self.nlat}x{self.nlon} data grid / {self.grid_internal} {h}x{w} internal grid"
         if not 1 <= self.lmax <= lmax_limit:
@@ -194,9 +194,7 @@ class SFNOBlock(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        self.global_conv = SpectralConvS2(
-            forward_transform, inverse_transform, embed_dim, embed_dim, gain=2.0, bias=bias
-        )
+        self.global_conv = SpectralConvS2(forward_transform, inverse_transform, embed_dim, embed_dim, gain=2.0, bias=bias)
         if normalization_layer == "instance_norm":
             self.norm: nn.Module = nn.InstanceNorm2d(embed_dim, eps=1e-6, affine=True)
         else:
@@ -250,9 +248,7 @@ class SFNO(nn.Module):
             )
             for i in range(cfg.num_layers)
         )
-        self.decoder = _pointwise_mlp(
-            [cfg.embed_dim, *hidden, cfg.out_channels], bias=cfg.bias, gain=cfg.output_gain
-        )
+        self.decoder = _pointwise_mlp([cfg.embed_dim, *hidden, cfg.out_channels], bias=cfg.bias, gain=cfg.output_gain)
 
     @property
     def lmax(self) -> int:
