@@ -9,6 +9,7 @@ import torch
 import xarray as xr
 
 from carbonsync.data.grid import Grid
+from carbonsync.data.solar import solar_position
 from carbonsync.data.zones import Zone
 from carbonsync.models import physics as ph
 from carbonsync.models.head import FEATURES, HeadFeatures, RegionalHead, fit_head, pinball_loss, predict
@@ -35,7 +36,7 @@ def synthetic():
     u, v = _ar1(rng, shape, 6.0) + 3.0, _ar1(rng, shape, 6.0)
     mid = times - pd.Timedelta(minutes=30)
     hour = (mid.hour + mid.minute / 60).to_numpy(float)[:, None, None]
-    zen, _ = ph.solar_position(mid.day_of_year.to_numpy(float)[:, None, None], hour,
+    zen, _ = solar_position(mid.day_of_year.to_numpy(float)[:, None, None], hour,
                                GRID.lat[None, :, None], GRID.lon[None, None, :])
     cloud = np.clip(0.75 + 0.25 * _ar1(rng, shape, 1.0), 0.1, 1.0)
     ssrd = np.clip(np.cos(np.deg2rad(zen)), 0, None) * 1000.0 * cloud * 3600.0

@@ -190,10 +190,8 @@ def _normalise_layout(ds: xr.Dataset, what: str = "dataset") -> xr.Dataset:
         ds = ds.isel(lon=first)
     lat_index = ds.indexes["lat"]
     if not lat_index.is_monotonic_decreasing:
-        if lat_index.is_monotonic_increasing:
-            ds = ds.isel(lat=slice(None, None, -1))
-        else:
-            ds = ds.sortby("lat", ascending=False)
+        ascending = lat_index.is_monotonic_increasing
+        ds = ds.isel(lat=slice(None, None, -1)) if ascending else ds.sortby("lat", ascending=False)
     for coord, units in (("lat", "degrees_north"), ("lon", "degrees_east")):
         ds[coord].attrs.update(units=units, standard_name="latitude" if coord == "lat" else "longitude")
     leading = [d for d in (ENSEMBLE_DIM, "time") if d in ds.dims]

@@ -45,7 +45,9 @@ class Grid:
 
     @property
     def lat(self) -> np.ndarray:
-        """Latitudes in degrees, north to south."""
+        """Latitudes in degrees, north to south (exact multiples of the spacing for equiangular grids)."""
+        if self.kind == "equiangular":
+            return np.linspace(90.0, -90.0, self.nlat)
         return np.rad2deg(-np.arcsin(self._nodes[0]))
 
     @property

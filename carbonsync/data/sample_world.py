@@ -51,7 +51,7 @@ class SampleWorldConfig:
     relax_days: float = 5.0
     stirring: float = 2e-11
     stirring_memory_days: float = 2.0
-    wind_scale: float = 0.45
+    wind_scale: float = 0.3
     zones: list[dict] = field(default_factory=list)
 
     @property
@@ -167,7 +167,6 @@ def _integrate(cfg: SampleWorldConfig, progress: bool) -> dict[str, np.ndarray]:
 def generate_weather(cfg: SampleWorldConfig, progress: bool = True) -> xr.Dataset:
     """Hourly sample-world weather in the canonical layout (dims time, lat, lon; lat north to south)."""
     grid = cfg.grid
-    torch.manual_seed(cfg.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the spectral ops are tiny: more threads only add overhead
     try:
@@ -218,7 +217,7 @@ def generate_weather(cfg: SampleWorldConfig, progress: bool = True) -> xr.Datase
 def solarposition_declination(times: pd.DatetimeIndex) -> np.ndarray:
     from pvlib.solarposition import declination_spencer71
 
-    return declination_spencer71(pd.DatetimeIndex(times).dayofyear.to_numpy(dtype=float))
+    return declination_spencer71(pd.DatetimeIndex(times).day_of_year.to_numpy(dtype=float))
 
 
 def zone_truth(weather: xr.Dataset, zones: list[Zone]) -> xr.Dataset:
@@ -236,7 +235,7 @@ def write_sample_world(cfg: SampleWorldConfig, out_dir: str | Path, train_period
     """Generate the sample world and write weather.zarr (+ training-split statistics), zones and truth."""
     import yaml
 
-    from carbonsync.data.store import atomic_path, compute_stats, write_canonical, write_stats
+    from carbonsync.data.store import atomic_path, compute_stats, to_zarr, write_canonical, write_stats
     from carbonsync.data.zones import load_zones, zones_to_dicts
 
     out = Path(out_dir)
@@ -246,7 +245,7 @@ def write_sample_world(cfg: SampleWorldConfig, out_dir: str | Path, train_period
     write_stats(compute_stats(weather, train_period), weather_path)
     truth = zone_truth(weather, zones)
     with atomic_path(out / "zone_truth.zarr") as tmp:
-        truth.to_zarr(tmp, mode="w", consolidated=True, zarr_format=3)
+        to_zarr(truth, tmp)
     with atomic_path(out / "zones.yaml") as tmp:
         tmp.write_text(yaml.safe_dump({"zones": zones_to_dicts(zones)}, sort_keys=False))
     return {"weather": weather_path, "zone_truth": out / "zone_truth.zarr", "zones": out / "zones.yaml"}

@@ -12,6 +12,7 @@ import xarray as xr
 from pvlib import clearsky, irradiance, solarposition
 
 HOUR_S = 3600.0
+SOLAR_CONSTANT = 1361.0  # W m-2, total solar irradiance at 1 au (Kopp & Lean 2011; the value ECMWF's IFS uses)
 
 
 def _as_index(times: np.ndarray | pd.DatetimeIndex | xr.DataArray) -> pd.DatetimeIndex:
@@ -19,20 +20,37 @@ def _as_index(times: np.ndarray | pd.DatetimeIndex | xr.DataArray) -> pd.Datetim
     return index.tz_localize(None) if index.tz is not None else index
 
 
+def _declination_hour_angle(dayofyear, hour_utc, lon) -> tuple[np.ndarray, np.ndarray]:
+    """Declination and hour angle (radians, broadcasting) from Spencer (1971) formulas in pvlib.
+
+    The day of year is made fractional with the UTC hour: the declination moves ~0.4 degrees a day.
+    """
+    doy = np.asarray(dayofyear, dtype=float) + np.asarray(hour_utc, dtype=float) / 24.0
+    declination = solarposition.declination_spencer71(doy)
+    eot_min = solarposition.equation_of_time_spencer71(doy)
+    hour_angle = np.deg2rad((15.0 * (hour_utc - 12.0) + lon + eot_min / 4.0 + 180.0) % 360.0 - 180.0)
+    return declination, hour_angle
+
+
+def solar_position(dayofyear, hour_utc, lat, lon) -> tuple[np.ndarray, np.ndarray]:
+    """Solar zenith and azimuth in degrees for broadcasting arrays of day of year, UTC hour, lat, lon."""
+    declination, hour_angle = _declination_hour_angle(dayofyear, hour_utc, lon)
+    lat_r = np.deg2rad(lat)
+    zenith = solarposition.solar_zenith_analytical(lat_r, hour_angle, declination)
+    azimuth = solarposition.solar_azimuth_analytical(lat_r, hour_angle, declination, zenith)
+    return np.rad2deg(zenith), np.rad2deg(azimuth) % 360.0
+
+
 def cos_zenith(times, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Cosine of the solar zenith angle, shape (time, lat, lon), from Spencer (1971) declination and
-    equation of time (pvlib) and the hour angle at each longitude."""
+    """Cosine of the solar zenith angle at each time and grid point, shape (time, lat, lon)."""
     index = _as_index(times)
-    doy = index.dayofyear.to_numpy(dtype=float)
-    declination = solarposition.declination_spencer71(doy)  # radians
-    eot_min = solarposition.equation_of_time_spencer71(doy)  # minutes
     utc_hours = (index - index.normalize()).total_seconds().to_numpy() / HOUR_S
-    hour_angle = np.deg2rad(
-        15.0 * (utc_hours[:, None, None] - 12.0) + np.asarray(lon)[None, None, :] + eot_min[:, None, None] / 4.0
+    doy = index.day_of_year.to_numpy(dtype=float)
+    declination, hour_angle = _declination_hour_angle(
+        doy[:, None, None], utc_hours[:, None, None], np.asarray(lon, dtype=float)[None, None, :]
     )
-    lat_r = np.deg2rad(np.asarray(lat))[None, :, None]
-    dec = declination[:, None, None]
-    return np.sin(lat_r) * np.sin(dec) + np.cos(lat_r) * np.cos(dec) * np.cos(hour_angle)
+    lat_r = np.deg2rad(np.asarray(lat, dtype=float))[None, :, None]
+    return np.sin(lat_r) * np.sin(declination) + np.cos(lat_r) * np.cos(declination) * np.cos(hour_angle)
 
 
 def _hour_substeps(times, substeps: int) -> pd.DatetimeIndex:
@@ -51,7 +69,9 @@ def hourly_mean_cos_zenith(times, lat, lon, substeps: int = 6) -> np.ndarray:
 def toa_hourly(times, lat, lon, substeps: int = 6) -> np.ndarray:
     """Top-of-atmosphere incident solar radiation accumulated over the hour ending at each time (J m-2)."""
     sub_times = _hour_substeps(times, substeps)
-    dni_extra = np.asarray(irradiance.get_extra_radiation(sub_times.dayofyear.to_numpy()))  # W m-2, normal
+    dni_extra = np.asarray(  # W m-2, normal incidence
+        irradiance.get_extra_radiation(sub_times.day_of_year.to_numpy(), solar_constant=SOLAR_CONSTANT)
+    )
     sub = cos_zenith(sub_times, lat, lon).clip(min=0.0) * dni_extra[:, None, None]
     return sub.reshape(len(times), substeps, len(lat), len(lon)).mean(axis=1) * HOUR_S
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,27 @@ def write_json_atomic(obj: object, path: str | Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, default=str))
 
 
+def to_zarr(ds: xr.Dataset, path: str | Path, group: str | None = None, mode: str = "w",
+            consolidated: bool = True) -> None:
+    """Write ``ds`` as Zarr v3. String coordinates become variable-length UTF-8 (fixed-length strings
+    have no v3 specification); consolidated metadata is a zarr-python extension to v3 that we rely on for
+    fast opens, so its warning is silenced here, in one place."""
+    strings = {k: ds[k].compute().astype(object) for k in ds.coords if ds[k].dtype.kind == "U"}
+    ds = ds.assign_coords(strings) if strings else ds
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        ds.to_zarr(path, group=group, mode=mode, consolidated=consolidated, zarr_format=3)
+
+
+def consolidate(path: str | Path) -> None:
+    """Consolidate the metadata of every group of the Zarr store at ``path``."""
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(str(path))
+
+
 def write_canonical(ds: xr.Dataset, path: str | Path, chunks: dict[str, int] | None = None) -> Path:
     """Validate ``ds`` and write it as a consolidated Zarr store at ``path`` (atomically)."""
     validate_weather(ds)
@@ -60,7 +82,7 @@ def write_canonical(ds: xr.Dataset, path: str | Path, chunks: dict[str, int] | N
     for name in ds.data_vars:
         ds[name].encoding = {}
     with atomic_path(path) as tmp:
-        ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=3)
+        to_zarr(ds, tmp)
     return Path(path)
 
 

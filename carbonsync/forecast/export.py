@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync import __version__
-from carbonsync.data.store import atomic_path
+from carbonsync.data.store import atomic_path, consolidate, to_zarr
 
 ZONE_PRODUCTS = ("wind_cf", "solar_cf", "renewable_share", "carbon_intensity")
 
@@ -62,13 +62,10 @@ def write_forecast_store(forecasts: Sequence[tuple[pd.Timestamp, xr.Dataset, xr.
         for name in ds.variables:
             ds[name].encoding = {}
     with atomic_path(path) as tmp:
-        root = xr.Dataset(attrs=attrs)
-        root.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
-        gridded.to_zarr(tmp, group="gridded", mode="a", zarr_format=3, consolidated=False)
-        zones.to_zarr(tmp, group="zones", mode="a", zarr_format=3, consolidated=False)
-        import zarr
-
-        zarr.consolidate_metadata(str(tmp))
+        to_zarr(xr.Dataset(attrs=attrs), tmp, consolidated=False)
+        to_zarr(gridded, tmp, group="gridded", mode="a", consolidated=False)
+        to_zarr(zones, tmp, group="zones", mode="a", consolidated=False)
+        consolidate(tmp)
     return Path(path)
 
 

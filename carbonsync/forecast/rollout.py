@@ -27,13 +27,15 @@ class Forecaster:
     backbone: ModelPackage
     irradiance: ModelPackage
     head: ModelPackage | None = None
+    turbine: str = "E-126/4200"
 
     @classmethod
     def from_dir(cls, packages: str | Path, with_head: bool = True) -> Forecaster:
         """Load ``backbone``, ``irradiance`` (and ``head``) packages from one directory."""
         packages = Path(packages)
         head = load_package(packages / "head") if with_head else None
-        return cls(load_package(packages / "backbone"), load_package(packages / "irradiance"), head)
+        turbine = head.metadata["extra"].get("turbine", cls.turbine) if head else cls.turbine
+        return cls(load_package(packages / "backbone"), load_package(packages / "irradiance"), head, turbine)
 
     @property
     def channels(self) -> list[str]:
@@ -49,7 +51,8 @@ class Forecaster:
 
     def initial_state(self, weather: xr.Dataset, init_time: pd.Timestamp) -> torch.Tensor:
         """The normalised state (1, C, H, W) at ``init_time`` from a canonical dataset, checked."""
-        self.backbone.check_compatible(self.channels, Grid.infer(weather))
+        present = [c for c in self.channels if c in weather.data_vars]
+        self.backbone.check_compatible(present, Grid.infer(weather))
         if init_time not in weather.indexes["time"]:
             raise WeatherDataError(f"initial time {init_time} is not in the weather data")
         values = weather[self.channels].sel(time=init_time).to_array("channel").values.astype(np.float32)
@@ -105,7 +108,7 @@ class Forecaster:
         from carbonsync.models.physics import zone_products
 
         physical = zone_products(hourly["u100"], hourly["v100"], hourly["ssrd"], zones, self.grid,
-                                 t2m=hourly.get("t2m"))
+                                 t2m=hourly.get("t2m"), turbine=self.turbine)
         if self.head is None:
             return physical
         corrected = predict(self.head.model, HeadFeatures.from_products(physical, zones), zones)

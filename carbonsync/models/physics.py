@@ -22,6 +22,7 @@ import pvlib
 import xarray as xr
 
 from carbonsync.data.grid import Grid
+from carbonsync.data.solar import solar_position
 from carbonsync.data.zones import Zone, zone_masks
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "power_curve",
     "hub_height_speed",
     "wind_capacity_factor",
-    "solar_position",
     "default_tilt",
     "solar_capacity_factor",
     "zone_average",
@@ -195,19 +195,6 @@ def wind_capacity_factor(
 
 
 # ---------------------------------------------------------------------------------------------- solar
-
-
-def solar_position(
-    dayofyear: np.ndarray, hour_utc: np.ndarray, lat: np.ndarray, lon: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Solar zenith and azimuth in degrees (broadcasting) from pvlib's analytical Spencer formulas."""
-    dec = pvlib.solarposition.declination_spencer71(dayofyear)
-    eot = pvlib.solarposition.equation_of_time_spencer71(dayofyear)  # minutes
-    hour_angle = np.deg2rad((15.0 * (hour_utc - 12.0) + lon + eot / 4.0 + 180.0) % 360.0 - 180.0)
-    lat_rad = np.deg2rad(lat)
-    zen = pvlib.solarposition.solar_zenith_analytical(lat_rad, hour_angle, dec)
-    azi = pvlib.solarposition.solar_azimuth_analytical(lat_rad, hour_angle, dec, zen)
-    return np.rad2deg(zen), np.rad2deg(azi) % 360.0
 
 
 def default_tilt(lat: np.ndarray | float) -> np.ndarray:

@@ -55,7 +55,28 @@ def build_sfno(model_cfg: Any, grid: Grid) -> SFNO:
         forcing_channels=len(model_cfg.forcing), embed_dim=model_cfg.embed_dim,
         num_layers=model_cfg.num_layers, scale_factor=model_cfg.scale_factor, mlp_ratio=model_cfg.mlp_ratio,
         lmax=model_cfg.lmax, mmax=model_cfg.mmax, residual_prediction=True,
+        output_gain=float(model_cfg.get("output_gain", 0.0)),
     ))
+
+
+def loss_channel_weights(setting: Any, states: torch.Tensor, pairs: np.ndarray, weights: torch.Tensor) -> torch.Tensor:
+    """Per-channel loss weights: a list, ``null`` (equal) or ``tendency``.
+
+    ``tendency`` weights each channel by the inverse variance of its one-step change on the training
+    split, so slowly varying channels (z500 moves a few hundredths of its climatological spread in 6 h)
+    count as much as fast ones: the model learns every channel's increment, not only the noisiest.
+    """
+    n = states.shape[1]
+    if setting is None:
+        return torch.ones(n)
+    if setting == "tendency":
+        change = states[pairs + 1] - states[pairs]
+        variance = (change.pow(2) * weights).sum((-2, -1)).mean(0)
+        return 1.0 / variance.clamp_min(1e-8)
+    values = torch.as_tensor(list(setting), dtype=torch.float32)
+    if values.numel() != n:
+        raise ValueError(f"train.backbone.channel_weights has {values.numel()} values for {n} channels")
+    return values
 
 
 @torch.no_grad()
@@ -92,7 +113,7 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
 
     model = build_sfno(mcfg, grid).to(device)
     weights = torch.as_tensor(grid.quadrature_weights().values, dtype=torch.float32)
-    channel_weights = torch.as_tensor(tcfg.channel_weights or [1.0] * len(channels), dtype=torch.float32)
+    channel_weights = loss_channel_weights(tcfg.channel_weights, train_states, train_pairs, weights)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     steps_per_epoch = int(np.ceil(len(train_pairs) / tcfg.batch_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(tcfg.epochs * steps_per_epoch, 1))
@@ -129,9 +150,8 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
         metrics |= {f"val/rmse_{c}": float(v) for c, v in zip(channels, val["model"], strict=True)}
         tracker.log(metrics, step=epoch)
         checkpoints.save(epoch, model, optimizer, scheduler, extra={"val": {k: v.tolist() for k, v in val.items()}})
-        if progress:
-            skill = 1 - val["model"] / val["persistence"]
-            print(f"backbone epoch {epoch + 1}: loss {metrics['train/loss']:.4f}, {throughput:.1f} samples/s, "
+        skill = 1 - val["model"] / val["persistence"]
+        print(f"backbone epoch {epoch + 1}: loss {metrics['train/loss']:.4f}, {throughput:.1f} samples/s, "
                   "val 6 h RMSE skill vs persistence " + ", ".join(f"{c} {s:+.0%}" for c, s in zip(channels, skill, strict=True)))
     tracker.finish()
     return save_package(

@@ -121,9 +121,8 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
         model.to(device)
         tracker.log({"train/loss": float(np.mean(losses)), **{f"val/{k}": v for k, v in scores.items()}}, step=epoch)
         checkpoints.save(epoch, model, optimizer, scheduler, extra=scores)
-        if progress:
-            print(f"irradiance epoch {epoch + 1}: loss {np.mean(losses):.5f}, val RMSE {scores['rmse_wm2']:.1f} W m-2 "
-                  f"(clear sky x mean clearness: {scores['clear_sky_rmse_wm2']:.1f} W m-2)")
+        print(f"irradiance epoch {epoch + 1}: loss {np.mean(losses):.5f}, val RMSE {scores['rmse_wm2']:.1f} W m-2 "
+              f"(clear sky x mean clearness: {scores['clear_sky_rmse_wm2']:.1f} W m-2)")
     tracker.finish()
     return save_package(
         out_dir / "packages" / "irradiance", model.cpu(), kind="afno", config=model.config.to_dict(),
