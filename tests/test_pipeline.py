@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import xarray as xr
 
 from carbonsync.cli import STAGES
@@ -148,6 +149,50 @@ def test_failed_export_leaves_no_store(two_forecasts, tmp_path):
     with pytest.raises(ForecastStoreError, match="carbon_intensity"):
         write_forecast_store([(init, gridded, zones.drop_vars("carbon_intensity"))], target, {})
     assert not list(tmp_path.glob("bad.zarr*"))
+
+
+def test_export_rejects_out_of_range_products(two_forecasts, tmp_path):
+    init, gridded, zones = two_forecasts[0]
+    broken = zones.assign(renewable_share=zones["renewable_share"] * 0 + 1.5)
+    with pytest.raises(ForecastStoreError, match=r"renewable_share.*outside"):
+        write_forecast_store([(init, gridded, broken)], tmp_path / "bad.zarr", {})
+    nan = zones.assign(wind_cf=zones["wind_cf"].where(zones["wind_cf"] < 0))
+    with pytest.raises(ForecastStoreError, match="wind_cf.*non-finite"):
+        write_forecast_store([(init, gridded, nan)], tmp_path / "bad.zarr", {})
+
+
+def test_training_resumes_from_checkpoint(run, tmp_path):
+    """A second run with more epochs continues from the saved epoch instead of starting over."""
+    import shutil
+
+    from carbonsync.train.backbone import train_backbone
+
+    shutil.copytree(RunPaths(run.run_dir).data, tmp_path / "data")
+    cfg = compose(["size=tiny", f"run_dir={tmp_path}", "progress=false", "train.backbone.epochs=1"])
+    weather = RunPaths(tmp_path).weather
+    train_backbone(cfg, weather, tmp_path, progress=False)
+    first = torch.load(tmp_path / "checkpoints/backbone/last.pt", weights_only=False)
+    assert first["epoch"] == 0
+    cfg2 = compose(["size=tiny", f"run_dir={tmp_path}", "progress=false", "train.backbone.epochs=2"])
+    train_backbone(cfg2, weather, tmp_path, progress=False)
+    second = torch.load(tmp_path / "checkpoints/backbone/last.pt", weights_only=False)
+    assert second["epoch"] == 1
+    assert second["scheduler"]["last_epoch"] > first["scheduler"]["last_epoch"]
+
+
+def test_wandb_offline_tracking(tmp_path):
+    from omegaconf import OmegaConf
+
+    from carbonsync.train.common import Tracker
+
+    tracker = Tracker(OmegaConf.create({"backend": "wandb", "project": "carbonsync-test", "mode": "offline"}),
+                      tmp_path, "unit", {"lr": 1e-3})
+    tracker.log({"train/loss": 1.0}, step=0)
+    tracker.finish()
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+    with pytest.raises(ValueError, match="tensorboard"):
+        Tracker(OmegaConf.create({"backend": "tensorboard"}), tmp_path, "unit")
 
 
 def test_placement_and_plots(run):

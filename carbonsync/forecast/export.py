@@ -40,6 +40,20 @@ def _with_valid_time(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+def check_zone_products(zones: xr.Dataset) -> None:
+    """Every product present and finite; shares and capacity factors in [0, 1], intensities >= 0."""
+    for name in ZONE_PRODUCTS:
+        if name not in zones:
+            raise ForecastStoreError(f"zone forecasts lack '{name}'")
+        values = zones[name].values
+        if not np.isfinite(values).all():
+            raise ForecastStoreError(f"zone forecast '{name}' has {int((~np.isfinite(values)).sum())} non-finite values")
+        upper = np.inf if name == "carbon_intensity" else 1.0
+        if values.min() < 0 or values.max() > upper:
+            raise ForecastStoreError(
+                f"zone forecast '{name}' spans [{values.min():.4g}, {values.max():.4g}], outside [0, {upper}]")
+
+
 def write_forecast_store(forecasts: Sequence[tuple[pd.Timestamp, xr.Dataset, xr.Dataset]], path: str | Path,
                          provenance: dict[str, str]) -> Path:
     """Write forecasts ``(init_time, gridded(time, lat, lon), zones(time, zone[, quantile]))`` as one store."""
@@ -47,9 +61,7 @@ def write_forecast_store(forecasts: Sequence[tuple[pd.Timestamp, xr.Dataset, xr.
         raise ForecastStoreError("no forecasts to write")
     gridded = _with_valid_time(xr.concat([to_lead_time(g, pd.Timestamp(t)) for t, g, _ in forecasts], "init_time"))
     zones = _with_valid_time(xr.concat([to_lead_time(z, pd.Timestamp(t)) for t, _, z in forecasts], "init_time"))
-    for name in ZONE_PRODUCTS:
-        if name not in zones:
-            raise ForecastStoreError(f"zone forecasts lack '{name}'")
+    check_zone_products(zones)
     attrs = {
         "title": "CarbonSync forecast", "Conventions": "CF-1.8", "code_version": f"carbonsync {__version__}",
         "created": pd.Timestamp.now(tz="UTC").isoformat(), **{k: str(v) for k, v in provenance.items()},
