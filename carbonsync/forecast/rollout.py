@@ -102,16 +102,24 @@ class Forecaster:
         ds.attrs.update({"grid": grid.attr()})
         return ds
 
+    @staticmethod
+    def head_features(physical: xr.Dataset, zones: list[Zone]):
+        """Head features of one forecast's physical products; lead time counts from its first time."""
+        from carbonsync.models.head import HeadFeatures
+
+        times = pd.DatetimeIndex(physical.time.values)
+        return HeadFeatures.from_products(physical, zones, lead_hours=(times - times[0]) / pd.Timedelta(hours=1))
+
     def zone_products(self, hourly: xr.Dataset, zones: list[Zone]) -> xr.Dataset:
         """Zone wind/solar CF and renewable share (time, zone[, quantile]) from hourly gridded fields."""
-        from carbonsync.models.head import HeadFeatures, predict
+        from carbonsync.models.head import predict
         from carbonsync.models.physics import zone_products
 
         physical = zone_products(hourly["u100"], hourly["v100"], hourly["ssrd"], zones, self.grid,
                                  t2m=hourly.get("t2m"), turbine=self.turbine)
         if self.head is None:
             return physical
-        corrected = predict(self.head.model, HeadFeatures.from_products(physical, zones), zones)
+        corrected = predict(self.head.model, self.head_features(physical, zones), zones)
         fossil = xr.DataArray([z.fossil_intensity for z in zones], dims="zone", coords={"zone": corrected.zone})
         corrected["carbon_intensity"] = ((1.0 - corrected["renewable_share"]) * fossil).assign_attrs(
             physical["carbon_intensity"].attrs)

@@ -1,7 +1,10 @@
 """The regional head: a small learned correction of the physical zone capacity factors, with quantiles.
 
 For every (time, zone) sample the head sees the physical wind and solar CF, the zone-mean 100 m wind speed
-and GHI, the UTC hour and the day of year (as sin/cos pairs) and a learned zone embedding. An MLP outputs,
+and GHI, the UTC hour (as a sin/cos pair), the forecast lead time in days (0 for analyses and
+observations) and a learned zone embedding. Lead time lets the correction widen and shrink with forecast
+error; the day of year is deliberately not a feature: training periods are weeks long, and a seasonal
+feature only extrapolates outside them. An MLP outputs,
 per CF, a shift in logit space (``cf = sigmoid(logit(phys) + delta)``) and monotone quantiles
 (``base + cumsum(softplus(offsets))``, also in logit space around the physical CF). Solar outputs are
 exactly 0 whenever the physical solar CF is 0 (sun down).
@@ -33,7 +36,7 @@ __all__ = [
     "predict",
 ]
 
-FEATURES = ("wind_cf", "solar_cf", "wind_speed", "ghi", "hour_sin", "hour_cos", "doy_sin", "doy_cos")
+FEATURES = ("wind_cf", "solar_cf", "wind_speed", "ghi", "hour_sin", "hour_cos", "lead_days")
 TARGETS = ("wind_cf", "solar_cf")
 WIND_SPEED_SCALE = 10.0  # m s-1, wind speed feature = zone-mean speed / 10
 GHI_SCALE = 1000.0  # W m-2
@@ -69,11 +72,13 @@ class HeadFeatures:
         zones: Sequence[Zone] | None = None,
         wind_speed: xr.DataArray | None = None,
         ghi: xr.DataArray | None = None,
+        lead_hours: np.ndarray | None = None,
     ) -> HeadFeatures:
         """Build features from a :func:`~carbonsync.models.physics.zone_products` Dataset.
 
         ``wind_speed`` (m s-1) and ``ghi`` (W m-2), both ``(time, zone)``, default to the Dataset's own
-        ``wind_speed`` and ``ghi`` variables.
+        ``wind_speed`` and ``ghi`` variables. ``lead_hours`` (one per time) is the forecast lead time;
+        ``None`` means analyses or observations (lead 0).
         """
         wind_speed = products.get("wind_speed") if wind_speed is None else wind_speed
         ghi = products.get("ghi") if ghi is None else ghi
@@ -91,11 +96,12 @@ class HeadFeatures:
 
         t = xr.DataArray(np.asarray(times, dtype="datetime64[ns]"), dims="time")
         hour = (t.dt.hour + t.dt.minute / 60.0).values
-        doy = (t.dt.dayofyear - 1 + hour / 24.0).values
+        lead = np.zeros(len(times)) if lead_hours is None else np.asarray(lead_hours, dtype=np.float64)
+        if lead.shape != (len(times),):
+            raise ValueError(f"lead_hours has shape {lead.shape}, expected one value per time ({len(times)})")
         nz = len(zone_ids)
         per_time = [np.repeat(v[:, None], nz, axis=1) for v in (
-            np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24),
-            np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25))]
+            np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24), lead / 24.0)]
         cols = [np.clip(col(products["wind_cf"]), 0, 1), np.clip(col(products["solar_cf"]), 0, 1),
                 col(wind_speed) / WIND_SPEED_SCALE, col(ghi) / GHI_SCALE, *per_time]
         x = np.stack([c.reshape(-1) for c in cols], axis=1)

@@ -1,7 +1,8 @@
 """Train the regional head on hindcasts: forecast weather → physical CFs → corrected CFs vs zone truth.
 
-The head learns to correct the chain's forecasts, so it trains on hindcasts from the validation split
-(periods the backbone and diagnostic never trained on) and is scored on hindcasts from the test split.
+The head learns to correct the chain's forecasts (model output statistics on reforecasts), so it trains
+on hindcasts over ``train.head.splits``, chooses its epoch count on the last quarter of them in time (the
+validation split by default) and is scored on hindcasts from the test split, which it never sees.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def hindcast_features(forecaster: Forecaster, weather: xr.Dataset, truth: xr.Dat
     feats, targets = [], []
     for init in tqdm(init_times, desc="head: hindcasts", disable=not progress, leave=False):
         _, physical = forecaster.forecast(weather, init, lead_hours, zones)
-        physical = physical.isel(time=slice(1, None))  # lead 0 is the analysis, not a forecast
-        f = HeadFeatures.from_products(physical, zones)
+        f = forecaster.head_features(physical, zones)
+        f = _select_times(f, np.arange(1, len(f.times)))  # lead 0 is the analysis, not a forecast
         feats.append(f)
         targets.append(f.targets(truth))
     first = feats[0]
@@ -48,8 +49,15 @@ def hindcast_features(forecaster: Forecaster, weather: xr.Dataset, truth: xr.Dat
     return stacked, torch.cat(targets)
 
 
-def _subset(feats: HeadFeatures, rows: np.ndarray) -> HeadFeatures:
-    return HeadFeatures(feats.x[rows], feats.zone_index[rows], feats.times[rows], feats.zone_ids, feats.zones)
+def _rows(feats: HeadFeatures, time_index: np.ndarray) -> torch.Tensor:
+    """Feature rows (time-major, one per zone) of the given time indices."""
+    nz = len(feats.zone_ids)
+    return torch.as_tensor((np.asarray(time_index)[:, None] * nz + np.arange(nz)).ravel())
+
+
+def _select_times(feats: HeadFeatures, time_index: np.ndarray) -> HeadFeatures:
+    rows = _rows(feats, time_index)
+    return HeadFeatures(feats.x[rows], feats.zone_index[rows], feats.times[time_index], feats.zone_ids, feats.zones)
 
 
 def early_stopping_epochs(feats: HeadFeatures, targets: torch.Tensor, max_epochs: int, options: dict) -> int:
@@ -57,9 +65,9 @@ def early_stopping_epochs(feats: HeadFeatures, targets: torch.Tensor, max_epochs
     the rest (the head starts from the physical capacity factors, so few epochs stay close to them)."""
     order = np.argsort(feats.times, kind="stable")
     cut = int(len(order) * 0.75)
-    fit_rows, held_rows = order[:cut], order[cut:]
-    _, history = fit_head(_subset(feats, fit_rows), targets[fit_rows], epochs=max_epochs,
-                          valid=(_subset(feats, held_rows), targets[held_rows]), **options)
+    fit, held = order[:cut], order[cut:]
+    _, history = fit_head(_select_times(feats, fit), targets[_rows(feats, fit)], epochs=max_epochs,
+                          valid=(_select_times(feats, held), targets[_rows(feats, held)]), **options)
     return int(np.argmin(history["val_loss"])) + 1
 
 
@@ -71,18 +79,19 @@ def _rmse(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
 
 def train_head(cfg: Any, weather_path: str | Path, truth_path: str | Path, zones: list[Zone],
                packages: str | Path, progress: bool = True) -> tuple[Path, dict]:
-    """Fit the head on validation-split hindcasts; score it against the physical CFs on the test split."""
+    """Fit the head on hindcasts (``train.head.splits``); score it against the physical CFs on test hindcasts."""
     hcfg, tcfg = cfg.head, cfg.train.head
     forecaster = Forecaster.from_dir(packages, with_head=False)
     forecaster.turbine = str(hcfg.turbine)
     weather = open_canonical(weather_path)
     truth = xr.open_zarr(truth_path)
     lead = int(cfg.forecast.lead_hours)
-    sets = {}
-    for split in ("val", "test"):
-        inits = hindcast_init_times(tuple(cfg.data.splits[split]), int(tcfg.hindcast_every_h), lead)
-        sets[split] = hindcast_features(forecaster, weather, truth, zones, inits, lead, progress)
-    (train_x, train_y), (test_x, test_y) = sets["val"], sets["test"]
+    fit_periods = [tuple(cfg.data.splits[s]) for s in tcfg.get("splits", ["val"])]
+    fit_inits = pd.DatetimeIndex(np.concatenate([
+        hindcast_init_times(p, int(tcfg.hindcast_every_h), lead).values for p in fit_periods]))
+    train_x, train_y = hindcast_features(forecaster, weather, truth, zones, fit_inits, lead, progress)
+    test_inits = hindcast_init_times(tuple(cfg.data.splits.test), int(tcfg.hindcast_every_h), lead)
+    test_x, test_y = hindcast_features(forecaster, weather, truth, zones, test_inits, lead, progress)
     options = {"quantiles": list(hcfg.quantiles), "hidden": int(hcfg.hidden), "lr": float(tcfg.lr),
                "seed": int(cfg.train.seed)}
     epochs = early_stopping_epochs(train_x, train_y, int(tcfg.epochs), options)
@@ -92,7 +101,8 @@ def train_head(cfg: Any, weather_path: str | Path, truth_path: str | Path, zones
     scores = {
         "physical_rmse": dict(zip(("wind_cf", "solar_cf"), _rmse(test_x.phys, test_y).tolist(), strict=True)),
         "head_rmse": dict(zip(("wind_cf", "solar_cf"), _rmse(corrected, test_y).tolist(), strict=True)),
-        "epochs": epochs, "tuned_on": "val split hindcasts (epochs chosen on their last quarter)",
+        "epochs": epochs, "fit_on": f"hindcasts from splits {list(tcfg.get('splits', ['val']))}",
+        "tuned_on": "the last quarter (in time) of those hindcasts",
         "scored_on": "test split hindcasts", "final_loss": history["loss"][-1],
     }
     print("head on test hindcasts, RMSE physical -> corrected: " + ", ".join(
