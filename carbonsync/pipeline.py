@@ -77,13 +77,19 @@ def make_data(cfg: DictConfig) -> dict[str, Path]:
         return write_sample_world(world, p.data, tuple(cfg.data.splits.train), progress=cfg.progress)
     from carbonsync.data import era5
     from carbonsync.data.grid import Grid
+    from carbonsync.data.sample_world import write_zone_files
+    from carbonsync.data.store import open_canonical
+    from carbonsync.data.zones import load_zones
 
-    opener = era5.open_arco if cfg.data.kind == "era5_arco" else era5.open_wb2
+    openers = {"era5_arco": era5.open_arco, "era5_wb2": era5.open_wb2}
+    if cfg.data.kind not in openers:
+        raise ValueError(f"data.kind '{cfg.data.kind}' is not one of: sample_world, {', '.join(openers)}")
     span = slice(cfg.data.splits.train[0], cfg.data.splits.test[1])
-    source = opener(cfg.data.url, list(cfg.data.variables), time=span)
+    source = openers[cfg.data.kind](cfg.data.url, list(cfg.data.variables), time=span)
     era5.prepare_canonical(source, Grid(cfg.data.nlat, cfg.data.nlon), list(cfg.data.variables), p.weather,
-                           tuple(cfg.data.splits.train))
-    return {"weather": p.weather}
+                           tuple(cfg.data.splits.train), progress=cfg.progress)
+    zones = load_zones(cfg.data.zones_file)
+    return {"weather": p.weather, **write_zone_files(open_canonical(p.weather), zones, p.data)}
 
 
 def train_backbone(cfg: DictConfig) -> Path:

@@ -251,3 +251,28 @@ def test_config_is_consistent(overrides):
     jobs = load_queue(cfg.placement.queue)
     last_init = max(pd.Timestamp(t) for t in cfg.forecast.init_times)
     assert max(j.deadline for j in jobs) <= last_init + pd.Timedelta(hours=cfg.forecast.lead_hours)
+
+
+def test_prepare_era5_arco_layout_through_the_cli(tmp_path):
+    """`carbonsync prepare data=era5_arco` on a local store in the ARCO layout: canonical store,
+    training-split statistics and reanalysis-derived zone truth, all checked."""
+    from carbonsync.cli import main
+    from tests.test_era5 import make_store
+
+    times = pd.date_range("2021-01-01", periods=72, freq="h")
+    source = make_store(tmp_path / "arco.zarr", np.linspace(90, -90, 19), np.arange(36) * 10.0, times)
+    run_dir = tmp_path / "run"
+    main(["prepare", "data=era5_arco", f"data.url={source}", f"run_dir={run_dir}", "progress=false",
+          "data.nlat=17", "data.nlon=32", "data.variables=[u100,v100,z500,tcc,t2m,ssrd]",
+          "data.splits.train=[2021-01-01,2021-01-01T23:00]", "data.splits.val=[2021-01-02,2021-01-02T11:00]",
+          "data.splits.test=[2021-01-02T12:00,2021-01-03T23:00]"])
+    paths = RunPaths(run_dir)
+    weather = open_canonical(paths.weather, ["u100", "v100", "z500", "tcc", "t2m", "ssrd"])
+    assert Grid.infer(weather) == Grid(17, 32) and weather.sizes["time"] == 72
+    stats = read_stats(paths.weather)
+    assert stats["n_times"] == 24
+    t2m_train = weather["t2m"].isel(time=slice(0, 24)).astype(np.float64).weighted(Grid(17, 32).quadrature_weights())
+    assert stats["variables"]["t2m"]["mean"] == pytest.approx(float(t2m_train.mean()), rel=1e-6)
+    truth = xr.open_zarr(paths.truth)
+    assert truth["renewable_share"].dims == ("time", "zone") and truth.sizes["time"] == 72
+    assert float(truth["wind_cf"].max()) <= 1 and float(truth["solar_cf"].min()) >= 0

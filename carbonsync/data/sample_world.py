@@ -221,31 +221,44 @@ def solarposition_declination(times: pd.DatetimeIndex) -> np.ndarray:
 
 
 def zone_truth(weather: xr.Dataset, zones: list[Zone]) -> xr.Dataset:
-    """Observed zone products (wind_cf, solar_cf, renewable_share, carbon_intensity) of the sample world."""
+    """Zone products (wind_cf, solar_cf, renewable_share, carbon_intensity) implied by gridded weather.
+
+    For the sample world these are its observations; for a reanalysis they are reanalysis-derived
+    capacity factors (as renewables.ninja makes them), the stand-in until real zone observations are used.
+    """
     from carbonsync.models.physics import zone_products  # physics is a leaf module of models
 
     grid = Grid.from_attr(weather.attrs["grid"])
-    truth = zone_products(weather["u100"], weather["v100"], weather["ssrd"], zones, grid, t2m=weather["t2m"])
-    truth.attrs.update({k: weather.attrs[k] for k in ("title", "synthetic", "source", "grid", "generator")})
+    truth = zone_products(weather["u100"], weather["v100"], weather["ssrd"], zones, grid, t2m=weather.get("t2m"))
+    keys = ("title", "synthetic", "source", "grid", "generator")
+    truth.attrs.update({k: weather.attrs[k] for k in keys if k in weather.attrs})
     return truth
+
+
+def write_zone_files(weather: xr.Dataset, zones: list[Zone], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``zone_truth.zarr`` (zone products implied by ``weather``) and ``zones.yaml`` into ``out_dir``."""
+    import yaml
+
+    from carbonsync.data.store import atomic_path, to_zarr
+    from carbonsync.data.zones import zones_to_dicts
+
+    out = Path(out_dir)
+    with atomic_path(out / "zone_truth.zarr") as tmp:
+        to_zarr(zone_truth(weather, zones).compute(), tmp)
+    with atomic_path(out / "zones.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump({"zones": zones_to_dicts(zones)}, sort_keys=False))
+    return {"zone_truth": out / "zone_truth.zarr", "zones": out / "zones.yaml"}
 
 
 def write_sample_world(cfg: SampleWorldConfig, out_dir: str | Path, train_period: tuple[str, str],
                        progress: bool = True) -> dict[str, Path]:
     """Generate the sample world and write weather.zarr (+ training-split statistics), zones and truth."""
-    import yaml
-
-    from carbonsync.data.store import atomic_path, compute_stats, to_zarr, write_canonical, write_stats
-    from carbonsync.data.zones import load_zones, zones_to_dicts
+    from carbonsync.data.store import compute_stats, write_canonical, write_stats
+    from carbonsync.data.zones import load_zones
 
     out = Path(out_dir)
     zones = load_zones(cfg.zones)
     weather = generate_weather(cfg, progress=progress)
     weather_path = write_canonical(weather, out / "weather.zarr")
     write_stats(compute_stats(weather, train_period), weather_path)
-    truth = zone_truth(weather, zones)
-    with atomic_path(out / "zone_truth.zarr") as tmp:
-        to_zarr(truth, tmp)
-    with atomic_path(out / "zones.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump({"zones": zones_to_dicts(zones)}, sort_keys=False))
-    return {"weather": weather_path, "zone_truth": out / "zone_truth.zarr", "zones": out / "zones.yaml"}
+    return {"weather": weather_path, **write_zone_files(weather, zones, out)}
