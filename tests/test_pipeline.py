@@ -83,6 +83,9 @@ def test_forecast_store_layout_units_and_provenance(run):
         assert len(attrs["backbone_package_sha256"]) == 64
         assert attrs["code_version"].startswith("carbonsync")
     assert set(zones.zone.values) == {z.id for z in load_zones(RunPaths(run.run_dir).zones)}
+    root = xr.open_zarr(store)
+    assert "renewable_share(init_time, lead_time, zone) [1]" in root.attrs["layout_zones"]
+    assert "ssrd(init_time, lead_time, lat, lon) [J m-2]" in root.attrs["layout_gridded"]
 
 
 def test_forecast_is_deterministic_and_solar_is_dark_at_night(run):

@@ -54,6 +54,11 @@ def check_zone_products(zones: xr.Dataset) -> None:
                 f"zone forecast '{name}' spans [{values.min():.4g}, {values.max():.4g}], outside [0, {upper}]")
 
 
+def _describe(ds: xr.Dataset) -> str:
+    """One line per variable: name(dims) [units], for the store's root attributes."""
+    return "; ".join(f"{n}({', '.join(map(str, ds[n].dims))}) [{ds[n].attrs.get('units', '')}]" for n in ds.data_vars)
+
+
 def write_forecast_store(forecasts: Sequence[tuple[pd.Timestamp, xr.Dataset, xr.Dataset]], path: str | Path,
                          provenance: dict[str, str]) -> Path:
     """Write forecasts ``(init_time, gridded(time, lat, lon), zones(time, zone[, quantile]))`` as one store."""
@@ -74,7 +79,12 @@ def write_forecast_store(forecasts: Sequence[tuple[pd.Timestamp, xr.Dataset, xr.
         for name in ds.variables:
             ds[name].encoding = {}
     with atomic_path(path) as tmp:
-        to_zarr(xr.Dataset(attrs=attrs), tmp, consolidated=False)
+        layout = {
+            "layout_gridded": _describe(gridded), "layout_zones": _describe(zones),
+            "how_to_read": "xarray.open_zarr(store, group='zones') or group='gridded'; "
+                           "valid_time = init_time + lead_time",
+        }
+        to_zarr(xr.Dataset(attrs={**attrs, **layout}), tmp, consolidated=False)
         to_zarr(gridded, tmp, group="gridded", mode="a", consolidated=False)
         to_zarr(zones, tmp, group="zones", mode="a", consolidated=False)
         consolidate(tmp)
