@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import xarray as xr
 
 from carbonsync.cli import STAGES
@@ -162,25 +161,6 @@ def test_export_rejects_out_of_range_products(two_forecasts, tmp_path):
     nan = zones.assign(wind_cf=zones["wind_cf"].where(zones["wind_cf"] < 0))
     with pytest.raises(ForecastStoreError, match="wind_cf.*non-finite"):
         write_forecast_store([(init, gridded, nan)], tmp_path / "bad.zarr", {})
-
-
-def test_training_resumes_from_checkpoint(run, tmp_path):
-    """A second run with more epochs continues from the saved epoch instead of starting over."""
-    import shutil
-
-    from carbonsync.train.backbone import train_backbone
-
-    shutil.copytree(RunPaths(run.run_dir).data, tmp_path / "data")
-    cfg = compose(["size=tiny", f"run_dir={tmp_path}", "progress=false", "train.backbone.epochs=1"])
-    weather = RunPaths(tmp_path).weather
-    train_backbone(cfg, weather, tmp_path, progress=False)
-    first = torch.load(tmp_path / "checkpoints/backbone/last.pt", weights_only=False)
-    assert first["epoch"] == 0
-    cfg2 = compose(["size=tiny", f"run_dir={tmp_path}", "progress=false", "train.backbone.epochs=2"])
-    train_backbone(cfg2, weather, tmp_path, progress=False)
-    second = torch.load(tmp_path / "checkpoints/backbone/last.pt", weights_only=False)
-    assert second["epoch"] == 1
-    assert second["scheduler"]["last_epoch"] > first["scheduler"]["last_epoch"]
 
 
 def test_wandb_offline_tracking(tmp_path):

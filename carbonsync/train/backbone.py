@@ -1,14 +1,27 @@
-"""Train the SFNO backbone: one 6-hourly step, loss integrated over the sphere, AdamW + cosine schedule."""
+"""Train the SFNO backbone: one-step pre-training, then multi-step autoregressive fine-tuning.
+
+The loss integrates squared error over the sphere with the grid's quadrature weights (per-channel weights
+default to the inverse variance of each channel's 6-hourly change). AdamW with a cosine schedule per
+phase, gradient clipping, bf16 autocast on CUDA, seeded data order, and an atomic checkpoint after every
+epoch: a killed run restarted with the same command resumes there and ends with the same weights.
+Launched with ``torchrun`` it trains data-parallel (DDP; gloo on CPU), each rank on its share of every
+batch; rank 0 writes checkpoints, logs and the model package.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 import xarray as xr
 from tqdm.auto import tqdm
 
@@ -29,23 +42,41 @@ def normalise(values: np.ndarray, channels: list[str], stats: dict) -> np.ndarra
     return (values - mean) / std
 
 
-def load_states(ds: xr.Dataset, channels: list[str], stats: dict, period: tuple[str, str] | None,
-                dt_hours: int) -> tuple[pd.DatetimeIndex, torch.Tensor]:
-    """Normalised states every ``dt_hours`` within ``period``: times and a (T, C, H, W) float32 tensor."""
-    sub = ds[channels]
-    if period is not None:
-        sub = sub.sel(time=slice(*period))
+def state_times(ds: xr.Dataset, period: tuple[str, str] | None, dt_hours: int) -> xr.Dataset:
+    """The ``dt_hours``-hourly subset of ``ds`` within ``period`` (still lazy)."""
+    sub = ds.sel(time=slice(*period)) if period is not None else ds
     sub = sub.sel(time=(sub.time.dt.hour % dt_hours == 0) & (sub.time.dt.minute == 0))
     if sub.sizes["time"] < 2:
         raise WeatherDataError(f"period {period} holds fewer than two {dt_hours}-hourly states")
-    values = sub.to_array("channel").transpose("time", "channel", "lat", "lon").values.astype(np.float32)
-    return pd.DatetimeIndex(sub.time.values), torch.from_numpy(normalise(values, channels, stats))
+    return sub
+
+
+def read_states(sub: xr.Dataset, channels: list[str], stats: dict, index: np.ndarray | None = None) -> torch.Tensor:
+    """Normalised (T, C, H, W) float32 states of ``sub`` (at ``index`` along time, or all): reads through dask."""
+    part = sub[channels] if index is None else sub[channels].isel(time=index)
+    values = part.to_array("channel").transpose("time", "channel", "lat", "lon").values.astype(np.float32)
+    return torch.from_numpy(normalise(values, channels, stats))
+
+
+def load_states(ds: xr.Dataset, channels: list[str], stats: dict, period: tuple[str, str] | None,
+                dt_hours: int) -> tuple[pd.DatetimeIndex, torch.Tensor]:
+    """Normalised states every ``dt_hours`` within ``period``: times and a (T, C, H, W) float32 tensor."""
+    sub = state_times(ds, period, dt_hours)
+    return pd.DatetimeIndex(sub.time.values), read_states(sub, channels, stats)
+
+
+def rollout_starts(times: pd.DatetimeIndex, dt_hours: int, steps: int = 1) -> np.ndarray:
+    """Indices ``i`` from which ``steps`` consecutive ``dt_hours`` steps follow without a gap."""
+    regular = np.diff(times.values) == np.timedelta64(dt_hours, "h")  # unit-safe (ns, us or s indexes)
+    if len(regular) < steps:
+        return np.zeros(0, dtype=int)
+    window = np.lib.stride_tricks.sliding_window_view(regular, steps).all(axis=1)
+    return np.flatnonzero(window)
 
 
 def step_pairs(times: pd.DatetimeIndex, dt_hours: int) -> np.ndarray:
     """Indices ``i`` whose successor is exactly ``dt_hours`` later (gaps never form a pair)."""
-    gaps = np.diff(times.asi8) == pd.Timedelta(hours=dt_hours).value
-    return np.flatnonzero(gaps)
+    return rollout_starts(times, dt_hours, 1)
 
 
 def build_sfno(model_cfg: Any, grid: Grid) -> SFNO:
@@ -79,85 +110,222 @@ def loss_channel_weights(setting: Any, states: torch.Tensor, pairs: np.ndarray, 
     return values
 
 
+@dataclass
+class Batch:
+    """Initial states (B, C, H, W), forcing per step (K, B, F, H, W), targets per step (K, B, C, H, W)."""
+
+    x: torch.Tensor
+    forcing: torch.Tensor
+    targets: torch.Tensor
+
+
+class StateSource:
+    """Batches of K-step rollout windows, from memory or read from the Zarr store through dask.
+
+    With ``stream=True`` every batch is read from the store on demand and the next ``prefetch`` batches
+    are read in a background thread while the model trains on the current one.
+    """
+
+    def __init__(self, ds: xr.Dataset, channels: list[str], stats: dict, period: tuple[str, str], dt_hours: int,
+                 grid: Grid, stream: bool = False, prefetch: int = 2):
+        self.sub = state_times(ds, period, dt_hours)
+        self.times = pd.DatetimeIndex(self.sub.time.values)
+        self.channels, self.stats, self.grid, self.dt_hours = channels, stats, grid, dt_hours
+        self.stream, self.prefetch = stream, prefetch
+        self.states = None if stream else read_states(self.sub, channels, stats)
+        self.forcing = zenith_forcing(self.times, grid)
+        self.input_wait_s = 0.0
+
+    def starts(self, steps: int) -> np.ndarray:
+        return rollout_starts(self.times, self.dt_hours, steps)
+
+    def _read(self, start: np.ndarray, steps: int) -> Batch:
+        index = start[:, None] + np.arange(steps + 1)[None, :]  # (B, K+1)
+        if self.states is not None:
+            states = self.states[torch.as_tensor(index)]
+        else:
+            unique, inverse = np.unique(index, return_inverse=True)
+            states = read_states(self.sub, self.channels, self.stats, unique)[torch.as_tensor(inverse.reshape(index.shape))]
+        forcing = self.forcing[torch.as_tensor(index[:, :steps])]
+        return Batch(states[:, 0], forcing.transpose(0, 1), states[:, 1:].transpose(0, 1))
+
+    def batches(self, starts: np.ndarray, batch_size: int, steps: int):
+        """Yield batches of ``starts`` in order; the reads run ahead in a thread when streaming."""
+        chunks = [starts[i:i + batch_size] for i in range(0, len(starts), batch_size)]
+        if not self.stream:
+            yield from (self._read(c, steps) for c in chunks)
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = [pool.submit(self._read, c, steps) for c in chunks[: self.prefetch]]
+            for i in range(len(chunks)):
+                tic = time.perf_counter()
+                batch = pending.pop(0).result()
+                self.input_wait_s += time.perf_counter() - tic
+                if i + self.prefetch < len(chunks):
+                    pending.append(pool.submit(self._read, chunks[i + self.prefetch], steps))
+                yield batch
+
+
+def rollout_loss(model: torch.nn.Module, batch: Batch, weights: torch.Tensor, channel_weights: torch.Tensor,
+                 device: torch.device) -> torch.Tensor:
+    """Mean over the K autoregressive steps of the spherical loss (gradients flow through the rollout)."""
+    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    state, total = batch.x.to(device), 0.0
+    steps = batch.targets.shape[0]
+    with autocast:
+        for k in range(steps):
+            state = model(state, batch.forcing[k].to(device))
+            total = total + spherical_l2(state.float(), batch.targets[k].to(device), weights, channel_weights)
+    return total / steps
+
+
 @torch.no_grad()
 def evaluate_one_step(model: SFNO, states: torch.Tensor, forcing: torch.Tensor, pairs: np.ndarray,
                       weights: torch.Tensor, std: torch.Tensor, batch: int = 32) -> dict[str, np.ndarray]:
     """Area-weighted RMSE per channel (physical units) of the model and of persistence at one step."""
     model.eval()
-    sq_model = torch.zeros(states.shape[1], dtype=torch.float64)
+    device = next(model.parameters()).device
+    weights = weights.to(device)
+    sq_model = torch.zeros(states.shape[1], dtype=torch.float64, device=device)
     sq_persist = torch.zeros_like(sq_model)
     for start in range(0, len(pairs), batch):
         idx = torch.as_tensor(pairs[start:start + batch])
-        x, y = states[idx], states[idx + 1]
-        pred = model(x, forcing[idx])
+        x, y = states[idx].to(device), states[idx + 1].to(device)
+        pred = model(x, forcing[idx].to(device))
         sq_model += ((pred - y) ** 2 * weights).sum((-2, -1)).sum(0).double()
         sq_persist += ((x - y) ** 2 * weights).sum((-2, -1)).sum(0).double()
     n = max(len(pairs), 1)
-    return {"model": (sq_model / n).sqrt().numpy() * std.numpy(), "persistence": (sq_persist / n).sqrt().numpy() * std.numpy()}
+    scale = std.numpy()
+    return {"model": (sq_model / n).sqrt().cpu().numpy() * scale,
+            "persistence": (sq_persist / n).sqrt().cpu().numpy() * scale}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A training phase: ``epochs`` of ``steps``-step rollouts at learning rate ``lr`` (cosine-annealed)."""
+
+    name: str
+    epochs: int
+    steps: int
+    lr: float
+
+
+def training_phases(tcfg: Any) -> list[Phase]:
+    phases = [Phase("pretrain", int(tcfg.epochs), 1, float(tcfg.lr))]
+    if int(tcfg.get("finetune_epochs", 0)) > 0:
+        phases.append(Phase("finetune", int(tcfg.finetune_epochs), int(tcfg.rollout_steps), float(tcfg.finetune_lr)))
+    return phases
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size), initialising the process group when launched by torchrun."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, progress: bool = True) -> Path:
     """Train the backbone on the train split, report validation skill, and save its model package."""
     mcfg, tcfg = cfg.backbone, cfg.train.backbone
+    rank, world = distributed()
     seed_everything(cfg.train.seed)
     torch.set_num_threads(int(cfg.train.get("threads", 2)))
     device = select_device(cfg.train.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     ds = open_canonical(weather_path, list(mcfg.channels))
     stats = read_stats(weather_path)
     grid = Grid.infer(ds)
     channels = list(mcfg.channels)
-    train_times, train_states = load_states(ds, channels, stats, tuple(cfg.data.splits.train), mcfg.dt_hours)
+    train = StateSource(ds, channels, stats, tuple(cfg.data.splits.train), int(mcfg.dt_hours), grid,
+                        stream=bool(tcfg.get("stream", False)), prefetch=int(tcfg.get("prefetch", 2)))
     val_times, val_states = load_states(ds, channels, stats, tuple(cfg.data.splits.val), mcfg.dt_hours)
-    train_forcing, val_forcing = zenith_forcing(train_times, grid), zenith_forcing(val_times, grid)
-    train_pairs, val_pairs = step_pairs(train_times, mcfg.dt_hours), step_pairs(val_times, mcfg.dt_hours)
+    val_forcing, val_pairs = zenith_forcing(val_times, grid), step_pairs(val_times, mcfg.dt_hours)
 
     model = build_sfno(mcfg, grid).to(device)
-    weights = torch.as_tensor(grid.quadrature_weights().values, dtype=torch.float32)
-    channel_weights = loss_channel_weights(tcfg.channel_weights, train_states, train_pairs, weights)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    steps_per_epoch = int(np.ceil(len(train_pairs) / tcfg.batch_size))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(tcfg.epochs * steps_per_epoch, 1))
+    weights = torch.as_tensor(grid.quadrature_weights().values, dtype=torch.float32, device=device)
+    pairs = train.starts(1)
+    tendency_states = train.states if train.states is not None else read_states(train.sub, channels, stats)
+    channel_weights = loss_channel_weights(tcfg.channel_weights, tendency_states, pairs, weights.cpu()).to(device)
+    trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    phases = training_phases(tcfg)
     out_dir = Path(out_dir)
     checkpoints = Checkpointer(out_dir / "checkpoints" / "backbone")
-    start_epoch, _ = checkpoints.resume(model, optimizer, scheduler)
-    tracker = Tracker(cfg.get("logging"), out_dir, "backbone", {"model": dict(mcfg), "train": dict(tcfg)})
-    generator = torch.Generator().manual_seed(cfg.train.seed)
-
-    for epoch in range(start_epoch, tcfg.epochs):
-        generator.manual_seed(cfg.train.seed + epoch)
-        order = train_pairs[torch.randperm(len(train_pairs), generator=generator).numpy()]
-        model.train()
-        losses, tic = [], time.perf_counter()
-        bar = tqdm(range(0, len(order), tcfg.batch_size), desc=f"backbone epoch {epoch + 1}/{tcfg.epochs}",
-                   disable=not progress, leave=False)
-        for start in bar:
-            idx = torch.as_tensor(order[start:start + tcfg.batch_size])
-            x, y, f = train_states[idx].to(device), train_states[idx + 1].to(device), train_forcing[idx].to(device)
-            loss = spherical_l2(model(x, f), y, weights.to(device), channel_weights.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        throughput = len(order) / (time.perf_counter() - tic)
-        std = torch.tensor([stats["variables"][c]["std"] for c in channels])
-        val = evaluate_one_step(model.cpu(), val_states, val_forcing, val_pairs, weights, std)
-        model.to(device)
-        metrics = {"train/loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
-                   "samples_per_s": throughput}
-        metrics |= {f"val/rmse_{c}": float(v) for c, v in zip(channels, val["model"], strict=True)}
-        tracker.log(metrics, step=epoch)
-        checkpoints.save(epoch, model, optimizer, scheduler, extra={"val": {k: v.tolist() for k, v in val.items()}})
-        skill = 1 - val["model"] / val["persistence"]
-        print(f"backbone epoch {epoch + 1}: loss {metrics['train/loss']:.4f}, {throughput:.1f} samples/s, "
-                  "val 6 h RMSE skill vs persistence " + ", ".join(f"{c} {s:+.0%}" for c, s in zip(channels, skill, strict=True)))
+    tracker = Tracker(cfg.get("logging") if rank == 0 else None, out_dir, "backbone",
+                      {"model": dict(mcfg), "train": dict(tcfg), "world_size": world})
+    std = torch.tensor([stats["variables"][c]["std"] for c in channels])
+    last = checkpoints.load()
+    done = int(last["epoch"]) if last is not None else 0  # epochs completed, counted over all phases
+    epoch_global = 0
+    for phase in phases:
+        first, end = epoch_global, epoch_global + phase.epochs
+        epoch_global = end
+        if done >= end:  # finished in an earlier run
+            if done == end:
+                Checkpointer.restore(last, model)  # its last weights carry on into the next phase
+            continue
+        optimizer = torch.optim.AdamW(model.parameters(), lr=phase.lr, weight_decay=tcfg.weight_decay)
+        starts = train.starts(phase.steps)
+        steps_per_epoch = int(np.ceil(len(starts) / tcfg.batch_size))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(phase.epochs * steps_per_epoch, 1))
+        if first < done:  # killed during this phase: resume after its last completed epoch
+            Checkpointer.restore(last, model, optimizer, scheduler)
+        for epoch in range(max(done - first, 0), phase.epochs):
+            number = first + epoch + 1  # this epoch's number over all phases
+            generator = torch.Generator().manual_seed(int(cfg.train.seed) * 1000 + number)
+            order = starts[torch.randperm(len(starts), generator=generator).numpy()]
+            trained.train()
+            losses, tic = [], time.perf_counter()
+            train.input_wait_s = 0.0
+            # every rank sees every batch and trains on its slice of it: DDP's mean gradient is the batch's
+            batches = train.batches(order, tcfg.batch_size, phase.steps)
+            bar = tqdm(batches, total=steps_per_epoch, desc=f"backbone {phase.name} epoch {epoch + 1}/{phase.epochs}",
+                       disable=not progress or rank != 0, leave=False)
+            for batch in bar:
+                share = 1.0
+                if world > 1:
+                    size, part = batch.x.shape[0], slice(rank, None, world)
+                    batch = Batch(batch.x[part], batch.forcing[:, part], batch.targets[:, part])
+                    share = world * batch.x.shape[0] / size  # DDP averages over ranks: weight by slice size
+                if batch.x.shape[0] == 0:  # a rank with no sample still joins the gradient all-reduce
+                    loss = sum(p.sum() for p in trained.parameters()) * 0.0
+                else:
+                    loss = rollout_loss(trained, batch, weights, channel_weights, device)
+                optimizer.zero_grad(set_to_none=True)
+                (loss * share).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            elapsed = time.perf_counter() - tic
+            if rank != 0:
+                continue
+            val = evaluate_one_step(model, val_states, val_forcing, val_pairs, weights, std)
+            skill = 1 - val["model"] / val["persistence"]
+            metrics = {"train/loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
+                       "samples_per_s": len(order) / elapsed, "input_wait_fraction": train.input_wait_s / elapsed,
+                       "rollout_steps": phase.steps}
+            metrics |= {f"val/rmse_{c}": float(v) for c, v in zip(channels, val["model"], strict=True)}
+            tracker.log(metrics, step=number)
+            checkpoints.save(number, model, optimizer, scheduler,
+                             extra={"phase": phase.name, "val": {k: v.tolist() for k, v in val.items()}})
+            print(f"backbone {phase.name} epoch {epoch + 1}/{phase.epochs} ({phase.steps}-step): loss "
+                  f"{metrics['train/loss']:.4f}, {metrics['samples_per_s']:.1f} samples/s, val 6 h RMSE skill vs "
+                  "persistence " + ", ".join(f"{c} {s:+.0%}" for c, s in zip(channels, skill, strict=True)), flush=True)
     tracker.finish()
+    if world > 1:
+        dist.barrier()
+    if rank != 0:
+        return out_dir / "packages" / "backbone"
     return save_package(
         out_dir / "packages" / "backbone", model.cpu(), kind="sfno", config=model.config.to_dict(),
         channels=channels, grid=grid, dt_hours=int(mcfg.dt_hours),
-        stats={c: stats["variables"][c] for c in channels},
+        stats={c: stats["variables"][c] for c in channels}, forcing_channels=list(mcfg.forcing),
         extra={"forcing": list(mcfg.forcing), "train_period": list(cfg.data.splits.train),
+               "phases": [p.__dict__ for p in phases], "world_size": world,
                "data_source": ds.attrs.get("source", "unknown")},
     )

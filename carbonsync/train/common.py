@@ -51,19 +51,32 @@ class Checkpointer:
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
 
-    def resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               scheduler: Any | None = None) -> tuple[int, dict]:
-        """Load the last checkpoint if there is one; returns (next epoch, extra)."""
+    def load(self) -> dict | None:
+        """The last checkpoint, or None."""
         if not self.path.is_file():
-            return 0, {}
+            return None
         # The checkpoint holds RNG states (numpy arrays, tuples), so it cannot be weights-only; it is
         # our own file in our own run directory. Model packages for inference are weights-only.
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        return torch.load(self.path, map_location="cpu", weights_only=False)
+
+    @staticmethod
+    def restore(state: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                scheduler: Any | None = None) -> None:
+        """Put model, optimiser, scheduler and RNG back as they were when ``state`` was saved."""
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
             scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
+
+    def resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: Any | None = None) -> tuple[int, dict]:
+        """Load the last checkpoint if there is one; returns (next epoch, extra)."""
+        state = self.load()
+        if state is None:
+            return 0, {}
+        self.restore(state, model, optimizer, scheduler)
         return int(state["epoch"]) + 1, state.get("extra", {})
 
 
