@@ -20,6 +20,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "forecast": ("forecast", "run forecasts and export them to the forecast Zarr store"),
     "rank": ("rank", "rank regions and schedule the job queue from the latest forecast"),
     "plot": ("plots", "plot maps and zone renewable share from the forecast store"),
+    "evaluate": ("evaluate", "score the backbone by lead time against persistence and climatology (test split)"),
     "run": ("run_all", "the main job: every stage above, end to end"),
 }
 

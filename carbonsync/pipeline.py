@@ -163,6 +163,16 @@ def rank(cfg: DictConfig, print_table: bool = True) -> Any:
     return plan
 
 
+def evaluate(cfg: DictConfig) -> Path:
+    """Stage ``evaluate``: WeatherBench2-style scores of the backbone by lead time (NetCDF + plot)."""
+    from carbonsync.evaluate.skill import evaluate_backbone
+
+    _need(paths(cfg).packages / "backbone", "train-backbone")
+    ecfg = cfg.get("evaluate", {})
+    return evaluate_backbone(cfg, cfg.run_dir, split=ecfg.get("split", "test"), every_hours=int(ecfg.get("every_hours", 24)),
+                             max_lead_hours=int(ecfg.get("max_lead_hours", 120)), progress=cfg.progress)
+
+
 def plots(cfg: DictConfig) -> list[Path]:
     from carbonsync.plots import plot_forecast
 

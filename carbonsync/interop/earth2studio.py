@@ -269,7 +269,7 @@ def _naive_utc(t: Any) -> pd.Timestamp:
 def _times(time: Any) -> pd.DatetimeIndex:
     if isinstance(time, str | datetime | np.datetime64 | pd.Timestamp):
         time = [time]
-    return pd.DatetimeIndex([_naive_utc(t) for t in np.asarray(time, dtype=object).ravel()])
+    return pd.DatetimeIndex([_naive_utc(t) for t in np.asarray(time, dtype=object).ravel()]).as_unit("ns")
 
 
 class CanonicalStoreSource:
@@ -309,7 +309,7 @@ class CanonicalStoreSource:
             )
         data = [self.ds[c].sel(time=times.values).astype(np.float32).reset_coords(drop=True) for c in canonical]
         da = xr.concat(data, dim="variable", coords="minimal", compat="override", join="exact")
-        da = da.assign_coords(variable=np.array(names)).transpose("time", "variable", "lat", "lon")
+        da = da.assign_coords(time=times.values, variable=np.array(names)).transpose("time", "variable", "lat", "lon")
         da.name = None
         da.attrs = {}
         return da.load()
