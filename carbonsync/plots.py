@@ -12,7 +12,9 @@ from carbonsync.data.store import atomic_path
 from carbonsync.forecast.export import open_forecast
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure as PNG, atomically."""
+    path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     return path
@@ -21,10 +23,7 @@ def _save(fig, path: Path) -> Path:
 def plot_forecast(store: str | Path, truth: str | Path | None, out_dir: str | Path, lead_hours: int = 24) -> list[Path]:
     """Write ``forecast_maps.png`` (wind speed and ssrd at ``lead_hours`` of the last init) and
     ``renewable_share.png`` (zone forecasts with their 10-90 % band against truth, where given)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches the caller's backend
 
     out_dir = Path(out_dir)
     gridded, zones = open_forecast(store, "gridded"), open_forecast(store, "zones")
@@ -32,7 +31,8 @@ def plot_forecast(store: str | Path, truth: str | Path | None, out_dir: str | Pa
     lead = np.timedelta64(min(lead_hours, int(gridded.lead_time.values[-1] / np.timedelta64(1, "h"))), "h")
     g = gridded.sel(init_time=init, lead_time=lead).load()
     valid = pd.Timestamp(init) + pd.Timedelta(lead)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
+    fig = Figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, 2)
     speed = np.hypot(g.u100, g.v100)
     for ax, field, title, cmap, unit in (
         (axes[0], speed, "100 m wind speed", "viridis", "m s-1"),
@@ -45,14 +45,15 @@ def plot_forecast(store: str | Path, truth: str | Path | None, out_dir: str | Pa
         ax.set(title=f"{title}\nvalid {valid:%Y-%m-%d %H:%M} UTC (+{int(lead / np.timedelta64(1, 'h'))} h)",
                xlabel="longitude (deg E)", ylabel="latitude (deg N)", xlim=(0, 360), ylim=(-90, 90))
     fig.suptitle(f"CarbonSync forecast ({gridded.attrs.get('data_source', '')})", y=1.02)
-    paths = [_save(fig, out_dir / "forecast_maps.png")]
-    plt.close(fig)
+    paths = [save_png(fig, out_dir / "forecast_maps.png")]
 
     obs = xr.open_zarr(truth) if truth is not None and Path(truth).exists() else None
     z = zones.sel(init_time=init).load()
     times = pd.DatetimeIndex(pd.Timestamp(init) + pd.TimedeltaIndex(z.lead_time.values))
     n = z.sizes["zone"]
-    fig, axes = plt.subplots(int(np.ceil(n / 2)), 2, figsize=(13, 2.4 * np.ceil(n / 2)), sharex=True, squeeze=False)
+    rows = int(np.ceil(n / 2))
+    fig = Figure(figsize=(13, 2.4 * rows))
+    axes = fig.subplots(rows, 2, sharex=True, squeeze=False)
     for ax, zone in zip(axes.ravel(), z.zone.values, strict=False):
         share = z.renewable_share.sel(zone=zone)
         ax.plot(times, share, color="tab:green", label="forecast")
@@ -70,6 +71,5 @@ def plot_forecast(store: str | Path, truth: str | Path | None, out_dir: str | Pa
     fig.autofmt_xdate()
     fig.suptitle(f"Zone renewable share, init {pd.Timestamp(init):%Y-%m-%d %H:%M} UTC")
     fig.tight_layout()
-    paths.append(_save(fig, out_dir / "renewable_share.png"))
-    plt.close(fig)
+    paths.append(save_png(fig, out_dir / "renewable_share.png"))
     return paths

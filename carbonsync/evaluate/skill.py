@@ -213,18 +213,16 @@ def format_table(scores: xr.Dataset) -> str:
 
 def plot_skill(scores: xr.Dataset, path: str | Path, title: str = "") -> Path:
     """RMSE (top) and ACC (bottom) against lead time per channel: model, persistence and climatology."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: never switches the caller's backend
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from carbonsync.data.store import atomic_path
+    from carbonsync.plots import save_png
 
     channels = [str(c) for c in scores.channel.values]
     lead = scores.lead_hours.values / 24.0
     style = {"model": ("tab:blue", "-", "o"), "persistence": ("tab:orange", "--", "s"),
              "climatology": ("tab:gray", ":", "^")}
-    fig, axes = plt.subplots(2, len(channels), figsize=(3.2 * len(channels), 5.6), squeeze=False, sharex=True)
+    fig = Figure(figsize=(3.2 * len(channels), 5.6))
+    axes = fig.subplots(2, len(channels), squeeze=False, sharex=True)
     for j, (c, unit) in enumerate(zip(channels, scores.units.values, strict=True)):
         for row, metric in enumerate(("rmse", "acc")):
             ax = axes[row, j]
@@ -247,11 +245,7 @@ def plot_skill(scores: xr.Dataset, path: str | Path, title: str = "") -> Path:
                     color="tab:gray")
     fig.suptitle(title or "backbone skill", y=1.0)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours: int = 24, max_lead_hours: int = 120,

@@ -14,7 +14,7 @@ from carbonsync.data import lexicon
 from carbonsync.data.grid import Grid
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.data.zones import Zone
-from carbonsync.models.inputs import interpolation_weights, irradiance_inputs, zenith_forcing
+from carbonsync.models.inputs import backbone_forcing, interpolation_weights, irradiance_inputs
 from carbonsync.models.package import ModelPackage, load_package
 
 GRIDDED_VARIABLES = ("u100", "v100", "ssrd", "tcc", "t2m", "z500")
@@ -66,8 +66,9 @@ class Forecaster:
         times = pd.date_range(init_time, periods=steps + 1, freq=f"{self.dt_hours}h")
         model, grid = self.backbone.model, self.grid
         out = [state[0]]
+        forcing = backbone_forcing(times[:-1], grid, self.backbone.forcing_channels, self.dt_hours)
         for i in range(steps):
-            state = model(state, zenith_forcing(times[i : i + 1], grid))
+            state = model(state, forcing[i : i + 1])
             out.append(state[0])
         return times, torch.stack(out)
 

@@ -40,13 +40,13 @@ from carbonsync.data import lexicon
 from carbonsync.data.grid import Grid
 from carbonsync.data.store import open_canonical
 from carbonsync.data.validation import WeatherDataError, check_times, validate_weather
-from carbonsync.models.inputs import zenith_forcing
+from carbonsync.models.inputs import FORCINGS, backbone_forcing
 from carbonsync.models.package import ModelPackage, PackageError, load_package
 
 __all__ = ["CanonicalStoreSource", "CarbonSyncPrognostic", "CoordinateError", "e2s_names", "canonical_names"]
 
 SOURCE = "earth2studio"  # the lexicon's source key for earth2studio names
-SUPPORTED_FORCING = ("cos_zenith",)
+SUPPORTED_FORCING = tuple(FORCINGS)
 CoordSystem = OrderedDict  # earth2studio.utils.type.CoordSystem: OrderedDict[str, np.ndarray]
 
 
@@ -232,8 +232,10 @@ class CarbonSyncPrognostic(torch.nn.Module):
         state = self.package.normalise(x.reshape(b * t, c, h, w).to(torch.float32))
         forcing = None
         if self.package.forcing_channels:
-            cosz = zenith_forcing(self.valid_times(coords), self.grid).to(x.device)  # (T, 1, H, W)
-            forcing = cosz.unsqueeze(0).expand(b, -1, -1, -1, -1).reshape(b * t, 1, h, w)
+            names = self.package.forcing_channels
+            dt = self.package.dt_hours
+            f = backbone_forcing(self.valid_times(coords), self.grid, names, dt).to(x.device)  # (T, F, H, W)
+            forcing = f.unsqueeze(0).expand(b, -1, -1, -1, -1).reshape(b * t, len(names), h, w)
         y = self.package.denormalise(self.model(state, forcing))
         return y.reshape(b, t, 1, c, h, w).to(x.dtype), out_coords
 

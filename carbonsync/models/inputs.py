@@ -20,6 +20,23 @@ def zenith_forcing(times: pd.DatetimeIndex, grid: Grid) -> torch.Tensor:
     return torch.from_numpy(solar.cos_zenith(times, grid.lat, grid.lon).astype(np.float32)[:, None])
 
 
+FORCINGS = {"cos_zenith": 0, "cos_zenith_next": 1}  # forcing name -> offset in backbone steps
+
+
+def backbone_forcing(times: pd.DatetimeIndex, grid: Grid, names: list[str], dt_hours: float) -> torch.Tensor:
+    """The backbone's forcing channels for steps starting at ``times``, (T, F, H, W).
+
+    ``cos_zenith`` is the sun at the step's start, ``cos_zenith_next`` at its end: with both, a step
+    knows the sunlight its target is valid for (t2m's diurnal cycle), as GraphCast's forcings do.
+    """
+    unknown = [n for n in names if n not in FORCINGS]
+    if unknown:
+        raise ValueError(f"unknown backbone forcing {unknown}; known: {list(FORCINGS)}")
+    times = pd.DatetimeIndex(times)
+    parts = [zenith_forcing(times + pd.Timedelta(hours=FORCINGS[n] * dt_hours), grid) for n in names]
+    return torch.cat(parts, dim=1) if parts else torch.zeros(len(times), 0, grid.nlat, grid.nlon)
+
+
 def interpolation_weights(times: pd.DatetimeIndex, dt_hours: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """For each hour, the preceding ``dt_hours`` step and the linear weight of the following one."""
     before = times.floor(f"{dt_hours}h")

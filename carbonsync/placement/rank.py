@@ -680,7 +680,7 @@ def format_table(schedule: Schedule, width: int = 140) -> str:
         )
     total, base = frame["emissions_kg"].sum(), frame["baseline_emissions_kg"].sum()
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, force_jupyter=False)
     console.print(table)
     saving = _saving(total, base)
     console.print(

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from carbonsync.data.grid import Grid
 from carbonsync.data.store import open_canonical, read_stats
 from carbonsync.data.validation import WeatherDataError
-from carbonsync.models.inputs import zenith_forcing
+from carbonsync.models.inputs import backbone_forcing
 from carbonsync.models.package import save_package
 from carbonsync.models.sfno import SFNO, SFNOConfig
 from carbonsync.train.common import Checkpointer, Tracker, seed_everything, select_device
@@ -127,13 +127,13 @@ class StateSource:
     """
 
     def __init__(self, ds: xr.Dataset, channels: list[str], stats: dict, period: tuple[str, str], dt_hours: int,
-                 grid: Grid, stream: bool = False, prefetch: int = 2):
+                 grid: Grid, forcing: list[str], stream: bool = False, prefetch: int = 2):
         self.sub = state_times(ds, period, dt_hours)
         self.times = pd.DatetimeIndex(self.sub.time.values)
         self.channels, self.stats, self.grid, self.dt_hours = channels, stats, grid, dt_hours
         self.stream, self.prefetch = stream, prefetch
         self.states = None if stream else read_states(self.sub, channels, stats)
-        self.forcing = zenith_forcing(self.times, grid)
+        self.forcing = backbone_forcing(self.times, grid, forcing, dt_hours)
         self.input_wait_s = 0.0
 
     def starts(self, steps: int) -> np.ndarray:
@@ -240,10 +240,11 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
     stats = read_stats(weather_path)
     grid = Grid.infer(ds)
     channels = list(mcfg.channels)
-    train = StateSource(ds, channels, stats, tuple(cfg.data.splits.train), int(mcfg.dt_hours), grid,
+    train = StateSource(ds, channels, stats, tuple(cfg.data.splits.train), int(mcfg.dt_hours), grid, list(mcfg.forcing),
                         stream=bool(tcfg.get("stream", False)), prefetch=int(tcfg.get("prefetch", 2)))
     val_times, val_states = load_states(ds, channels, stats, tuple(cfg.data.splits.val), mcfg.dt_hours)
-    val_forcing, val_pairs = zenith_forcing(val_times, grid), step_pairs(val_times, mcfg.dt_hours)
+    val_forcing = backbone_forcing(val_times, grid, list(mcfg.forcing), mcfg.dt_hours)
+    val_pairs = step_pairs(val_times, mcfg.dt_hours)
 
     model = build_sfno(mcfg, grid).to(device)
     weights = torch.as_tensor(grid.quadrature_weights().values, dtype=torch.float32, device=device)

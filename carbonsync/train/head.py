@@ -39,8 +39,7 @@ def hindcast_features(forecaster: Forecaster, weather: xr.Dataset, truth: xr.Dat
     feats, targets = [], []
     for init in tqdm(init_times, desc="head: hindcasts", disable=not progress, leave=False):
         _, physical = forecaster.forecast(weather, init, lead_hours, zones)
-        f = forecaster.head_features(physical, zones)
-        f = _select_times(f, np.arange(1, len(f.times)))  # lead 0 is the analysis, not a forecast
+        f = forecaster.head_features(physical, zones)  # lead 0 included: there the head should change nothing
         feats.append(f)
         targets.append(f.targets(truth))
     first = feats[0]
