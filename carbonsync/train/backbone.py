@@ -120,10 +120,11 @@ class Batch:
 
 
 class StateSource:
-    """Batches of K-step rollout windows, from memory or read from the Zarr store through dask.
+    """Batches of K-step rollout windows, from memory (loaded through dask) or streamed from the store.
 
     With ``stream=True`` every batch is read from the store on demand and the next ``prefetch`` batches
-    are read in a background thread while the model trains on the current one.
+    are read in a background thread while the model trains on the current one; ``input_wait_s`` counts
+    the time the training loop waited for them.
     """
 
     def __init__(self, ds: xr.Dataset, channels: list[str], stats: dict, period: tuple[str, str], dt_hours: int,
@@ -240,8 +241,12 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
     stats = read_stats(weather_path)
     grid = Grid.infer(ds)
     channels = list(mcfg.channels)
-    train = StateSource(ds, channels, stats, tuple(cfg.data.splits.train), int(mcfg.dt_hours), grid, list(mcfg.forcing),
-                        stream=bool(tcfg.get("stream", False)), prefetch=int(tcfg.get("prefetch", 2)))
+    stream = bool(tcfg.get("stream", False))
+    # Streaming reads one shuffled batch at a time: zarr's own lazy indexing costs ~6x less CPU per batch
+    # than building and running a dask graph for it (benchmarks/train_throughput.py).
+    source = xr.open_zarr(weather_path, chunks=None, consolidated=True) if stream else ds
+    train = StateSource(source, channels, stats, tuple(cfg.data.splits.train), int(mcfg.dt_hours), grid,
+                        list(mcfg.forcing), stream=stream, prefetch=int(tcfg.get("prefetch", 2)))
     val_times, val_states = load_states(ds, channels, stats, tuple(cfg.data.splits.val), mcfg.dt_hours)
     val_forcing = backbone_forcing(val_times, grid, list(mcfg.forcing), mcfg.dt_hours)
     val_pairs = step_pairs(val_times, mcfg.dt_hours)
