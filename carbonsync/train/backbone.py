@@ -91,19 +91,20 @@ def build_sfno(model_cfg: Any, grid: Grid) -> SFNO:
 
 
 def loss_channel_weights(setting: Any, states: torch.Tensor, pairs: np.ndarray, weights: torch.Tensor) -> torch.Tensor:
-    """Per-channel loss weights: a list, ``null`` (equal) or ``tendency``.
+    """Per-channel loss weights: a list, ``null`` (equal), ``tendency`` or ``tendency_std``.
 
     ``tendency`` weights each channel by the inverse variance of its one-step change on the training
     split, so slowly varying channels (z500 moves a few hundredths of its climatological spread in 6 h)
     count as much as fast ones: the model learns every channel's increment, not only the noisiest.
+    ``tendency_std`` uses the inverse standard deviation: halfway (in log) between equal and ``tendency``.
     """
     n = states.shape[1]
     if setting is None:
         return torch.ones(n)
-    if setting == "tendency":
+    if setting in ("tendency", "tendency_std"):
         change = states[pairs + 1] - states[pairs]
-        variance = (change.pow(2) * weights).sum((-2, -1)).mean(0)
-        return 1.0 / variance.clamp_min(1e-8)
+        variance = (change.pow(2) * weights).sum((-2, -1)).mean(0).clamp_min(1e-8)
+        return 1.0 / (variance if setting == "tendency" else variance.sqrt())
     values = torch.as_tensor(list(setting), dtype=torch.float32)
     if values.numel() != n:
         raise ValueError(f"train.backbone.channel_weights has {values.numel()} values for {n} channels")
