@@ -181,11 +181,11 @@ def plots(cfg: DictConfig) -> list[Path]:
 
 
 def run_all(cfg: DictConfig) -> dict[str, Any]:
-    """The main job: data → backbone → irradiance → head → forecast store → ranking → plots."""
+    """The main job: data → backbone (+ its evaluation) → irradiance → head → forecast store → ranking → plots."""
     timings: dict[str, float] = {}
     out: dict[str, Any] = {}
-    stages = [("data", make_data), ("backbone", train_backbone), ("irradiance", train_irradiance),
-              ("head", train_head), ("forecast", forecast), ("placement", rank)]
+    stages = [("data", make_data), ("backbone", train_backbone), ("evaluate", evaluate),
+              ("irradiance", train_irradiance), ("head", train_head), ("forecast", forecast), ("placement", rank)]
     if cfg.plots:
         stages.append(("plots", plots))
     for name, stage in stages:
