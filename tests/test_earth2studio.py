@@ -39,14 +39,6 @@ NSTEPS = 4
 pytestmark = pytest.mark.filterwarnings("ignore:numpy.ndarray size changed:RuntimeWarning")
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_dataset(variables: list[str] = CHANNELS) -> xr.Dataset:
     rng = np.random.default_rng(0)
     times = pd.date_range("2024-03-01", periods=3, freq="6h")

@@ -19,15 +19,6 @@ from carbonsync.train.losses import SphericalMSE, pinball_loss, relative_l2, sph
 CHANNELS = ["t2m", "u10m", "v10m"]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models run fastest (and predictably on a busy machine) on one intra-op thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 STATS = {
     "train_period": ["2020-01-01", "2020-12-31"],
     "variables": {

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 import yaml
 
@@ -32,14 +31,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The inplace keyword:Warning"),  # inside windpowerlib
     pytest.mark.filterwarnings("ignore:The data type .* does not have a Zarr V3 specification"),  # zone ids
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

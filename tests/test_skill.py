@@ -5,15 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import xarray as xr
 
 from carbonsync.data.grid import Grid
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.evaluate.climatology import climatology_at, compute_climatology
 from carbonsync.evaluate.skill import MODELS, evaluate_backbone, evaluate_forecasts, format_table
-
-torch.set_num_threads(1)
 
 GRID = Grid(5, 8)
 WEIGHTS = GRID.quadrature_weights()
