@@ -98,7 +98,6 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
     checkpoints = Checkpointer(out_dir / "checkpoints" / "irradiance")
     start_epoch, _ = checkpoints.resume(model, optimizer, scheduler)
     tracker = Tracker(cfg.get("logging"), out_dir, "irradiance", {"model": dict(mcfg), "train": dict(tcfg)})
-    generator = np.random.default_rng(cfg.train.seed)
     for epoch in range(start_epoch, tcfg.epochs):
         generator = np.random.default_rng(cfg.train.seed + epoch)
         order = generator.permutation(len(train))[: tcfg.hours_per_epoch]
