@@ -81,16 +81,16 @@ class Forecaster:
         i0 = times6.get_indexer(before)
         i1 = np.minimum(i0 + 1, len(times6) - 1)
         w = torch.from_numpy(weight)[:, None, None, None]
-        hourly_norm = (1 - w) * states[i0] + w * states[i1]
+        interpolated = self.backbone.denormalise((1 - w) * states[i0] + w * states[i1])  # physical units
         afno_channels = list(self.irradiance.metadata["channels"])
         pick = [self.channels.index(c) for c in afno_channels]
         ssrd = []
         for start in range(0, len(hours), batch):
             sl = slice(start, start + batch)
             cosz, clear = irradiance_inputs(hours[sl], grid)
-            x = self.irradiance.normalise(self.backbone.denormalise(hourly_norm[sl])[:, pick])
+            x = self.irradiance.normalise(interpolated[sl][:, pick])
             ssrd.append(self.irradiance.model(x, clear, cosz)[:, 0])
-        physical = self.backbone.denormalise(hourly_norm).numpy()
+        physical = interpolated.numpy()
         data = {c: physical[:, i] for i, c in enumerate(self.channels)}
         data["ssrd"] = torch.cat(ssrd).numpy()
         if "tcc" in data:

@@ -30,7 +30,7 @@ class HourlySamples:
         first, last = self.state_times[0], self.state_times[-1]
         hours = pd.date_range(first, last, freq="h")
         self.hours = hours[(hours > first)]  # each hour needs the state before and after it
-        self.ssrd = ds["ssrd"].sel(time=self.hours)
+        self.ssrd = ds["ssrd"].sel(time=self.hours).load()  # read once, not a dask read per batch
         self._index = {t: i for i, t in enumerate(self.state_times)}
 
     def __len__(self) -> int:
