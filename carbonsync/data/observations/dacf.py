@@ -1,0 +1,481 @@
+"""DACF hourly generation-by-fuel + GFS weather files per balancing area, read and validated.
+
+Format (``../shared/data/dacf/*.csv.gz``, carbonfirst/DACF): a ``UTC time`` column, one column of hourly
+generation in MW per fuel (``coal, nat_gas, nuclear, oil, hydro, solar, wind, other, unknown`` ...; which
+fuels appear depends on the area), GFS region-weighted forecast columns ``forecast_avg_{wind_speed,
+temperature, dewpoint, dswrf, precipitation}_wMean`` valid at the row's time, operator production forecasts
+``avg_<fuel>_production_forecast`` and ``wind_solar_share = (wind + solar) / all generation``. One balancing
+area per file, named by an ``area``/``balancing_area``/``region`` column or by the file name (``CISO_2020.csv.gz``
+is ``CISO``).
+
+:func:`load_dacf` returns a :class:`DacfArea`: a regular hourly frame indexed by naive UTC ``time`` with the
+generation columns (MW), ``total_generation`` (MW), the weather under short names (:data:`WEATHER_COLUMNS`)
+and ``wind_solar_share``. Every problem raises :class:`DacfError` naming the file, column and value, except
+these documented repairs (each listed in ``DacfArea.repairs``):
+
+- rows are sorted by time; rows that duplicate another row exactly are dropped;
+- timestamps carrying an explicit UTC offset (``+01:00``) are converted to UTC;
+- gaps of at most ``fill_limit`` hours (missing rows or missing values) are filled by linear interpolation in
+  time; longer gaps stay as NaN rows (callers drop them) as long as they are under ``max_missing_fraction``;
+- a missing ``wind_solar_share`` column is computed from the generation columns.
+
+Errors: empty file, missing time/wind-or-solar/weather columns, unparsable times, sub-hourly or irregular
+steps, duplicated times with different values, local time with daylight-saving time (a repeated and a
+missing night hour on transition Sundays, or solar output moving by about an hour against the UTC weather
+between summer and winter), generation columns in the wrong unit (a whole file in GW, rows or weeks of a
+column 1000x off the rest of the file, or a column whose share does not reproduce ``wind_solar_share`` unless
+rescaled by 1000), shares outside [0, 1] (including percentages), non-positive total generation, and weather
+in implausible units (temperature in °C, negative irradiance, ...).
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "DacfError",
+    "DacfArea",
+    "WEATHER_COLUMNS",
+    "WEATHER_UNITS",
+    "load_dacf",
+    "load_dacf_paths",
+    "resolve_paths",
+]
+
+TIME_COLUMNS = ("UTC time", "utc_time", "time_utc", "datetime_utc")
+AREA_COLUMNS = ("area", "balancing_area", "region", "zone")
+SHARE_COLUMN = "wind_solar_share"
+WEATHER_COLUMNS = {
+    "forecast_avg_wind_speed_wMean": "wind_speed_10m",
+    "forecast_avg_temperature_wMean": "temperature",
+    "forecast_avg_dewpoint_wMean": "dewpoint",
+    "forecast_avg_dswrf_wMean": "dswrf",
+    "forecast_avg_precipitation_wMean": "precipitation",
+}
+WEATHER_UNITS = {
+    "wind_speed_10m": "m s-1", "temperature": "K", "dewpoint": "K", "dswrf": "W m-2", "precipitation": "kg m-2",
+}
+# plausible ranges for region-mean GFS weather; values outside point at a unit mix-up
+WEATHER_RANGES = {
+    "wind_speed_10m": (0.0, 40.0), "temperature": (180.0, 340.0), "dewpoint": (170.0, 320.0),
+    "dswrf": (0.0, 1500.0), "precipitation": (0.0, 200.0),
+}
+OPERATOR_FORECAST = re.compile(r"^avg_(?P<fuel>.+)_production_forecast$")
+RENEWABLES = ("wind", "solar")
+GLOB_CHARS = set("*?[")
+
+
+class DacfError(ValueError):
+    """A DACF file that breaks the format, with the file, column and value at fault."""
+
+
+@dataclass
+class DacfArea:
+    """One balancing area: hourly frame (naive UTC index ``time``) plus provenance."""
+
+    area: str
+    frame: pd.DataFrame
+    generation_columns: list[str]
+    sources: list[Path]
+    repairs: list[str] = field(default_factory=list)
+    operator_forecasts: pd.DataFrame | None = None
+
+    @property
+    def has_solar(self) -> bool:
+        return "solar" in self.generation_columns
+
+    @property
+    def has_wind(self) -> bool:
+        return "wind" in self.generation_columns
+
+    def valid(self) -> pd.DataFrame:
+        """The rows without any missing value (long gaps dropped)."""
+        return self.frame.dropna()
+
+
+# -------------------------------------------------------------------------------------------- paths
+
+
+def resolve_paths(spec: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Files named by ``spec``: a file, a directory (its ``*.csv`` and ``*.csv.gz``), a glob, or a list of these."""
+    if isinstance(spec, (list, tuple)):
+        out: list[Path] = []
+        for item in spec:
+            out.extend(resolve_paths(item))
+        return sorted(dict.fromkeys(out))
+    text = str(spec)
+    if GLOB_CHARS & set(text):
+        files = [Path(p) for p in sorted(glob.glob(text)) if Path(p).is_file()]
+        if not files:
+            raise DacfError(f"no files match the pattern '{text}'")
+        return files
+    path = Path(text).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and (p.name.endswith(".csv") or p.name.endswith(".csv.gz")))
+        if not files:
+            raise DacfError(f"directory '{path}' has no .csv or .csv.gz files")
+        return files
+    if not path.is_file():
+        raise DacfError(f"'{path}' is not a file, a directory or a glob pattern that matches files")
+    return [path]
+
+
+def area_from_filename(path: Path) -> str:
+    """``CISO_2020.csv.gz`` -> ``CISO``; ``us-cal-ciso.csv`` -> ``us-cal-ciso``."""
+    name = path.name
+    for suffix in (".gz", ".csv"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return re.sub(r"[_-]\d{4}(?:[_-]\d{2})?$", "", name) or name
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        if path.stat().st_size == 0:
+            raise DacfError(f"{path}: the file is empty")
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DacfError(f"{path}: the file is empty (no header)") from None
+    except (UnicodeDecodeError, OSError, pd.errors.ParserError) as err:
+        raise DacfError(f"{path}: cannot be read as CSV: {err}") from None
+    if frame.empty:
+        raise DacfError(f"{path}: the file has a header but no rows")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _time_column(frame: pd.DataFrame, path: Path) -> str:
+    for name in TIME_COLUMNS:
+        if name in frame.columns:
+            return name
+    local = [c for c in frame.columns if "local" in c.lower()]
+    if local:
+        raise DacfError(f"{path}: only a local-time column {local[0]!r}; a UTC time column ({TIME_COLUMNS[0]!r}) is required")
+    raise DacfError(f"{path}: no time column; expected one of {list(TIME_COLUMNS)}, got columns {list(frame.columns)}")
+
+
+def _parse_times(raw: pd.Series, path: Path, column: str, repairs: list[str]) -> pd.DatetimeIndex:
+    text = raw.astype(str).str.strip()
+    offsets = text.str.extract(r"([+-]\d{2}:?\d{2}|Z)$")[0]
+    try:
+        if offsets.notna().any():
+            parsed = pd.to_datetime(text, utc=True, format="mixed")
+            nonzero = offsets.dropna().loc[lambda s: ~s.isin(["Z", "+00:00", "+0000", "-00:00"])]
+            if len(nonzero):
+                repairs.append(f"converted {len(nonzero)} timestamps with UTC offsets (e.g. {nonzero.iloc[0]}) to UTC")
+            index = pd.DatetimeIndex(parsed).tz_convert("UTC").tz_localize(None)
+        else:
+            index = pd.DatetimeIndex(pd.to_datetime(text, format="mixed"))
+    except (ValueError, TypeError) as err:
+        raise DacfError(f"{path}: column {column!r} has values that are not times: {err}") from None
+    if index.hasnans:
+        bad = int(np.flatnonzero(index.isna())[0])
+        raise DacfError(f"{path}: column {column!r} row {bad + 2}: missing or unparsable time {raw.iloc[bad]!r}")
+    return index
+
+
+def _is_dst_sunday(t: pd.Timestamp) -> bool:
+    """A night hour on a Sunday in the months where US/EU daylight-saving time starts or ends."""
+    return t.dayofweek == 6 and t.month in (3, 4, 10, 11) and t.hour <= 4
+
+
+def _check_dst_local(index: pd.DatetimeIndex, path: Path, column: str) -> None:
+    """A repeated night hour and a missing one on transition Sundays: naive local time, not UTC."""
+    duplicated = index[index.duplicated(keep="first")]
+    ordered = index.sort_values().unique()
+    steps = np.diff(ordered.values).astype("timedelta64[s]").astype(np.int64)
+    missing_after = ordered[:-1][steps == 2 * 3600] if len(ordered) > 1 else ordered[:0]
+    dup_dst = [t for t in duplicated if _is_dst_sunday(t)]
+    gap_dst = [t + pd.Timedelta(hours=1) for t in missing_after if _is_dst_sunday(t + pd.Timedelta(hours=1))]
+    if dup_dst and gap_dst:
+        raise DacfError(
+            f"{path}: column {column!r} looks like local time with daylight-saving time, not UTC: the hour "
+            f"{gap_dst[0]} is missing and {dup_dst[0]} appears twice (transition Sundays); convert it to UTC"
+        )
+
+
+def _deduplicate(frame: pd.DataFrame, path: Path, column: str, repairs: list[str]) -> pd.DataFrame:
+    exact = frame.duplicated(keep="first")
+    if exact.any():
+        repairs.append(f"dropped {int(exact.sum())} rows that repeat another row exactly (first at {frame.index[exact][0]})")
+        frame = frame[~exact]
+    dup = frame.index.duplicated(keep=False)
+    if dup.any():
+        times = frame.index[dup].unique()
+        raise DacfError(
+            f"{path}: column {column!r} has {len(times)} duplicated times with different values, e.g. {times[0]} "
+            f"(rows disagree in {[c for c in frame.columns if frame.loc[times[0], c].nunique() > 1][:4]})"
+        )
+    return frame
+
+
+def _regularise(frame: pd.DataFrame, path: Path, fill_limit: int, max_missing_fraction: float,
+                repairs: list[str]) -> pd.DataFrame:
+    index = frame.index
+    if len(index) > 1:
+        steps = pd.Series(np.diff(index.values).astype("timedelta64[s]").astype(np.int64) / 3600.0)  # hours
+        off_hour = (index.minute != 0) | (index.second != 0)
+        if off_hour.any() or (steps < 1).any():
+            step = steps[steps > 0].min()
+            raise DacfError(
+                f"{path}: expected hourly rows on the hour; found a step of {step * 60:.0f} min or a time off the hour "
+                f"(e.g. {index[off_hour][0] if off_hour.any() else index[int(np.argmax(steps.to_numpy() < 1)) + 1]})"
+            )
+    full = pd.date_range(index[0], index[-1], freq="h", name="time")
+    missing_rows = len(full) - len(index)
+    frame = frame.reindex(full)
+    holes = frame.isna().any(axis=1)
+    if holes.any():
+        run_id = (holes != holes.shift()).cumsum()
+        run_length = holes.groupby(run_id).transform("sum")
+        short = holes & (run_length <= fill_limit)
+        filled = frame.interpolate(method="time", limit_area="inside")
+        frame = frame.where(~short.to_numpy()[:, None], filled)
+        n_short = int(short.sum())
+        if n_short:
+            repairs.append(
+                f"filled {n_short} hours in gaps of at most {fill_limit} h by linear interpolation "
+                f"({missing_rows} rows were absent, first hole at {holes.index[holes][0]})"
+            )
+    still = frame.isna().any(axis=1)
+    fraction = float(still.mean())
+    if fraction > max_missing_fraction:
+        first = still.index[still][0]
+        raise DacfError(
+            f"{path}: {fraction:.0%} of the hours from {full[0]} to {full[-1]} are missing after filling gaps of "
+            f"<= {fill_limit} h (first at {first}); at most {max_missing_fraction:.0%} is allowed"
+        )
+    if still.any():
+        repairs.append(f"left {int(still.sum())} hours in longer gaps as missing (first at {still.index[still][0]})")
+    return frame
+
+
+# --------------------------------------------------------------------------------------- unit checks
+
+
+def _check_weather(frame: pd.DataFrame, path: Path) -> None:
+    for name, (low, high) in WEATHER_RANGES.items():
+        values = frame[name].dropna()
+        if values.empty:
+            raise DacfError(f"{path}: weather column for {name!r} has no values")
+        if name in ("temperature", "dewpoint") and values.median() < 100:
+            raise DacfError(
+                f"{path}: {name!r} has median {values.median():.1f}: looks like °C or °F, expected K ({WEATHER_UNITS[name]})"
+            )
+        bad = values[(values < low) | (values > high)]
+        if len(bad):
+            hint = ""
+            if name == "wind_speed_10m" and values.median() > 15:
+                hint = " (km/h or knots instead of m s-1?)"
+            raise DacfError(
+                f"{path}: {name!r} = {bad.iloc[0]:.4g} at {bad.index[0]} is outside the plausible range "
+                f"[{low}, {high}] {WEATHER_UNITS[name]}{hint}"
+            )
+
+
+def _check_generation_units(frame: pd.DataFrame, generation: list[str], path: Path) -> None:
+    total = frame[generation].sum(axis=1, min_count=1).dropna()
+    if total.empty:
+        raise DacfError(f"{path}: no hour has generation values")
+    nonpositive = total[total <= 0]
+    if len(nonpositive):
+        raise DacfError(f"{path}: total generation is {nonpositive.iloc[0]:.4g} MW at {nonpositive.index[0]}; it must be > 0")
+    median = float(total.median())
+    if median < 1.0:
+        raise DacfError(
+            f"{path}: median total generation is {median:.4g}: implausibly small for MW (is the file in GW?)"
+        )
+    off = total[(total < median / 100) | (total > median * 100)]
+    if len(off):
+        ratio = float(off.iloc[0] / median)
+        raise DacfError(
+            f"{path}: total generation at {off.index[0]} is {off.iloc[0]:.4g} MW, {ratio:.3g}x the file's median "
+            f"{median:.4g} MW: {len(off)} rows look like a unit mix-up (GW/kW vs MW)"
+        )
+    for column in RENEWABLES:
+        if column not in generation:
+            continue
+        weekly = frame[column].resample("7D").max().dropna()
+        weekly = weekly[weekly > 0]
+        if len(weekly) < 4:
+            continue
+        ref = float(weekly.median())
+        off = weekly[(weekly < ref / 300) | (weekly > ref * 300)]
+        if len(off):
+            raise DacfError(
+                f"{path}: column {column!r} peaks at {off.iloc[0]:.4g} in the week from {off.index[0].date()} against "
+                f"a typical weekly peak of {ref:.4g} MW: a unit mix-up (GW/kW vs MW) in {len(off)} weeks?"
+            )
+
+
+def _check_share(frame: pd.DataFrame, generation: list[str], path: Path, repairs: list[str]) -> pd.Series:
+    renewable = [c for c in RENEWABLES if c in generation]
+    computed = frame[renewable].sum(axis=1, min_count=1) / frame[generation].sum(axis=1, min_count=1)
+    if SHARE_COLUMN not in frame.columns:
+        repairs.append(f"computed {SHARE_COLUMN!r} = ({' + '.join(renewable)}) / all generation (column absent)")
+        share = computed
+    else:
+        share = frame[SHARE_COLUMN]
+    values = share.dropna()
+    bad = values[(values < -1e-6) | (values > 1 + 1e-6)]
+    if len(bad):
+        hint = " (percent instead of a fraction?)" if values.max() <= 100 and values.max() > 1 else ""
+        raise DacfError(
+            f"{path}: {SHARE_COLUMN!r} = {bad.iloc[0]:.4g} at {bad.index[0]} is outside [0, 1]{hint}; {len(bad)} rows"
+        )
+    if SHARE_COLUMN in frame.columns:
+        both = pd.concat([share, computed], axis=1).dropna()
+        mismatch = (both.iloc[:, 0] - both.iloc[:, 1]).abs() > 1e-3
+        if mismatch.mean() > 0.01:
+            at = both.index[mismatch.to_numpy()][0]
+            hint = _unit_diagnosis(frame.loc[both.index], share.loc[both.index], generation, renewable)
+            raise DacfError(
+                f"{path}: {SHARE_COLUMN!r} disagrees with ({' + '.join(renewable)}) / all generation in "
+                f"{mismatch.mean():.0%} of the rows (e.g. {share[at]:.4g} vs {computed[at]:.4g} at {at}){hint}"
+            )
+    return share.clip(0.0, 1.0)
+
+
+def _unit_diagnosis(frame: pd.DataFrame, share: pd.Series, generation: list[str], renewable: list[str]) -> str:
+    """Which single generation column, rescaled by 1000 or 1/1000, reproduces the file's share?"""
+    for column in generation:
+        for factor, label in ((1000.0, "GW (x1000 fixes it)"), (1e-3, "kW (/1000 fixes it)")):
+            scaled = frame[generation].copy()
+            scaled[column] = scaled[column] * factor
+            trial = scaled[renewable].sum(axis=1) / scaled.sum(axis=1)
+            if ((trial - share).abs() <= 1e-3).mean() > 0.99:
+                return f"; column {column!r} looks like it is in {label}"
+    return ""
+
+
+def _check_dst_solar(frame: pd.DataFrame, path: Path) -> None:
+    """Solar output timed against the (UTC) GFS irradiance; a ~1 h summer/winter jump means DST-shifted local time."""
+    if "solar" not in frame.columns:
+        return
+    data = frame[["solar", "dswrf"]].dropna()
+
+    def centre_hour(series: pd.Series) -> float:
+        profile = series.groupby(series.index.hour).mean().reindex(range(24), fill_value=0.0)
+        phase = np.angle(np.sum(profile.to_numpy() * np.exp(2j * np.pi * np.arange(24) / 24)))
+        return phase / (2 * np.pi) * 24
+
+    offsets = {}
+    for season, months in (("summer", (5, 6, 7, 8)), ("winter", (11, 12, 1, 2))):
+        part = data[data.index.month.isin(months)]
+        if len(part) < 24 * 21 or part["solar"].sum() <= 0 or part["dswrf"].sum() <= 0:
+            return
+        offsets[season] = (centre_hour(part["solar"]) - centre_hour(part["dswrf"]) + 12) % 24 - 12
+    jump = offsets["summer"] - offsets["winter"]
+    if abs(jump) > 0.6:
+        raise DacfError(
+            f"{path}: solar generation peaks {offsets['summer']:+.2f} h from the GFS irradiance in May-Aug but "
+            f"{offsets['winter']:+.2f} h in Nov-Feb: the times look shifted by daylight-saving time (expected UTC)"
+        )
+
+
+# ------------------------------------------------------------------------------------------- loader
+
+
+def load_dacf(
+    path: str | Path,
+    area: str | None = None,
+    fill_limit: int = 2,
+    max_missing_fraction: float = 0.2,
+) -> DacfArea:
+    """Read and validate one DACF file (one balancing area); see the module docstring for checks and repairs."""
+    path = Path(path)
+    repairs: list[str] = []
+    raw = _read_csv(path)
+    time_column = _time_column(raw, path)
+    area_name = area
+    area_cols = [c for c in AREA_COLUMNS if c in raw.columns]
+    if area_cols:
+        names = raw[area_cols[0]].dropna().astype(str).unique()
+        if len(names) != 1:
+            raise DacfError(f"{path}: column {area_cols[0]!r} names {len(names)} areas {list(names[:5])}; one area per file")
+        area_name = area_name or names[0]
+    area_name = area_name or area_from_filename(path)
+
+    missing_weather = [c for c in WEATHER_COLUMNS if c not in raw.columns]
+    if missing_weather:
+        raise DacfError(f"{path}: missing weather columns {missing_weather}")
+    forecast_cols = [c for c in raw.columns if OPERATOR_FORECAST.match(c)]
+    skip = {time_column, SHARE_COLUMN, *WEATHER_COLUMNS, *forecast_cols, *area_cols}
+    generation = [c for c in raw.columns if c not in skip]
+    if not any(c in generation for c in RENEWABLES):
+        raise DacfError(f"{path}: no 'wind' or 'solar' generation column (columns: {list(raw.columns)})")
+    numeric = generation + list(WEATHER_COLUMNS) + forecast_cols + ([SHARE_COLUMN] if SHARE_COLUMN in raw.columns else [])
+    for column in numeric:
+        if not pd.api.types.is_numeric_dtype(raw[column]):
+            converted = pd.to_numeric(raw[column], errors="coerce")
+            bad = raw[column][converted.isna() & raw[column].notna()]
+            if len(bad):
+                raise DacfError(f"{path}: column {column!r} row {bad.index[0] + 2} is not a number: {bad.iloc[0]!r}")
+            raw[column] = converted
+
+    index = _parse_times(raw[time_column], path, time_column, repairs)
+    _check_dst_local(index, path, time_column)
+    frame = raw[numeric].set_index(index).rename_axis("time")
+    if not frame.index.is_monotonic_increasing:
+        repairs.append("sorted rows by time")
+        frame = frame.sort_index(kind="stable")
+    frame = _deduplicate(frame, path, time_column, repairs)
+    frame = _regularise(frame, path, fill_limit, max_missing_fraction, repairs)
+    frame = frame.rename(columns=WEATHER_COLUMNS)
+
+    _check_weather(frame, path)
+    _check_generation_units(frame, generation, path)
+    share = _check_share(frame, generation, path, repairs)
+    _check_dst_solar(frame, path)
+
+    out = frame[generation + list(WEATHER_COLUMNS.values())].copy()
+    out["total_generation"] = frame[generation].sum(axis=1, min_count=len(generation))
+    out[SHARE_COLUMN] = share
+    forecasts = frame[forecast_cols] if forecast_cols else None
+    return DacfArea(str(area_name), out, generation, [path], repairs, forecasts)
+
+
+def _concat(parts: list[DacfArea]) -> DacfArea:
+    parts = sorted(parts, key=lambda p: p.frame.index[0])
+    for before, after in zip(parts, parts[1:], strict=False):
+        if after.frame.index[0] <= before.frame.index[-1]:
+            raise DacfError(
+                f"area {before.area!r}: files {before.sources[0]} and {after.sources[0]} overlap in time "
+                f"({after.frame.index[0]} <= {before.frame.index[-1]})"
+            )
+    generation = list(dict.fromkeys(c for p in parts for c in p.generation_columns))
+    frames = []
+    for p in parts:
+        f = p.frame.copy()
+        for c in generation:  # a fuel absent in one year produced nothing there
+            if c not in f.columns:
+                f[c] = 0.0
+        frames.append(f)
+    frame = pd.concat(frames)
+    frame = frame.reindex(pd.date_range(frame.index[0], frame.index[-1], freq="h", name="time"))
+    columns = generation + [c for c in frames[0].columns if c not in generation]
+    repairs = [f"{p.sources[0].name}: {r}" for p in parts for r in p.repairs]
+    return DacfArea(parts[0].area, frame[columns], generation, [s for p in parts for s in p.sources], repairs)
+
+
+def load_dacf_paths(spec: str | Path | Iterable[str | Path], **kwargs) -> dict[str, DacfArea]:
+    """Load every file named by ``spec`` (see :func:`resolve_paths`), one :class:`DacfArea` per area name.
+
+    Several files of one area (e.g. two years) are joined in time; they must not overlap.
+    """
+    files = resolve_paths(list(spec) if not isinstance(spec, (str, Path)) else spec)
+    by_area: dict[str, list[DacfArea]] = {}
+    for file in files:
+        loaded = load_dacf(file, **kwargs)
+        by_area.setdefault(loaded.area, []).append(loaded)
+    return {name: parts[0] if len(parts) == 1 else _concat(parts) for name, parts in sorted(by_area.items())}
