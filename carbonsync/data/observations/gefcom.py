@@ -1,0 +1,395 @@
+"""GEFCom2014 wind and solar tracks: ECMWF forecasts and normalised power per farm, loaded and validated.
+
+Input files are CSV (optionally gzip) in the layout of ``gefcom2014/{wind,solar}/*.csv.gz`` in the shared
+data (see its README), one row per farm (``zone``) and hour:
+
+- wind: ``zone, time, u10, v10, u100, v100, power_norm[, power_source]`` (m s-1; power 0..1)
+- solar: ``zone, time, VAR78 ... VAR228[, ssrd_hourly_Wm2], power_norm[, power_source]`` with the ECMWF
+  variables of the track's Instructions.txt (VAR169 = SSRD in J m-2 accumulated since the 00 UTC run).
+
+The competition's own headers are accepted too (``ZONEID``, ``TIMESTAMP``, ``TARGETVAR``/``POWER``, upper
+case wind names, ``YYYYMMDD HH:MM`` times). Times are UTC and label the hour that *ends* at them (ERA5's
+convention), so the hour labelled ``2013-02-01 00:00`` belongs to January (:func:`hour_ending_month`).
+
+Both loaders return a :class:`pandas.DataFrame` sorted by ``(zone, time)`` with ``zone`` (str), ``time``
+(naive UTC ``datetime64[ns]``), the weather under lexicon names and ``capacity_factor`` (NaN where power was
+not observed). Solar weather is ``tclw, tciw`` (kg m-2), ``sp`` (Pa), ``r`` (%), ``tcc`` (1), ``u10, v10``
+(m s-1), ``t2m`` (K), ``ssrd, strd, tsr`` (J m-2 accumulated over the hour ending at the label, as ERA5) and
+``tp`` (m over that hour). ``frame.attrs`` holds ``track``, ``source`` (the path) and ``repairs``.
+
+Errors (:class:`GefcomDataError`, naming the file, column, zone, time or value): missing or empty file,
+missing columns, unparseable times or zones, duplicated ``(zone, time)`` (typically a daylight-saving
+fall-back in local time: the files must be UTC), times that go backwards within a zone, power outside
+[0, 1] (a percent column is recognised and named as such), weather outside physical ranges (e.g. wind in
+km/h, temperature in °C, ssrd in J m-2 where W m-2 was expected) and accumulated fields that decrease.
+
+Documented repairs (each one applied is listed in ``frame.attrs["repairs"]``):
+
+- timezone-aware times are converted to UTC;
+- gaps (missing hours, e.g. a daylight-saving spring-forward, or NaN weather) of up to ``max_fill_hours``
+  are filled by linear interpolation of the hourly weather; longer gaps stay missing and their rows are
+  dropped (power is never interpolated);
+- power within 0.01 of [0, 1] (GEFCom normalises by nominal capacity; one solar hour reads 1.0036) and
+  total cloud cover within 0.01 of [0, 1] are clipped into range;
+- solar accumulations are de-accumulated per forecast run (reset at ``reset_hour`` UTC, the first hour of
+  the 00 UTC run) and negative rounding residues are set to 0.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "GefcomDataError",
+    "WIND_COLUMNS",
+    "SOLAR_COLUMNS",
+    "load_gefcom_wind",
+    "load_gefcom_solar",
+    "load_gefcom",
+    "hour_ending_month",
+    "last_observed_month",
+]
+
+ONE_HOUR = pd.Timedelta(hours=1)
+WIND_COLUMNS = ("u10", "v10", "u100", "v100")
+SOLAR_VARS = {  # GEFCom/ECMWF parameter id -> lexicon name
+    "VAR78": "tclw", "VAR79": "tciw", "VAR134": "sp", "VAR157": "r", "VAR164": "tcc", "VAR165": "u10",
+    "VAR166": "v10", "VAR167": "t2m", "VAR169": "ssrd", "VAR175": "strd", "VAR178": "tsr", "VAR228": "tp",
+}
+SOLAR_ACCUMULATED = ("ssrd", "strd", "tsr", "tp")
+SOLAR_COLUMNS = tuple(SOLAR_VARS.values())
+_ALIASES = {
+    "zone": ("zone", "zoneid", "zone_id", "farm"),
+    "time": ("time", "timestamp", "datetime"),
+    "power_norm": ("power_norm", "targetvar", "power"),
+}
+# physical ranges of the (hourly) values; a hint names the likely unit mix-up
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "u10": (-60.0, 60.0, "m s-1 expected (km/h or knots?)"),
+    "v10": (-60.0, 60.0, "m s-1 expected (km/h or knots?)"),
+    "u100": (-80.0, 80.0, "m s-1 expected (km/h or knots?)"),
+    "v100": (-80.0, 80.0, "m s-1 expected (km/h or knots?)"),
+    "tclw": (0.0, 50.0, "kg m-2 expected"),
+    "tciw": (0.0, 50.0, "kg m-2 expected"),
+    "sp": (4.0e4, 1.1e5, "Pa expected (hPa?)"),
+    "r": (0.0, 110.0, "% expected (a 0-1 fraction?)"),
+    "tcc": (-0.01, 1.01, "a 0-1 fraction expected (percent?)"),
+    "t2m": (150.0, 350.0, "K expected (degrees Celsius?)"),
+    "ssrd": (0.0, 1500.0 * 3600, "J m-2 per hour expected"),
+    "strd": (0.0, 700.0 * 3600, "J m-2 per hour expected"),
+    "tsr": (0.0, 1500.0 * 3600, "J m-2 per hour expected"),
+    "tp": (0.0, 0.5, "m per hour expected (mm?)"),
+}
+POWER_TOLERANCE = 0.01
+NEGATIVE_ACCUMULATION_TOLERANCE = 10.0 * 3600  # J m-2 in an hour (10 W m-2): larger drops are errors
+
+
+class GefcomDataError(ValueError):
+    """A GEFCom2014 file that breaks the documented format; the message names file, column and value."""
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def hour_ending_month(times: pd.Series | pd.DatetimeIndex | np.ndarray) -> pd.PeriodIndex:
+    """Calendar month of each hour-ending label: the hour ending at midnight on the 1st is the previous month."""
+    index = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]"))
+    return (index - ONE_HOUR).to_period("M")
+
+
+def last_observed_month(frame: pd.DataFrame) -> dict[str, pd.Period]:
+    """Each zone's last calendar month (hour-ending) with any observed ``capacity_factor``."""
+    observed = frame[frame["capacity_factor"].notna()]
+    if observed.empty:
+        raise GefcomDataError(f"{frame.attrs.get('source', 'frame')}: no observed power in any zone")
+    months = hour_ending_month(observed["time"])
+    return {str(z): months[(observed["zone"] == z).to_numpy()].max() for z in observed["zone"].unique()}
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise GefcomDataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise GefcomDataError(f"{path}: file is empty")
+    try:
+        raw = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise GefcomDataError(f"{path}: file is empty (no header)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+        raise GefcomDataError(f"{path}: not a readable CSV file: {err}") from None
+    if raw.empty:
+        raise GefcomDataError(f"{path}: file has a header ({', '.join(map(str, raw.columns))}) but no data rows")
+    return raw
+
+
+def _rename(raw: pd.DataFrame, path: Path, required: Iterable[str]) -> pd.DataFrame:
+    """Map case-insensitive aliases to the canonical column names; error on anything required but absent."""
+    by_lower = {str(c).strip().lower(): c for c in raw.columns}
+    mapping = {}
+    for name in required:
+        for alias in _ALIASES.get(name, (name,)):
+            if alias.lower() in by_lower:
+                mapping[by_lower[alias.lower()]] = name
+                break
+    missing = [name for name in required if name not in mapping.values()]
+    if missing:
+        raise GefcomDataError(
+            f"{path}: missing column(s) {', '.join(missing)}; the file has {', '.join(map(str, raw.columns))}"
+        )
+    return raw.rename(columns=mapping)
+
+
+def _parse_times(values: pd.Series, path: Path, repairs: list[str]) -> pd.DatetimeIndex:
+    text = values.astype(str).str.strip()
+    for fmt in ("ISO8601", "%Y%m%d %H:%M", "%Y%m%d %H"):
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+        if parsed.notna().all():
+            break
+    else:
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+        bad = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise GefcomDataError(f"{path}: column 'time' row {bad + 2}: cannot parse {text.iloc[bad]!r} as a time")
+    if text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True).any():
+        repairs.append("timezone-aware times converted to UTC")
+    return pd.DatetimeIndex(parsed.dt.tz_localize(None).astype("datetime64[ns]"))
+
+
+def _numeric(frame: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
+    for col in columns:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna() & (frame[col].astype(str).str.strip() != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise GefcomDataError(f"{path}: column '{col}' row {i + 2}: {frame[col].iloc[i]!r} is not a number")
+        frame[col] = values.astype(np.float64)
+
+
+def _check_order(frame: pd.DataFrame, path: Path) -> None:
+    """Per zone, times must be unique and increasing in file order."""
+    for zone, group in frame.groupby("zone", sort=False):
+        times = group["time"]
+        dup = times[times.duplicated(keep=False)]
+        if len(dup):
+            raise GefcomDataError(
+                f"{path}: zone {zone}: time {dup.iloc[0]} appears {int((dup == dup.iloc[0]).sum())} times "
+                "(a daylight-saving fall-back? times must be UTC)"
+            )
+        step = np.diff(times.to_numpy().astype("datetime64[ns]").astype(np.int64))
+        if (step < 0).any():
+            i = int(np.flatnonzero(step < 0)[0])
+            raise GefcomDataError(
+                f"{path}: zone {zone}: time goes backwards, {times.iloc[i + 1]} follows {times.iloc[i]} "
+                f"(rows {group.index[i] + 2} and {group.index[i + 1] + 2})"
+            )
+
+
+def _check_power(frame: pd.DataFrame, path: Path, repairs: list[str]) -> None:
+    power = frame["capacity_factor"]
+    hi, lo = power.max(), power.min()
+    if hi > 1.0 + POWER_TOLERANCE:
+        i = int(power.to_numpy().argmax())
+        hint = " (looks like percent: divide by 100)" if 1.5 < hi <= 100.0 else ""
+        raise GefcomDataError(
+            f"{path}: column 'power_norm' must be normalised power in [0, 1], zone {frame['zone'].iloc[i]} "
+            f"at {frame['time'].iloc[i]} has {hi:g}{hint}"
+        )
+    if lo < -POWER_TOLERANCE:
+        i = int(power.to_numpy().argmin())
+        raise GefcomDataError(
+            f"{path}: column 'power_norm' has a negative value {lo:g} (zone {frame['zone'].iloc[i]} at "
+            f"{frame['time'].iloc[i]})"
+        )
+    outside = int(((power > 1.0) | (power < 0.0)).sum())
+    if outside:
+        repairs.append(f"{outside} power value(s) within {POWER_TOLERANCE} of [0, 1] clipped into range")
+        frame["capacity_factor"] = power.clip(0.0, 1.0)
+
+
+def _check_ranges(frame: pd.DataFrame, columns: Iterable[str], path: Path, source_names: dict[str, str]) -> None:
+    for col in columns:
+        lo, hi, hint = _RANGES[col]
+        values = frame[col].to_numpy()
+        bad = (values < lo) | (values > hi)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            name = source_names.get(col, col)
+            shown = f"'{name}' ({col})" if name != col else f"'{col}'"
+            raise GefcomDataError(
+                f"{path}: column {shown} value {values[i]:g} at zone {frame['zone'].iloc[i]}, {frame['time'].iloc[i]} "
+                f"is outside [{lo:g}, {hi:g}]: {hint}"
+            )
+
+
+def _complete_hours(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, int]:
+    """Reindex each zone onto every hour between its first and last time; returns the frame and hours added."""
+    parts, added = [], 0
+    for zone, group in frame.groupby("zone", sort=True):
+        full = pd.date_range(group["time"].iloc[0], group["time"].iloc[-1], freq="h")
+        part = group.set_index("time").reindex(full)
+        added += len(full) - len(group)
+        part["zone"] = zone
+        parts.append(part.rename_axis("time").reset_index())
+    return pd.concat(parts, ignore_index=True)[["zone", "time", *columns]], added
+
+
+def _fill_gaps(frame: pd.DataFrame, columns: Sequence[str], max_fill_hours: int) -> tuple[pd.DataFrame, int, int]:
+    """Interpolate weather gaps of up to ``max_fill_hours`` per zone; drop rows still missing weather."""
+    filled = 0
+    out = []
+    for _, group in frame.groupby("zone", sort=True):
+        group = group.copy()
+        missing = group[list(columns)].isna().any(axis=1).to_numpy()
+        if missing.any() and max_fill_hours > 0:
+            # the length of each run of missing hours decides whether it is filled
+            run_id = np.cumsum(~missing)
+            run_len = pd.Series(missing).groupby(run_id).transform("sum").to_numpy()
+            inner = missing & (run_len <= max_fill_hours)
+            inner &= (np.arange(len(group)) > 0) & (np.arange(len(group)) < len(group) - 1)
+            interp = group[list(columns)].interpolate(method="linear", limit_area="inside")
+            rows = np.flatnonzero(inner)
+            group.iloc[rows, [group.columns.get_loc(c) for c in columns]] = interp.iloc[rows].to_numpy()
+            filled += int(inner.sum())
+        out.append(group)
+    frame = pd.concat(out, ignore_index=True)
+    keep = frame[list(columns)].notna().all(axis=1)
+    return frame[keep].reset_index(drop=True), filled, int((~keep).sum())
+
+
+def _deaccumulate(frame: pd.DataFrame, column: str, reset_hour: int, path: Path, source_name: str) -> pd.Series:
+    """Hourly amounts from a field accumulated since the last run start (first hour labelled ``reset_hour``)."""
+    run = (frame["time"] - pd.Timedelta(hours=reset_hour)).dt.floor("D")
+    first = (frame["time"].dt.hour == reset_hour).to_numpy()
+    previous = frame.groupby([frame["zone"], run])[column].shift(1)
+    previous = previous.where(~first, 0.0)
+    hourly = frame[column] - previous
+    # the first hour after a file start or a gap has no predecessor: NaN (a gap to fill or drop)
+    too_negative = hourly < -NEGATIVE_ACCUMULATION_TOLERANCE
+    if too_negative.any():
+        i = int(np.flatnonzero(too_negative.to_numpy())[0])
+        raise GefcomDataError(
+            f"{path}: accumulated column '{source_name}' drops by {-hourly.iloc[i]:.4g} at zone "
+            f"{frame['zone'].iloc[i]}, {frame['time'].iloc[i]}: not accumulated since the {reset_hour:02d} UTC "
+            "hour (wrong reset hour, or not an accumulated field?)"
+        )
+    return hourly.clip(lower=0.0)
+
+
+def _finish(frame: pd.DataFrame, track: str, path: Path, repairs: list[str], columns: Sequence[str]) -> pd.DataFrame:
+    frame = frame[["zone", "time", *columns, "capacity_factor"]].sort_values(["zone", "time"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    frame.attrs = {"track": track, "source": str(path), "repairs": repairs}
+    return frame
+
+
+def _base_frame(raw: pd.DataFrame, path: Path, value_columns: Sequence[str], repairs: list[str]) -> pd.DataFrame:
+    frame = raw[["zone", "time", *value_columns, "power_norm"]].copy()
+    if frame["zone"].isna().any():
+        i = int(np.flatnonzero(frame["zone"].isna().to_numpy())[0])
+        raise GefcomDataError(f"{path}: column 'zone' row {i + 2} is empty")
+    zone = frame["zone"]
+    if pd.api.types.is_float_dtype(zone) and (zone == zone.round()).all():
+        zone = zone.astype(np.int64)
+    frame["zone"] = zone.astype(str).str.strip()
+    frame["time"] = _parse_times(frame["time"], path, repairs)
+    _numeric(frame, [*value_columns, "power_norm"], path)
+    frame = frame.rename(columns={"power_norm": "capacity_factor"})
+    _check_order(frame, path)
+    _check_power(frame, path, repairs)
+    return frame
+
+
+# ------------------------------------------------------------------------------------------------- loaders
+
+
+def load_gefcom_wind(path: str | os.PathLike, max_fill_hours: int = 3) -> pd.DataFrame:
+    """Load and validate a GEFCom2014 wind file: ``zone, time, u10, v10, u100, v100, capacity_factor``."""
+    path = Path(path)
+    repairs: list[str] = []
+    raw = _rename(_read_csv(path), path, ["zone", "time", *WIND_COLUMNS, "power_norm"])
+    frame = _base_frame(raw, path, WIND_COLUMNS, repairs)
+    _check_ranges(frame.dropna(subset=list(WIND_COLUMNS)), WIND_COLUMNS, path, {})
+    frame, added = _complete_hours(frame, [*WIND_COLUMNS, "capacity_factor"])
+    if added:
+        repairs.append(f"{added} missing hour(s) inserted (power left missing)")
+    frame, filled, dropped = _fill_gaps(frame, WIND_COLUMNS, max_fill_hours)
+    if filled:
+        repairs.append(f"weather of {filled} hour(s) in gaps of <= {max_fill_hours} h linearly interpolated")
+    if dropped:
+        repairs.append(f"{dropped} hour(s) in longer weather gaps dropped")
+    return _finish(frame, "wind", path, repairs, WIND_COLUMNS)
+
+
+def load_gefcom_solar(path: str | os.PathLike, max_fill_hours: int = 3, reset_hour: int = 1) -> pd.DataFrame:
+    """Load and validate a GEFCom2014 solar file; ECMWF ``VARnnn`` columns become lexicon names (module doc).
+
+    ``ssrd`` comes from ``VAR169`` de-accumulated per run (reset at ``reset_hour`` UTC); a file with only
+    ``ssrd_hourly_Wm2`` (W m-2, hour mean) is accepted for it. When both are present they must agree.
+    """
+    path = Path(path)
+    repairs: list[str] = []
+    raw = _read_csv(path)
+    by_upper = {str(c).strip().upper(): c for c in raw.columns}
+    hourly_col = next((c for c in raw.columns if str(c).strip().lower() == "ssrd_hourly_wm2"), None)
+    need = [v for v in SOLAR_VARS if not (v == "VAR169" and hourly_col is not None)]
+    missing = [v for v in need if v not in by_upper]
+    if missing:
+        raise GefcomDataError(
+            f"{path}: missing column(s) {', '.join(missing)}; the file has {', '.join(map(str, raw.columns))}"
+        )
+    raw = raw.rename(columns={by_upper[v]: SOLAR_VARS[v] for v in SOLAR_VARS if v in by_upper})
+    raw = raw.rename(columns={"ssrd": "ssrd_acc"} if "ssrd" in raw.columns else {})
+    names = {name: var for var, name in SOLAR_VARS.items()}
+    raw = _rename(raw, path, ["zone", "time", "power_norm"])
+    value_columns = [c for c in SOLAR_COLUMNS if c != "ssrd"]
+    value_columns += ["ssrd_acc"] if "ssrd_acc" in raw.columns else []
+    value_columns += [hourly_col] if hourly_col is not None else []
+    frame = _base_frame(raw, path, value_columns, repairs)
+    frame, added = _complete_hours(frame, [*value_columns, "capacity_factor"])
+    if added:
+        repairs.append(f"{added} missing hour(s) inserted (power left missing)")
+    for col in ("strd", "tsr", "tp"):
+        frame[col] = _deaccumulate(frame, col, reset_hour, path, names[col])
+    if "ssrd_acc" in frame.columns:
+        frame["ssrd"] = _deaccumulate(frame, "ssrd_acc", reset_hour, path, "VAR169")
+        if hourly_col is not None:
+            other = frame[hourly_col] * 3600.0
+            both = frame["ssrd"].notna() & other.notna()
+            diff = (frame["ssrd"][both] - other[both]).abs()
+            if len(diff) and diff.max() > 5.0 * 3600:
+                i = diff.idxmax()
+                raise GefcomDataError(
+                    f"{path}: '{hourly_col}' ({other[i] / 3600:.4g} W m-2) disagrees with de-accumulated VAR169 "
+                    f"({frame['ssrd'][i] / 3600:.4g} W m-2) at zone {frame['zone'][i]}, {frame['time'][i]}"
+                )
+    else:
+        frame["ssrd"] = frame[hourly_col] * 3600.0
+        repairs.append(f"ssrd taken from '{hourly_col}' (W m-2 x 3600 s)")
+    frame, filled, dropped = _fill_gaps(frame, SOLAR_COLUMNS, max_fill_hours)
+    if filled:
+        repairs.append(f"weather of {filled} hour(s) in gaps of <= {max_fill_hours} h linearly interpolated")
+    if dropped:
+        repairs.append(f"{dropped} hour(s) in longer weather gaps (or before the first de-accumulable hour) dropped")
+    _check_ranges(frame, SOLAR_COLUMNS, path, names)
+    if ((frame["tcc"] < 0) | (frame["tcc"] > 1)).any():
+        repairs.append("total cloud cover within 0.01 of [0, 1] clipped into range")
+        frame["tcc"] = frame["tcc"].clip(0.0, 1.0)
+    return _finish(frame, "solar", path, repairs, SOLAR_COLUMNS)
+
+
+def load_gefcom(path: str | os.PathLike, track: str | None = None, **kwargs) -> pd.DataFrame:
+    """Load a GEFCom2014 file of ``track`` ('wind' or 'solar'; ``None`` tells them apart by the columns)."""
+    if track is None:
+        path = Path(path)
+        header = pd.read_csv(path, nrows=0).columns if path.is_file() and path.stat().st_size else []
+        track = "solar" if any(str(c).strip().upper() == "VAR169" for c in header) or any(
+            str(c).strip().lower() == "ssrd_hourly_wm2" for c in header) else "wind"
+    if track == "wind":
+        return load_gefcom_wind(path, **kwargs)
+    if track == "solar":
+        return load_gefcom_solar(path, **kwargs)
+    raise ValueError(f"track must be 'wind' or 'solar', got {track!r}")
