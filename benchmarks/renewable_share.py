@@ -1,0 +1,145 @@
+"""Score the day-ahead renewable-share model against two baselines on DACF-format files, per balancing area.
+
+    python benchmarks/renewable_share.py --train PATH --test PATH
+    python benchmarks/renewable_share.py --train ../shared/data/dacf --split-date 2020-11-01
+
+PATH is a file, a directory or a glob (quote it) of DACF-format CSVs, one balancing area per file (named by
+an ``area`` column or the file name; several files of one area are joined). With ``--split-date`` the rows
+before the date train and the rows from it test (the test files default to the training files). Options of
+our model are chosen on the last ``--val-days`` of the training rows only, then it is refitted on all of them.
+The target is ``wind_solar_share``; the model sees only the GFS weather columns and the time of the rows it
+forecasts (day-ahead, no observed share). Baselines, fitted on the same training rows: the mean share by UTC
+hour of day, and least squares of the share on the five weather columns.
+
+Prints one JSON object: per area ``model`` / ``climatology`` / ``linear_weather`` scores (rmse, mae, r2 on the
+test rows), the better baseline by RMSE, our RMSE ratio to it, the chosen options and validation RMSEs; and a
+summary. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from carbonsync.data.observations.dacf import DacfError, load_dacf_paths  # noqa: E402
+from carbonsync.models.share import (  # noqa: E402
+    TARGET,
+    WEATHER,
+    HourOfDayClimatology,
+    LinearWeatherBaseline,
+    ShareModelError,
+    scores,
+    tune,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", nargs="+", required=True, help="training file(s), directory or glob")
+    parser.add_argument("--test", nargs="+", default=None, help="test file(s), directory or glob (default: the training paths)")
+    parser.add_argument("--split-date", default=None, help="train on rows before this UTC date, test on rows from it")
+    parser.add_argument("--val-days", type=int, default=61, help="validation days cut from the end of training (tuning)")
+    parser.add_argument("--areas", nargs="+", default=None, help="only these areas")
+    return parser.parse_args(argv)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _split(train_areas, test_areas, split_date):
+    pairs = {}
+    for name, train in train_areas.items():
+        if name not in test_areas:
+            _log(f"{name}: no test data, skipped")
+            continue
+        train_frame, test_frame = train.frame, test_areas[name].frame
+        if split_date is not None:
+            cut = pd.Timestamp(split_date)
+            train_frame, test_frame = train_frame[train_frame.index < cut], test_frame[test_frame.index >= cut]
+        train_frame = train_frame.dropna(subset=[*WEATHER, TARGET, "total_generation"])
+        test_frame = test_frame.dropna(subset=[*WEATHER, TARGET])
+        if train_frame.empty or test_frame.empty:
+            raise SystemExit(f"area {name}: {'training' if train_frame.empty else 'test'} rows are empty after the split")
+        if test_frame.index[0] <= train_frame.index[-1]:
+            raise SystemExit(
+                f"area {name}: test rows start at {test_frame.index[0]}, not after the last training row "
+                f"{train_frame.index[-1]}; give separate periods or --split-date"
+            )
+        pairs[name] = (train_frame, test_frame)
+    missing = sorted(set(test_areas) - set(train_areas))
+    if missing:
+        _log(f"areas with test data but no training data, skipped: {missing}")
+    if not pairs:
+        raise SystemExit(f"no area has both training and test data (train: {sorted(train_areas)}, test: {sorted(test_areas)})")
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    try:
+        train_areas = load_dacf_paths(args.train)
+        test_areas = load_dacf_paths(args.test) if args.test else train_areas
+    except DacfError as err:
+        raise SystemExit(f"error: {err}") from None
+    if args.areas:
+        train_areas = {k: v for k, v in train_areas.items() if k in args.areas}
+    pairs = _split(train_areas, test_areas, args.split_date)
+
+    results = {}
+    for name, (train, test) in pairs.items():
+        start = time.perf_counter()
+        y = test[TARGET].to_numpy()
+        try:
+            model, report = tune(train, area=name, val_days=args.val_days)
+        except ShareModelError as err:
+            raise SystemExit(f"area {name}: {err}") from None
+        entry = {
+            "model": scores(y, model.predict(test).to_numpy()),
+            "climatology": scores(y, HourOfDayClimatology().fit(train).predict(test).to_numpy()),
+            "linear_weather": scores(y, LinearWeatherBaseline().fit(train).predict(test).to_numpy()),
+        }
+        better = min(("climatology", "linear_weather"), key=lambda k: entry[k]["rmse"])
+        entry.update({
+            "better_baseline": better,
+            "rmse_ratio_vs_better_baseline": entry["model"]["rmse"] / entry[better]["rmse"],
+            "beats_better_baseline": entry["model"]["rmse"] < entry[better]["rmse"],
+            "train_period": [str(train.index[0]), str(train.index[-1])],
+            "test_period": [str(test.index[0]), str(test.index[-1])],
+            "test_hours": len(test),
+            "tuning": report,
+            "fitted": model.describe(),
+            "repairs": train_areas[name].repairs,
+        })
+        results[name] = entry
+        _log(f"{name}: model rmse {entry['model']['rmse']:.4f}, climatology {entry['climatology']['rmse']:.4f}, "
+             f"linear {entry['linear_weather']['rmse']:.4f} ({time.perf_counter() - start:.1f} s)")
+    ratios = [r["rmse_ratio_vs_better_baseline"] for r in results.values()]
+    out = {
+        "target": TARGET,
+        "train": [str(p) for p in args.train],
+        "test": [str(p) for p in (args.test or args.train)],
+        "split_date": args.split_date,
+        "val_days": args.val_days,
+        "areas": results,
+        "summary": {
+            "areas": len(results),
+            "areas_beating_better_baseline": int(sum(r["beats_better_baseline"] for r in results.values())),
+            "median_rmse_ratio_vs_better_baseline": float(np.median(ratios)),
+            "max_rmse_ratio_vs_better_baseline": float(np.max(ratios)),
+        },
+    }
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
