@@ -18,6 +18,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "train-irradiance": ("train_irradiance", "train the AFNO hourly irradiance diagnostic"),
     "train-head": ("train_head", "train the regional head on hindcasts"),
     "forecast": ("forecast", "run forecasts and export them to the forecast Zarr store"),
+    "export": ("export", "append forecasts for new init times to a forecast store (incremental, crash-safe; "
+                         "forecast.export.{init_times | start,end,every_hours}, .store, .workers)"),
     "rank": ("rank", "rank regions and schedule the job queue from the latest forecast"),
     "plot": ("plots", "plot maps and zone renewable share from the forecast store"),
     "evaluate": ("evaluate", "score the backbone by lead time against persistence and climatology (test split)"),

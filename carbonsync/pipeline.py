@@ -5,6 +5,8 @@ Every stage reads and writes artefacts at fixed places in ``cfg.run_dir``, so st
 
     data/weather.zarr (+ normalisation.json)   data/zone_truth.zarr   data/zones.yaml
     packages/{backbone,irradiance,head}/         checkpoints/           forecast.zarr   plots/*.png
+
+``export`` (not part of ``run``) appends forecasts for more init times to a forecast store incrementally.
 """
 
 from __future__ import annotations
@@ -117,23 +119,17 @@ def train_head(cfg: DictConfig) -> tuple[Path, dict]:
                  progress=cfg.progress)
 
 
-def forecast(cfg: DictConfig) -> Path:
-    """Stage ``forecast``: run the chain for each init time and write the forecast store."""
-    from tqdm.auto import tqdm
-
+def _forecast_source(cfg: DictConfig):
+    """The trained chain as ``init_time -> (gridded, zones)`` and the provenance of what it reads."""
     from carbonsync.data.store import open_canonical
     from carbonsync.data.zones import load_zones
-    from carbonsync.forecast.export import write_forecast_store
     from carbonsync.forecast.rollout import Forecaster
 
     p = paths(cfg)
     forecaster = Forecaster.from_dir(_need(p.packages / "head", "train-head").parent)
     weather = open_canonical(_need(p.weather, "sample-world"))
     zones = load_zones(p.zones)
-    results = []
-    for init in tqdm(list(cfg.forecast.init_times), desc="forecast", disable=not cfg.progress):
-        gridded, zone_products = forecaster.forecast(weather, init, int(cfg.forecast.lead_hours), zones)
-        results.append((pd.Timestamp(init), gridded, zone_products))
+    lead_hours = int(cfg.forecast.lead_hours)
     provenance = {
         "data_source": weather.attrs.get("source", "unknown"),
         "synthetic": weather.attrs.get("synthetic", "no"),
@@ -142,7 +138,49 @@ def forecast(cfg: DictConfig) -> Path:
         "head_package_sha256": forecaster.head.hash if forecaster.head else "none",
         "grid": forecaster.grid.attr(),
     }
-    return write_forecast_store(results, cfg.forecast.store, provenance)
+    return (lambda init: forecaster.forecast(weather, init, lead_hours, zones)), provenance
+
+
+def forecast(cfg: DictConfig) -> Path:
+    """Stage ``forecast``: run the chain for each of ``forecast.init_times`` and write a new forecast store
+    (replacing the old one atomically), ``forecast.export.workers`` init times at a time."""
+    from carbonsync.forecast.export import export_forecasts
+
+    forecast_fn, provenance = _forecast_source(cfg)
+    workers = int(cfg.forecast.get("export", {}).get("workers", 1))
+    export_forecasts(cfg.forecast.store, list(cfg.forecast.init_times), forecast_fn, provenance, workers=workers,
+                     replace=True, progress=cfg.progress)
+    return Path(cfg.forecast.store)
+
+
+def export_init_times(cfg: DictConfig) -> list[pd.Timestamp]:
+    """The init times of stage ``export``: ``forecast.export.init_times`` if given, else every
+    ``forecast.export.every_hours`` from ``start`` to ``end`` if given, else ``forecast.init_times``."""
+    ecfg = cfg.forecast.get("export", {}) or {}
+    if ecfg.get("init_times"):
+        return [pd.Timestamp(t) for t in ecfg.init_times]
+    if ecfg.get("start") is not None or ecfg.get("end") is not None:
+        if ecfg.get("start") is None or ecfg.get("end") is None:
+            raise ValueError("forecast.export.start and forecast.export.end must be given together")
+        every = int(ecfg.get("every_hours", 24))
+        if every <= 0:
+            raise ValueError(f"forecast.export.every_hours={every} must be positive")
+        times = pd.date_range(pd.Timestamp(ecfg.start), pd.Timestamp(ecfg.end), freq=f"{every}h")
+        if len(times) == 0:
+            raise ValueError(f"forecast.export.start={ecfg.start} is after forecast.export.end={ecfg.end}")
+        return list(times)
+    return [pd.Timestamp(t) for t in cfg.forecast.init_times]
+
+
+def export(cfg: DictConfig):
+    """Stage ``export``: append forecasts for new init times to ``forecast.export.store`` (incremental,
+    crash-safe: init times already committed are skipped, a killed export's leftovers are repaired)."""
+    from carbonsync.forecast.export import export_forecasts
+
+    forecast_fn, provenance = _forecast_source(cfg)
+    ecfg = cfg.forecast.get("export", {}) or {}
+    return export_forecasts(ecfg.get("store", cfg.forecast.store), export_init_times(cfg), forecast_fn, provenance,
+                            workers=int(ecfg.get("workers", 1)), progress=cfg.progress)
 
 
 def rank(cfg: DictConfig, print_table: bool = True) -> Any:

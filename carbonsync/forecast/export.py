@@ -30,6 +30,7 @@ appending rewrites that chunk by atomic rename, leaving its committed entries un
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -308,15 +309,22 @@ class _Writer:
         """Write the chunks of one prepared forecast at ``index``: every init-time variable except the
         ``init_time`` coordinate, whose chunks hold many init times (see :meth:`write_init_times`). Safe to
         run concurrently for different indices: each touches only its own chunk files."""
+        from zarr.core.sync import sync
+
+        writes = []
         for (group, name), arr in self.arrays.items():
             if name == "init_time":
                 continue
             ds = gridded if group == "gridded" else zones
-            da = ds[name].transpose(*arr.metadata.dimension_names)
-            values = da.values[0]
+            values = ds[name].transpose(*arr.metadata.dimension_names).values[0]
             if values.dtype.kind == "M":
                 values = _minutes(values)
-            arr[index] = values.astype(arr.dtype, copy=False)
+            writes.append(arr.async_array.setitem(index, values.astype(arr.dtype, copy=False)))
+
+        async def write_all():
+            await asyncio.gather(*writes)
+
+        sync(write_all())  # one trip to zarr's event loop; the chunk files are written concurrently
 
     def write_init_times(self, start: int, init_times: Sequence[pd.Timestamp]) -> None:
         """Write ``init_times`` into the ``init_time`` coordinates from index ``start`` (one thread only: a
