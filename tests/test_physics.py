@@ -266,3 +266,114 @@ def test_grid_and_time_mismatch_name_the_variable(weather, zones):
         ph.zone_products(weather["u100"], shifted, weather["ssrd"], zones, GRID)
     with pytest.raises(ph.PhysicsInputError, match="'ssrd' must be an xarray.DataArray"):
         ph.zone_products(weather["u100"], weather["v100"], weather["ssrd"].values, zones, GRID)
+
+
+# ------------------------------------------------------------------------- hub height, dask, capacity
+
+
+class _NoCompute:
+    """A dask scheduler that fails: whatever runs under it must stay lazy."""
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("a dask graph was computed eagerly")
+
+
+def test_log_law_with_roughness_matches_windpowerlib(weather):
+    from windpowerlib.wind_speed import logarithmic_profile
+
+    rng = np.random.default_rng(5)
+    fsr = xr.DataArray(rng.uniform(0.0002, 1.0, GRID.shape), coords=GRID.coords(), dims=("lat", "lon"),
+                       attrs={"units": "m"})
+    speed = np.hypot(weather["u100"], weather["v100"])
+    got = ph.hub_height_speed(speed, 140.0, roughness=fsr)
+    for t, i, j in [(0, 3, 4), (7, 10, 20), (47, 18, 35)]:
+        ref = logarithmic_profile(float(speed[t, i, j]), 100.0, 140.0, float(fsr[i, j]))
+        assert float(got[t, i, j]) == pytest.approx(ref, rel=1e-12)
+    cf = ph.wind_capacity_factor(weather["u100"], weather["v100"], hub_height=140.0, roughness=fsr)
+    assert cf.attrs["hub_height_extrapolation"] == "log law with roughness length fsr"
+    expected = ph.wind_capacity_factor(got.assign_attrs(units="m s-1"), xr.zeros_like(got).assign_attrs(units="m s-1"))
+    xr.testing.assert_allclose(cf, expected)
+    # rough land lifts the wind more between 100 m and 140 m than smooth sea
+    smooth, rough = (ph.hub_height_speed(speed, 140.0, roughness=xr.full_like(fsr, z)) for z in (1e-4, 1.0))
+    assert bool((rough >= smooth).all())
+
+
+def test_power_law_shear_from_u10_matches_windpowerlib(weather):
+    from windpowerlib.wind_speed import hellman
+
+    rng = np.random.default_rng(6)
+    ratio = rng.uniform(0.5, 0.95, weather["u100"].shape)  # 10 m winds are weaker
+    u10 = (weather["u100"] * ratio).assign_attrs(units="m s-1")
+    v10 = (weather["v100"] * ratio).assign_attrs(units="m s-1")
+    alpha = ph.shear_exponent_from_winds(u10, v10, weather["u100"], weather["v100"])
+    s10 = np.hypot(u10, v10).values
+    expected = np.where(s10 >= 0.5, np.clip(-np.log(ratio) / np.log(10.0), 0.0, 0.6), 1 / 7)  # calm: default
+    np.testing.assert_allclose(alpha.values, expected, atol=1e-9)
+    assert (s10 >= 0.5).mean() > 0.9
+    cf = ph.wind_capacity_factor(weather["u100"], weather["v100"], hub_height=150.0, u10=u10, v10=v10)
+    speeds, curve = ph.power_curve()
+    for t, i, j in [(1, 2, 3), (30, 9, 9), (46, 17, 30)]:
+        s100 = float(np.hypot(weather["u100"][t, i, j], weather["v100"][t, i, j]))
+        hub = hellman(s100, 100.0, 150.0, hellman_exponent=float(alpha[t, i, j]))
+        assert float(cf[t, i, j]) == pytest.approx(np.interp(hub, speeds, curve, right=0.0), abs=1e-6)
+    calm = ph.shear_exponent_from_winds(0 * u10, 0 * v10, weather["u100"], weather["v100"])
+    np.testing.assert_allclose(calm.values, 1 / 7)  # no usable profile: the default exponent
+    with pytest.raises(ph.PhysicsInputError, match="both 'u10' and 'v10'"):
+        ph.wind_capacity_factor(weather["u100"], weather["v100"], hub_height=150.0, u10=u10)
+
+
+def test_zone_products_stay_lazy_and_match_numpy(weather, zones):
+    import dask
+
+    rng = np.random.default_rng(7)
+    fsr = xr.DataArray(rng.uniform(0.001, 0.5, GRID.shape), coords=GRID.coords(), dims=("lat", "lon"),
+                       attrs={"units": "m"})
+    kwargs = dict(hub_height=120.0, fsr=fsr)
+    eager = ph.zone_products(weather["u100"], weather["v100"], weather["ssrd"], zones, GRID, t2m=weather["t2m"],
+                             **kwargs)
+    chunked = {k: v.chunk(time=12) for k, v in weather.items()}
+    with dask.config.set(scheduler=_NoCompute()):
+        lazy = ph.zone_products(chunked["u100"], chunked["v100"], chunked["ssrd"], zones, GRID, t2m=chunked["t2m"],
+                                **kwargs)
+        wind = ph.wind_capacity_factor(chunked["u100"], chunked["v100"], hub_height=120.0, u10=chunked["u100"] * 0.8,
+                                       v10=chunked["v100"] * 0.8)
+        solar = ph.solar_capacity_factor(chunked["ssrd"], t2m=chunked["t2m"])
+    for name in ("wind_cf", "solar_cf", "wind_speed", "ghi", "renewable_share"):
+        assert lazy[name].chunks is not None, name
+    assert wind.chunks is not None and solar.chunks is not None
+    xr.testing.assert_allclose(eager, lazy.compute())
+    assert eager.attrs["hub_height_extrapolation"] == "log law with roughness length fsr"
+
+
+def test_capacity_weighted_masks(weather, zones):
+    speed = np.hypot(weather["u100"], weather["v100"]).assign_attrs(units="m s-1")
+    area = ph.capacity_masks(zones, GRID)
+    xr.testing.assert_equal(area, zone_masks(zones, GRID))
+    # all of zone N's wind capacity in one cell, zone S's spread over its cells in proportion 1:3
+    capacity = xr.zeros_like(area.isel(zone=0, drop=True))
+    north = np.argwhere(area.sel(zone="N").values > 0)
+    south = np.argwhere(area.sel(zone="S").values > 0)
+    capacity[tuple(north[0])] = 500.0
+    capacity[tuple(south[0])] = 100.0
+    capacity[tuple(south[1])] = 300.0
+    masks = ph.capacity_masks(zones, GRID, capacity)
+    np.testing.assert_allclose(masks.sum(("lat", "lon")).values, 1.0)
+    mean = ph.zone_average(speed.rename("s"), masks)
+    np.testing.assert_allclose(mean.sel(zone="N").values, speed.values[:, north[0][0], north[0][1]], rtol=1e-12)
+    expected_s = 0.25 * speed.values[:, south[0][0], south[0][1]] + 0.75 * speed.values[:, south[1][0], south[1][1]]
+    np.testing.assert_allclose(mean.sel(zone="S").values, expected_s, rtol=1e-12)
+    # a zone whose box holds no capacity falls back to its area mask
+    only_north = capacity.where(area.sel(zone="N", drop=True) > 0, 0.0)
+    xr.testing.assert_allclose(ph.capacity_masks(zones, GRID, only_north).sel(zone="S"), area.sel(zone="S"))
+    # zone_products weights wind by wind capacity and solar by area unless a solar map is given
+    ds = ph.zone_products(weather["u100"], weather["v100"], weather["ssrd"], zones, GRID, capacity={"wind": capacity})
+    np.testing.assert_allclose(ds.wind_speed.sel(zone="N").values, speed.values[:, north[0][0], north[0][1]], rtol=1e-6)
+    plain = ph.zone_products(weather["u100"], weather["v100"], weather["ssrd"], zones, GRID)
+    xr.testing.assert_allclose(ds.solar_cf, plain.solar_cf)
+    assert ds.attrs["zone_weights"] == "wind: capacity, solar: area"
+    with pytest.raises(ph.PhysicsInputError, match="'wind' or 'solar'"):
+        ph.zone_products(weather["u100"], weather["v100"], weather["ssrd"], zones, GRID, capacity={"hydro": capacity})
+    with pytest.raises(ph.PhysicsInputError, match=">= 0"):
+        ph.capacity_masks(zones, GRID, -capacity)
+    with pytest.raises(ph.PhysicsInputError, match=r"dims \(lat, lon\)"):
+        ph.capacity_masks(zones, GRID, capacity.expand_dims(time=1))

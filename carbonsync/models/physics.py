@@ -13,7 +13,7 @@ and inverter.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -29,6 +29,8 @@ __all__ = [
     "PhysicsInputError",
     "power_curve",
     "hub_height_speed",
+    "shear_exponent_from_winds",
+    "capacity_masks",
     "wind_capacity_factor",
     "default_tilt",
     "solar_capacity_factor",
@@ -44,6 +46,7 @@ _UNIT_ALIASES = {
     "m s-1": {"m s-1", "m s**-1", "m/s", "m s^-1"},
     "J m-2": {"J m-2", "J m**-2", "J/m2", "J m^-2", "J/m^2"},
     "K": {"K", "kelvin"},
+    "m": {"m", "metre", "meter", "metres"},
 }
 
 
@@ -144,12 +147,44 @@ def power_curve(
     return _cached_curve(turbine, std)
 
 
-def hub_height_speed(speed: xr.DataArray, hub_height: float | None, alpha: float = 1 / 7) -> xr.DataArray:
-    """Extrapolate 100 m wind speed to ``hub_height`` with the power law ``(h / 100) ** alpha``."""
+def shear_exponent_from_winds(
+    u10: xr.DataArray, v10: xr.DataArray, u100: xr.DataArray, v100: xr.DataArray,
+    default: float = 1 / 7, bounds: tuple[float, float] = (0.0, 0.6), min_speed: float = 0.5,
+) -> xr.DataArray:
+    """Local power-law (Hellman) exponent ``ln(|v100| / |v10|) / ln(100 / 10)`` from 10 m and 100 m winds.
+
+    Clipped to ``bounds``; ``default`` where either speed is below ``min_speed`` m s-1 (no usable profile).
+    """
+    s10, s100 = np.hypot(u10, v10), np.hypot(u100, v100)
+    ok = (s10 >= min_speed) & (s100 >= min_speed)
+    alpha = np.log(s100.where(ok, 1.0) / s10.where(ok, 1.0)) / np.log(REFERENCE_HEIGHT / 10.0)
+    out = xr.where(ok, alpha.clip(*bounds), default)
+    out.name = "shear_exponent"
+    out.attrs = {"long_name": "Power-law wind shear exponent between 10 m and 100 m", "units": "1"}
+    return out
+
+
+def hub_height_speed(
+    speed: xr.DataArray,
+    hub_height: float | None,
+    alpha: float | xr.DataArray = 1 / 7,
+    *,
+    roughness: xr.DataArray | None = None,
+) -> xr.DataArray:
+    """Extrapolate 100 m wind speed to ``hub_height``.
+
+    With ``roughness`` (surface roughness length in m, e.g. ERA5 ``fsr``) the log law
+    ``ln(h / z0) / ln(100 / z0)`` is used (windpowerlib's ``logarithmic_profile`` without obstacles);
+    otherwise the power law ``(h / 100) ** alpha``, where ``alpha`` may be a field (see
+    :func:`shear_exponent_from_winds`).
+    """
     if hub_height is None or hub_height == REFERENCE_HEIGHT:
         return speed
     if hub_height <= 0:
         raise ValueError(f"hub_height must be > 0 m, got {hub_height}")
+    if roughness is not None:
+        z0 = roughness.clip(min=1e-5)  # open sea can report 0
+        return speed * np.log(hub_height / z0) / np.log(REFERENCE_HEIGHT / z0)
     return speed * (hub_height / REFERENCE_HEIGHT) ** alpha
 
 
@@ -160,6 +195,10 @@ def wind_capacity_factor(
     hub_height: float | None = None,
     smoothing_std: tuple[float, float] | None = STAFFELL_PFENNINGER,
     shear_exponent: float = 1 / 7,
+    *,
+    roughness: xr.DataArray | None = None,
+    u10: xr.DataArray | None = None,
+    v10: xr.DataArray | None = None,
 ) -> xr.DataArray:
     """Wind capacity factor from 100 m wind components.
 
@@ -170,7 +209,11 @@ def wind_capacity_factor(
     hub_height : hub height in m; ``None`` uses the 100 m wind as is.
     smoothing_std : ``(a, b)`` of the fleet smoothing standard deviation ``a * v + b`` (m s-1),
         or ``None`` for the bare turbine curve.
-    shear_exponent : power-law exponent for the 100 m to hub-height extrapolation.
+    shear_exponent : power-law exponent for the 100 m to hub-height extrapolation, used when neither
+        ``u10``/``v10`` nor ``roughness`` is given.
+    u10, v10 : 10 m wind components (m s-1): the power law then uses the local shear exponent between
+        10 m and 100 m (:func:`shear_exponent_from_winds`). Takes precedence over ``roughness``.
+    roughness : surface roughness length (m, ERA5 ``fsr``; broadcastable to the winds): log law.
 
     Returns
     -------
@@ -178,8 +221,24 @@ def wind_capacity_factor(
     """
     u100 = _check_field(u100, "u100", "m s-1", dims=None)
     v100 = _check_field(v100, "v100", "m s-1", dims=None)
+    if (u10 is None) != (v10 is None):
+        raise PhysicsInputError("pass both 'u10' and 'v10' for the shear exponent, or neither")
     speeds, cf = power_curve(turbine, smoothing_std)
-    speed = hub_height_speed(np.hypot(u100, v100), hub_height, shear_exponent)
+    speed = np.hypot(u100, v100)
+    extrapolation = "power law, exponent " + f"{shear_exponent:.3g}"
+    if hub_height is not None and hub_height != REFERENCE_HEIGHT:
+        if u10 is not None:
+            u10 = _check_field(u10, "u10", "m s-1", dims=None)
+            v10 = _check_field(v10, "v10", "m s-1", dims=None)
+            alpha = shear_exponent_from_winds(u10, v10, u100, v100, default=shear_exponent)
+            speed = hub_height_speed(speed, hub_height, alpha)
+            extrapolation = "power law, exponent from u10/v10 and u100/v100"
+        elif roughness is not None:
+            roughness = _check_field(roughness, "fsr", "m", dims=None)
+            speed = hub_height_speed(speed, hub_height, roughness=roughness)
+            extrapolation = "log law with roughness length fsr"
+        else:
+            speed = hub_height_speed(speed, hub_height, shear_exponent)
     out = xr.apply_ufunc(
         np.interp, speed, kwargs={"xp": speeds, "fp": cf, "left": 0.0, "right": 0.0},
         dask="parallelized", output_dtypes=[np.float64], keep_attrs=False,
@@ -189,6 +248,7 @@ def wind_capacity_factor(
     out.attrs = {
         "long_name": "Wind capacity factor", "units": "1", "turbine": turbine,
         "hub_height_m": REFERENCE_HEIGHT if hub_height is None else float(hub_height),
+        "hub_height_extrapolation": "none" if hub_height in (None, REFERENCE_HEIGHT) else extrapolation,
         "smoothing_std": "none" if smoothing_std is None else f"{smoothing_std[0]} * v + {smoothing_std[1]}",
     }
     return out
@@ -302,11 +362,36 @@ def solar_capacity_factor(
 # ----------------------------------------------------------------------------------------------- zones
 
 
+def capacity_masks(zones: Sequence[Zone], grid: Grid, capacity: xr.DataArray | None = None) -> xr.DataArray:
+    """Capacity-weighted zone masks ``(zone, lat, lon)``, each summing to 1.
+
+    ``capacity`` is the installed capacity in each grid cell (MW, dims ``(lat, lon)`` on ``grid``; any
+    positive scale works, only its distribution inside a zone matters). A cell's weight in a zone is its
+    capacity there, so a zone mean is the fleet's mean. ``None``, or a zone whose box holds no capacity,
+    falls back to area weights (capacity spread evenly over the zone's area).
+    """
+    area = zone_masks(zones, grid)
+    if capacity is None:
+        return area
+    if not isinstance(capacity, xr.DataArray) or set(capacity.dims) != {"lat", "lon"}:
+        got = tuple(capacity.dims) if isinstance(capacity, xr.DataArray) else type(capacity).__name__
+        raise PhysicsInputError(f"capacity must be a DataArray with dims (lat, lon), got {got}")
+    grid.check(capacity, what=f"capacity '{capacity.name}'")
+    values = capacity.transpose("lat", "lon").values.astype(np.float64)
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise PhysicsInputError(f"capacity '{capacity.name}' must be finite and >= 0 everywhere")
+    inside = area.values > 0
+    weights = inside * values[None]
+    totals = weights.sum(axis=(1, 2), keepdims=True)
+    weights = np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), area.values)
+    return area.copy(data=weights)
+
+
 def zone_average(field: xr.DataArray, masks: xr.DataArray) -> xr.DataArray:
     """Mean of ``field (time, lat, lon)`` over each zone of ``masks (zone, lat, lon)``, as ``(time, zone)``.
 
-    The masks are the zones' area weights (each summing to 1, see :func:`carbonsync.data.zones.zone_masks`);
-    capacity is taken as uniform over a zone's area. Masks are matched to the field by position after
+    The masks are zone weights each summing to 1: area weights (:func:`carbonsync.data.zones.zone_masks`)
+    or capacity weights (:func:`capacity_masks`). Masks are matched to the field by position after
     checking that the coordinates agree.
     """
     for dim in ("lat", "lon"):
@@ -369,16 +454,35 @@ def zone_products(
     *,
     turbine: str = "E-126/4200",
     hub_height: float | None = None,
+    u10: xr.DataArray | None = None,
+    v10: xr.DataArray | None = None,
+    fsr: xr.DataArray | None = None,
+    capacity: Mapping[str, xr.DataArray] | xr.Dataset | None = None,
 ) -> xr.Dataset:
     """Zone ``wind_cf``, ``solar_cf``, ``renewable_share`` and ``carbon_intensity``, dims ``(time, zone)``.
 
     Also returns the zone means of the 100 m wind speed (``wind_speed``, m s-1) and of GHI (``ghi``, W m-2)
     used as features by :mod:`carbonsync.models.head`. Inputs must carry ``units`` attributes and be on
-    ``grid`` with dims ``(time, lat, lon)``.
+    ``grid`` with dims ``(time, lat, lon)``. ``u10``/``v10`` (power-law shear) or ``fsr`` (log law), when
+    given, extrapolate the 100 m wind to ``hub_height`` (see :func:`wind_capacity_factor`); ``fsr`` may
+    also be ``(lat, lon)``. ``capacity`` maps ``"wind"``/``"solar"`` to installed capacity per grid cell
+    ``(lat, lon)``: zone means of the wind (solar) quantities are then weighted by it
+    (:func:`capacity_masks`), otherwise by area.
     """
     fields = {"u100": (u100, "m s-1"), "v100": (v100, "m s-1"), "ssrd": (ssrd, "J m-2")}
     if t2m is not None:
         fields["t2m"] = (t2m, "K")
+    if (u10 is None) != (v10 is None):
+        raise PhysicsInputError("pass both 'u10' and 'v10', or neither")
+    if u10 is not None:
+        fields["u10"], fields["v10"] = (u10, "m s-1"), (v10, "m s-1")
+    if fsr is not None:
+        fsr = _check_field(fsr, "fsr", "m", dims=None, require_units=True)
+        if set(fsr.dims) not in ({"lat", "lon"}, {"time", "lat", "lon"}):
+            raise PhysicsInputError(f"'fsr' has dims {tuple(fsr.dims)}, expected (lat, lon) or (time, lat, lon)")
+        grid.check(fsr, what="'fsr'")
+        if "time" in fsr.dims:
+            fields["fsr"] = (fsr, "m")
     checked = {}
     for name, (da, units) in fields.items():
         da = _check_field(da, name, units, require_units=True)
@@ -388,15 +492,22 @@ def zone_products(
     for name, da in checked.items():
         if da.sizes["time"] != len(ref) or not np.array_equal(da["time"].values, ref):
             raise PhysicsInputError(f"'{name}' has different times than 'u100'")
-    masks = zone_masks(zones, grid)
-    wind = wind_capacity_factor(checked["u100"], checked["v100"], turbine=turbine, hub_height=hub_height)
+    capacity = {} if capacity is None else capacity
+    unknown = sorted(set(capacity) - {"wind", "solar"})
+    if unknown:
+        raise PhysicsInputError(f"capacity maps must be named 'wind' or 'solar', got {unknown}")
+    wind_masks = capacity_masks(zones, grid, capacity.get("wind"))
+    solar_masks = capacity_masks(zones, grid, capacity.get("solar"))
+    wind = wind_capacity_factor(checked["u100"], checked["v100"], turbine=turbine, hub_height=hub_height,
+                                u10=checked.get("u10"), v10=checked.get("v10"), roughness=checked.get("fsr", fsr))
     solar = solar_capacity_factor(checked["ssrd"], t2m=checked.get("t2m"))
     speed = np.hypot(checked["u100"], checked["v100"]).rename("wind_speed")
     speed.attrs = {"long_name": "100 metre wind speed", "units": "m s-1"}
     ghi = (checked["ssrd"].clip(min=0) / 3600.0).rename("ghi")
     ghi.attrs = {"long_name": "Global horizontal irradiance, hourly mean", "units": "W m-2"}
-    out = xr.Dataset({name: zone_average(da, masks) for name, da in
-                      (("wind_cf", wind), ("solar_cf", solar), ("wind_speed", speed), ("ghi", ghi))})
+    out = xr.Dataset({name: zone_average(da, masks) for name, da, masks in
+                      (("wind_cf", wind, wind_masks), ("solar_cf", solar, solar_masks),
+                       ("wind_speed", speed, wind_masks), ("ghi", ghi, solar_masks))})
     share = renewable_share(out["wind_cf"], out["solar_cf"], zones)
     fossil = xr.DataArray([z.fossil_intensity for z in zones], dims="zone", coords={"zone": out["zone"]})
     carbon = ((1.0 - share) * fossil).rename("carbon_intensity")
@@ -404,5 +515,6 @@ def zone_products(
     out["renewable_share"] = share
     out["carbon_intensity"] = carbon
     out = out.assign_coords(zone_name=("zone", [z.name for z in zones]))
-    out.attrs = {"grid": grid.attr(), "turbine": turbine}
+    out.attrs = {"grid": grid.attr(), "turbine": turbine, "hub_height_extrapolation": wind.attrs["hub_height_extrapolation"],
+                 "zone_weights": ", ".join(f"{k}: {'capacity' if k in capacity else 'area'}" for k in ("wind", "solar"))}
     return out
