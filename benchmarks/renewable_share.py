@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from carbonsync.data.observations.dacf import DacfError, load_dacf_paths  # noqa: E402
 from carbonsync.models.share import (  # noqa: E402
+    DEFAULT_GRID,
     TARGET,
     WEATHER,
     HourOfDayClimatology,
@@ -48,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split-date", default=None, help="train on rows before this UTC date, test on rows from it")
     parser.add_argument("--val-days", type=int, default=61, help="validation days cut from the end of training (tuning)")
     parser.add_argument("--areas", nargs="+", default=None, help="only these areas")
+    parser.add_argument("--alphas", nargs="+", type=float, default=list(DEFAULT_GRID["alpha"]),
+                        help="ridge penalties tried on the validation period")
+    parser.add_argument("--capacity-days", nargs="+", type=int, default=list(DEFAULT_GRID["capacity_days"]),
+                        help="capacity windows (days) tried on the validation period")
+    parser.add_argument("--no-correction", action="store_true", help="do not try the ridge share correction")
     return parser.parse_args(argv)
 
 
@@ -94,12 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
         train_areas = {k: v for k, v in train_areas.items() if k in args.areas}
     pairs = _split(train_areas, test_areas, args.split_date)
 
+    grid = {"capacity": ("none", "recent"), "capacity_days": tuple(args.capacity_days), "alpha": tuple(args.alphas),
+            "correction": (False,) if args.no_correction else (False, True)}
     results = {}
     for name, (train, test) in pairs.items():
         start = time.perf_counter()
         y = test[TARGET].to_numpy()
         try:
-            model, report = tune(train, area=name, val_days=args.val_days)
+            model, report = tune(train, area=name, val_days=args.val_days, grid=grid)
         except ShareModelError as err:
             raise SystemExit(f"area {name}: {err}") from None
         entry = {
@@ -129,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         "test": [str(p) for p in (args.test or args.train)],
         "split_date": args.split_date,
         "val_days": args.val_days,
+        "grid": grid,
         "areas": results,
         "summary": {
             "areas": len(results),

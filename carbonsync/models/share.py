@@ -203,7 +203,7 @@ def physics_features(frame: pd.DataFrame, lat: float, lon: float, dswrf_lag: int
         "cooling": np.maximum(degrees, 0.0), "heating": np.maximum(-degrees, 0.0),
         "cooling2": np.maximum(degrees, 0.0) ** 2, "heating2": np.maximum(-degrees, 0.0) ** 2,
         "temperature_24h": smooth(temperature, 24) - COMFORT_K, "dewpoint": weather["dewpoint"].to_numpy() - COMFORT_K,
-        "weekend": (times.dayofweek >= 5).astype(float), "dswrf": weather["dswrf"].to_numpy() / 1000.0,
+        "weekend": (times.day_of_week >= 5).astype(float), "dswrf": weather["dswrf"].to_numpy() / 1000.0,
         "pv_clear": pv_cs, "pv_k": pv_cs * clearness,
     }
     demand.update(harmonics)
@@ -361,6 +361,9 @@ class RenewableShareModel:
         """Predicted ``wind_mw``, ``solar_mw``, ``total_mw`` and ``share`` for the weather in ``frame``."""
         if not hasattr(self, "components"):
             raise ShareModelError("the model is not fitted")
+        missing = [c for c in WEATHER if c not in frame.columns]
+        if missing:
+            raise ShareModelError(f"frame lacks weather columns {missing}")
         frame = frame.dropna(subset=list(WEATHER))
         features = physics_features(frame, self.lat, self.lon, self.dswrf_lag)
         structured, parts, total = self._structured(features)

@@ -20,12 +20,14 @@ these documented repairs (each listed in ``DacfArea.repairs``):
 - a missing ``wind_solar_share`` column is computed from the generation columns.
 
 Errors: empty file, missing time/wind-or-solar/weather columns, unparsable times, sub-hourly or irregular
-steps, duplicated times with different values, local time with daylight-saving time (a repeated and a
-missing night hour on transition Sundays, or solar output moving by about an hour against the UTC weather
-between summer and winter), generation columns in the wrong unit (a whole file in GW, rows or weeks of a
-column 1000x off the rest of the file, or a column whose share does not reproduce ``wind_solar_share`` unless
-rescaled by 1000), shares outside [0, 1] (including percentages), non-positive total generation, and weather
-in implausible units (temperature in °C, negative irradiance, ...).
+steps, duplicated times with different values, local time with daylight-saving time (night hours repeated on
+transition Sundays, with or without the missing spring hour, or solar output moving by about an hour against
+the UTC weather between summer and winter), generation columns in the wrong unit (a column 1000x off its own
+operator forecast, rows or weeks of a column 1000x off the rest of the file, a column whose share reproduces
+``wind_solar_share`` only when rescaled by 1000, a median total below 1 MW), shares outside [0, 1] (including
+percentages), non-positive total generation, and weather in implausible units (temperature in °C, negative
+irradiance, ...). Not detectable: a whole file consistently in GW without operator forecasts (only its scale
+changes, and the share does not depend on it), or a DST shift in a file without solar generation.
 """
 
 from __future__ import annotations
@@ -186,21 +188,22 @@ def _parse_times(raw: pd.Series, path: Path, column: str, repairs: list[str]) ->
 
 def _is_dst_sunday(t: pd.Timestamp) -> bool:
     """A night hour on a Sunday in the months where US/EU daylight-saving time starts or ends."""
-    return t.dayofweek == 6 and t.month in (3, 4, 10, 11) and t.hour <= 4
+    return t.day_of_week == 6 and t.month in (3, 4, 10, 11) and t.hour <= 4
 
 
 def _check_dst_local(index: pd.DatetimeIndex, path: Path, column: str) -> None:
-    """A repeated night hour and a missing one on transition Sundays: naive local time, not UTC."""
+    """A repeated night hour (and a missing one) on transition Sundays: naive local time, not UTC."""
     duplicated = index[index.duplicated(keep="first")]
     ordered = index.sort_values().unique()
     steps = np.diff(ordered.values).astype("timedelta64[s]").astype(np.int64)
     missing_after = ordered[:-1][steps == 2 * 3600] if len(ordered) > 1 else ordered[:0]
     dup_dst = [t for t in duplicated if _is_dst_sunday(t)]
     gap_dst = [t + pd.Timedelta(hours=1) for t in missing_after if _is_dst_sunday(t + pd.Timedelta(hours=1))]
-    if dup_dst and gap_dst:
+    if dup_dst and (gap_dst or len(dup_dst) == len(duplicated)):
         raise DacfError(
-            f"{path}: column {column!r} looks like local time with daylight-saving time, not UTC: the hour "
-            f"{gap_dst[0]} is missing and {dup_dst[0]} appears twice (transition Sundays); convert it to UTC"
+            f"{path}: column {column!r} looks like local time with daylight-saving time, not UTC: "
+            + (f"the hour {gap_dst[0]} is missing and " if gap_dst else "")
+            + f"{dup_dst[0]} appears twice (a transition Sunday); convert the times to UTC"
         )
 
 
@@ -240,7 +243,7 @@ def _regularise(frame: pd.DataFrame, path: Path, fill_limit: int, max_missing_fr
         run_length = holes.groupby(run_id).transform("sum")
         short = holes & (run_length <= fill_limit)
         filled = frame.interpolate(method="time", limit_area="inside")
-        frame = frame.where(~short.to_numpy()[:, None], filled)
+        frame.loc[short] = filled.loc[short]
         n_short = int(short.sum())
         if n_short:
             repairs.append(
@@ -315,6 +318,25 @@ def _check_generation_units(frame: pd.DataFrame, generation: list[str], path: Pa
             raise DacfError(
                 f"{path}: column {column!r} peaks at {off.iloc[0]:.4g} in the week from {off.index[0].date()} against "
                 f"a typical weekly peak of {ref:.4g} MW: a unit mix-up (GW/kW vs MW) in {len(off)} weeks?"
+            )
+
+
+def _check_against_forecasts(frame: pd.DataFrame, forecasts: list[str], generation: list[str], path: Path) -> None:
+    """A generation column 1000x off its own operator forecast (kept in MW) is in the wrong unit."""
+    for name in forecasts:
+        fuel = OPERATOR_FORECAST.match(name)["fuel"]
+        if fuel not in generation:
+            continue
+        both = frame[[fuel, name]].dropna()
+        both = both[(both[fuel] > 0) & (both[name] > 0)]
+        if len(both) < 24:
+            continue
+        ratio = float(both[fuel].median() / both[name].median())
+        if ratio < 1e-2 or ratio > 1e2:
+            unit = "GW" if ratio < 1 else "kW"
+            raise DacfError(
+                f"{path}: column {fuel!r} is {ratio:.3g}x its operator forecast {name!r} (median of positive hours): "
+                f"a unit mix-up, {fuel!r} looks like it is in {unit} instead of MW"
             )
 
 
@@ -434,6 +456,7 @@ def load_dacf(
     frame = frame.rename(columns=WEATHER_COLUMNS)
 
     _check_weather(frame, path)
+    _check_against_forecasts(frame, forecast_cols, generation, path)
     _check_generation_units(frame, generation, path)
     share = _check_share(frame, generation, path, repairs)
     _check_dst_solar(frame, path)
