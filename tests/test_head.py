@@ -12,7 +12,16 @@ from carbonsync.data.grid import Grid
 from carbonsync.data.solar import solar_position
 from carbonsync.data.zones import Zone
 from carbonsync.models import physics as ph
-from carbonsync.models.head import FEATURES, HeadFeatures, RegionalHead, fit_head, pinball_loss, predict
+from carbonsync.models.head import (
+    FEATURES,
+    HeadFeatures,
+    RegionalHead,
+    build_head_features,
+    fit_head,
+    pinball_loss,
+    predict,
+    quantile_coverage,
+)
 
 GRID = Grid(19, 36)
 WIND_FACTOR = [0.75, 1.0, 1.15]
@@ -178,3 +187,99 @@ def test_pinball_and_bad_arguments(synthetic):
         RegionalHead(["A"], quantiles=(0.9, 0.1))
     with pytest.raises(ValueError, match="shape"):
         fit_head(synthetic["f_test"], torch.zeros(3, 2), epochs=1)
+
+
+# --------------------------------------------------------------------- feature builder and calibration
+
+
+@pytest.fixture(scope="module")
+def gridded():
+    """Two days of hourly gridded weather with units, as a canonical (time, lat, lon) Dataset."""
+    rng = np.random.default_rng(11)
+    times = pd.date_range("2024-05-01", periods=48, freq="h")
+    shape = (len(times), *GRID.shape)
+    mid = times - pd.Timedelta(minutes=30)
+    zen, _ = solar_position(mid.day_of_year.to_numpy(float)[:, None, None],
+                            (mid.hour + mid.minute / 60).to_numpy(float)[:, None, None],
+                            GRID.lat[None, :, None], GRID.lon[None, None, :])
+    ssrd = np.clip(np.cos(np.deg2rad(zen)), 0, None) * 800.0 * 3600.0 * rng.uniform(0.3, 1.0, shape)
+    dims = ("time", "lat", "lon")
+    return xr.Dataset(
+        {"u100": (dims, _ar1(rng, shape, 6.0) + 2.0, {"units": "m s-1"}),
+         "v100": (dims, _ar1(rng, shape, 6.0), {"units": "m s-1"}),
+         "ssrd": (dims, ssrd, {"units": "J m-2"}),
+         "t2m": (dims, rng.normal(288.0, 5.0, shape), {"units": "K"})},
+        coords={"time": times, "lat": GRID.lat, "lon": GRID.lon},
+    )
+
+
+def test_build_features_from_gridded_weather(gridded, synthetic):
+    zones = synthetic["zones"]
+    feats = build_head_features(gridded, zones)
+    expected = HeadFeatures.from_products(
+        ph.zone_products(gridded.u100, gridded.v100, gridded.ssrd, zones, GRID, t2m=gridded.t2m), zones)
+    torch.testing.assert_close(feats.x, expected.x)
+    assert feats.zone_ids == ("A", "B", "C") and feats.zones is not None
+    assert np.all(feats.x[:, FEATURES.index("lead_days")].numpy() == 0.0)
+    with pytest.raises(KeyError, match="ssrd"):
+        build_head_features(gridded.drop_vars("ssrd"), zones)
+
+
+def test_build_features_from_backbone_forecasts(gridded, synthetic):
+    zones = synthetic["zones"]
+    inits = gridded.time.values[[0, 12]]
+    lead = pd.to_timedelta(np.arange(25), unit="h")
+    forecasts = xr.concat([gridded.sel(time=t + lead.values).rename(time="lead_time").assign_coords(lead_time=lead)
+                           for t in inits], dim=pd.Index(inits, name="init_time"))
+    forecasts = forecasts.transpose("init_time", "lead_time", "lat", "lon")
+    feats = build_head_features(forecasts, zones)
+    nz = len(zones)
+    assert len(feats) == 2 * 25 * nz
+    for k, init in enumerate(inits):
+        rows = slice(k * 25 * nz, (k + 1) * 25 * nz)
+        analysis = build_head_features(gridded.sel(time=init + lead.values), zones)
+        got = feats.x[rows]
+        torch.testing.assert_close(got[:, :-1], analysis.x[:, :-1])  # same weather, same physics
+        np.testing.assert_allclose(got[::nz, -1].numpy(), np.arange(25) / 24.0, rtol=1e-6)  # lead in days
+        assert np.array_equal(feats.times[k * 25:(k + 1) * 25], init + lead.values)
+
+
+def test_build_features_from_station_series(gridded, synthetic):
+    i, j = 5, 3  # a cell at 40N 30E
+    station = gridded.isel(lat=i, lon=j)  # dims (time,), scalar lat/lon coordinates
+    zone = Zone("P", "point", 35, 45, 25, 35, 100, 50, 120)
+    feats = build_head_features(station, [zone])
+    wind = ph.wind_capacity_factor(gridded.u100, gridded.v100).isel(lat=i, lon=j)
+    solar = ph.solar_capacity_factor(gridded.ssrd, t2m=gridded.t2m).isel(lat=i, lon=j)
+    np.testing.assert_allclose(feats.x[:, 0].numpy(), wind.values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(feats.x[:, 1].numpy(), solar.values, rtol=1e-5, atol=1e-6)
+    assert feats.zone_ids == ("P",) and len(feats) == gridded.sizes["time"]
+    # without coordinates the zone's centre is used
+    centre = build_head_features(station.drop_vars(["lat", "lon"]), [zone])
+    np.testing.assert_allclose(centre.x[:, 1].numpy(), solar.values, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="one zone"):
+        build_head_features(station, synthetic["zones"])
+    with pytest.raises(ValueError, match="expected"):
+        build_head_features(gridded.isel(lon=0), [zone])
+
+
+def test_quantile_coverage(synthetic, trained):
+    f = synthetic["f_test"]
+    torch.manual_seed(0)
+    fresh = RegionalHead(f.zone_ids)  # untrained: bands of +-0.5 in logit around the physical CF
+    assert quantile_coverage(fresh, f, f.phys.clone())["wind_cf"] == 1.0
+    far = torch.where(f.phys > 0.5, 0.0, 1.0)
+    cov = quantile_coverage(fresh, f, far)
+    assert cov["wind_cf"] == 0.0 and cov["solar_cf"] == 0.0
+    assert cov["n_solar_cf"] == int((f.phys[:, 1] > 0.05).sum())
+    with pytest.raises(ValueError, match="0.05 quantile"):
+        quantile_coverage(fresh, f, far, lower=0.05)
+    model, _, pred = trained  # trained on pinball loss: the 10-90 % band holds about 80 % of the test rows
+    obs = synthetic["obs"]
+    cov = quantile_coverage(model, f, obs)
+    q = pred["wind_cf_quantile"]
+    wind_obs = obs.wind_cf.sel(time=pred.time)
+    manual = float(((wind_obs >= q.sel(quantile=0.1)) & (wind_obs <= q.sel(quantile=0.9))).mean())
+    assert cov["wind_cf"] == pytest.approx(manual, abs=1e-6)
+    for name in ("wind_cf", "solar_cf"):
+        assert 0.65 <= cov[name] <= 0.95, (name, cov)

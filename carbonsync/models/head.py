@@ -22,10 +22,13 @@ import xarray as xr
 from torch import nn
 from torch.nn import functional as F
 
+from carbonsync.data.grid import Grid
 from carbonsync.data.zones import Zone
-from carbonsync.models.physics import renewable_share
+from carbonsync.models.physics import PhysicsInputError, renewable_share, zone_products
 
 __all__ = [
+    "build_head_features",
+    "quantile_coverage",
     "FEATURES",
     "TARGETS",
     "HeadFeatures",
@@ -305,3 +308,133 @@ def predict(model: RegionalHead, features: HeadFeatures, zones: Sequence[Zone] |
         ds["wind_cf_quantile"], ds["solar_cf_quantile"], zones
     ).transpose("quantile", "time", "zone")
     return ds
+
+
+# ----------------------------------------------------------------------------------- feature builders
+
+
+def _concat_features(parts: Sequence[HeadFeatures]) -> HeadFeatures:
+    first = parts[0]
+    if any(p.zone_ids != first.zone_ids for p in parts):
+        raise ValueError("head features to stack must share their zones")
+    return HeadFeatures(torch.cat([p.x for p in parts]), torch.cat([p.zone_index for p in parts]),
+                        np.concatenate([p.times for p in parts]), first.zone_ids, first.zones)
+
+
+def _optional(ds: xr.Dataset, names: Sequence[str]) -> dict[str, xr.DataArray]:
+    return {n: ds[n] for n in names if n in ds.data_vars}
+
+
+def _gridded_products(ds: xr.Dataset, zones: Sequence[Zone], turbine: str, hub_height: float | None,
+                      capacity: dict | None) -> xr.Dataset:
+    grid = Grid.infer(ds)
+    extra = _optional(ds, ("t2m", "u10", "v10", "fsr"))
+    return zone_products(ds["u100"], ds["v100"], ds["ssrd"], zones, grid, t2m=extra.get("t2m"), turbine=turbine,
+                         hub_height=hub_height, u10=extra.get("u10"), v10=extra.get("v10"), fsr=extra.get("fsr"),
+                         capacity=capacity)
+
+
+def _station_products(ds: xr.Dataset, zone: Zone, turbine: str, hub_height: float | None) -> xr.Dataset:
+    """Physical products of one zone from a time series at one location (the zone's box centre by default)."""
+    from carbonsync.models.physics import solar_capacity_factor, wind_capacity_factor
+
+    lat = float(ds["lat"]) if "lat" in ds.coords and ds["lat"].size == 1 else 0.5 * (zone.lat_min + zone.lat_max)
+    lon = float(ds["lon"]) if "lon" in ds.coords and ds["lon"].size == 1 else 0.5 * (zone.lon_min + zone.lon_max)
+    point = ds.drop_vars([c for c in ("lat", "lon") if c in ds.coords]).expand_dims(lat=[lat], lon=[lon % 360.0])
+    point = point.transpose("time", "lat", "lon")
+    extra = _optional(point, ("t2m", "u10", "v10", "fsr"))
+    wind = wind_capacity_factor(point["u100"], point["v100"], turbine=turbine, hub_height=hub_height,
+                                u10=extra.get("u10"), v10=extra.get("v10"), roughness=extra.get("fsr"))
+    solar = solar_capacity_factor(point["ssrd"], t2m=extra.get("t2m"))
+    speed = np.hypot(point["u100"], point["v100"])
+    ghi = point["ssrd"].clip(min=0) / 3600.0
+    out = xr.Dataset({name: da.isel(lat=0, lon=0, drop=True).expand_dims(zone=[zone.id], axis=1)
+                      for name, da in (("wind_cf", wind), ("solar_cf", solar), ("wind_speed", speed), ("ghi", ghi))})
+    out.attrs = {"station": f"{lat:.3f}N {lon:.3f}E"}
+    return out
+
+
+def build_head_features(
+    weather: xr.Dataset,
+    zones: Sequence[Zone],
+    *,
+    turbine: str = "E-126/4200",
+    hub_height: float | None = None,
+    capacity: dict[str, xr.DataArray] | None = None,
+    lead_hours: np.ndarray | None = None,
+) -> HeadFeatures:
+    """Head features from any of the weather sources the head accepts, told apart by their dimensions.
+
+    - **gridded** analyses or reanalyses (ERA5-like canonical data), dims ``(time, lat, lon)`` on a global
+      grid: physical CFs per cell (:func:`~carbonsync.models.physics.zone_products`, optionally
+      capacity-weighted), averaged over each zone; ``lead_hours`` as given (default 0).
+    - **backbone forecasts**, dims ``(init_time, lead_time, lat, lon)`` (the forecast store's ``gridded``
+      group): each init time as above at valid times ``init_time + lead_time`` with its lead hours,
+      stacked init by init.
+    - **station / NWP series** for one zone, dims ``(time,)`` (scalar ``lat``/``lon`` coordinates locate
+      it, else the zone's box centre): physical CFs at that point stand for the zone.
+
+    Needs ``u100``, ``v100`` (m s-1) and ``ssrd`` (J m-2 per hour); ``t2m``, ``u10``/``v10`` and ``fsr``
+    are used when present.
+    """
+    zones = list(zones)
+    missing = [v for v in ("u100", "v100", "ssrd") if v not in weather.data_vars]
+    if missing:
+        raise KeyError(f"head features need {missing}; the weather has {sorted(map(str, weather.data_vars))}")
+    dims = set(weather["u100"].dims)
+    if dims == {"init_time", "lead_time", "lat", "lon"}:
+        parts = []
+        for init in weather["init_time"].values:
+            one = weather.sel(init_time=init, drop=True)
+            hours = one["lead_time"].values / np.timedelta64(1, "h")
+            one = one.drop_vars([c for c in one.coords if c not in ("lead_time", "lat", "lon")])
+            one = one.assign_coords(lead_time=np.datetime64(init, "ns") + one["lead_time"].values.astype("m8[ns]"))
+            one = one.rename(lead_time="time")
+            products = _gridded_products(one, zones, turbine, hub_height, capacity)
+            parts.append(HeadFeatures.from_products(products, zones, lead_hours=hours))
+        if not parts:
+            raise ValueError("the forecast dataset has no init_time")
+        return _concat_features(parts)
+    if dims == {"time", "lat", "lon"}:
+        products = _gridded_products(weather, zones, turbine, hub_height, capacity)
+        return HeadFeatures.from_products(products, zones, lead_hours=lead_hours)
+    if dims == {"time"}:
+        if len(zones) != 1:
+            raise ValueError(f"a station series describes one zone; got {len(zones)} zones")
+        if capacity:
+            raise PhysicsInputError("capacity maps need gridded weather, not a station series")
+        products = _station_products(weather, zones[0], turbine, hub_height)
+        return HeadFeatures.from_products(products, zones, lead_hours=lead_hours)
+    raise ValueError(
+        f"'u100' has dims {tuple(weather['u100'].dims)}; expected (time, lat, lon), "
+        "(init_time, lead_time, lat, lon) or (time,)"
+    )
+
+
+def quantile_coverage(model: RegionalHead, features: HeadFeatures, targets: xr.Dataset | torch.Tensor,
+                      lower: float = 0.1, upper: float = 0.9, min_solar_cf: float = 0.05) -> dict[str, float]:
+    """Fraction of observations inside the head's ``[lower, upper]`` quantile band, per target.
+
+    For a calibrated head this is close to ``upper - lower``. Solar counts only rows where the physical
+    solar CF exceeds ``min_solar_cf`` (around sunrise observed output has a point mass at 0), and NaN
+    observations are skipped. Also returns the number of rows used (``n_<target>``).
+    """
+    levels = list(model.quantile_levels)
+    for q in (lower, upper):
+        if not any(abs(q - v) < 1e-9 for v in levels):
+            raise ValueError(f"the head has no {q} quantile; its levels are {levels}")
+    lo, hi = (min(range(len(levels)), key=lambda i, q=q: abs(levels[i] - q)) for q in (lower, upper))
+    feats = _remap(model, features)
+    y = _as_targets(features, targets)
+    with torch.no_grad():
+        quant = model(feats.x, feats.zone_index).quantiles
+    out: dict[str, float] = {}
+    for k, name in enumerate(TARGETS):
+        use = torch.isfinite(y[:, k])
+        if name == "solar_cf":
+            use &= features.phys[:, 1] > min_solar_cf
+        inside = (y[:, k] >= quant[:, k, lo]) & (y[:, k] <= quant[:, k, hi])
+        n = int(use.sum())
+        out[name] = float(inside[use].float().mean()) if n else float("nan")
+        out[f"n_{name}"] = n
+    return out

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from carbonsync.data.store import open_canonical
 from carbonsync.data.zones import Zone
 from carbonsync.forecast.rollout import Forecaster
-from carbonsync.models.head import HeadFeatures, fit_head
+from carbonsync.models.head import HeadFeatures, fit_head, quantile_coverage
 from carbonsync.models.package import save_package
 
 
@@ -104,8 +104,15 @@ def train_head(cfg: Any, weather_path: str | Path, truth_path: str | Path, zones
         "tuned_on": "the last quarter (in time) of those hindcasts",
         "scored_on": "test split hindcasts", "final_loss": history["loss"][-1],
     }
+    levels = list(model.quantile_levels)
+    if 0.1 in levels and 0.9 in levels:
+        scores["coverage_10_90"] = quantile_coverage(model, test_x, test_y, 0.1, 0.9)
     print("head on test hindcasts, RMSE physical -> corrected: " + ", ".join(
         f"{k} {scores['physical_rmse'][k]:.3f} -> {scores['head_rmse'][k]:.3f}" for k in ("wind_cf", "solar_cf")))
+    if "coverage_10_90" in scores:
+        cov = scores["coverage_10_90"]
+        print("head 10-90 % band coverage on test hindcasts (calibrated: 0.80): " + ", ".join(
+            f"{k} {cov[k]:.2f} (n={cov['n_' + k]})" for k in ("wind_cf", "solar_cf")))
     config = {"zone_ids": list(model.zone_ids), "n_features": int(train_x.x.shape[1]), "hidden": int(hcfg.hidden),
               "embed_dim": model.embedding.embedding_dim, "quantiles": list(model.quantile_levels)}
     path = save_package(
