@@ -35,7 +35,7 @@ from carbonsync.forecast.synthetic import synthetic_forecast
 
 REPO = Path(__file__).resolve().parents[1]
 PROVENANCE = {"data_source": "synthetic-test", "backbone_package_sha256": "b" * 64, "grid": "equiangular 17x32"}
-INITS = pd.date_range("2020-08-25", periods=8, freq="6h")
+INITS = pd.date_range("2020-08-25", periods=6, freq="6h")
 ZONES = ["north_sea", "iberia", "sahara", "nordics"]
 
 # An export in a child process: `store n_inits pause_s kill_marker_batch marker`; after writing each batch's
@@ -248,11 +248,11 @@ def test_one_export_at_a_time(tmp_path):
 
 
 def test_concurrent_reader_sees_only_complete_committed_prefixes(tmp_path, reference):
-    """A reader polling (xarray and latest_forecast) while another process exports 8 init times, pausing between
+    """A reader polling (xarray and latest_forecast) while another process exports 6 init times, pausing between
     writing each batch and committing it, never sees a partial or NaN-filled init time, only growing prefixes."""
     store = tmp_path / "fc.zarr"
     export_forecasts(store, INITS[:1], synthetic_forecast, PROVENANCE)
-    child = _child(store, len(INITS), pause=0.4)
+    child = _child(store, len(INITS), pause=0.3)
     seen: list[int] = []
     raced = 0
     try:
@@ -277,43 +277,53 @@ def test_concurrent_reader_sees_only_complete_committed_prefixes(tmp_path, refer
     assert raced > 0, "the reader never overlapped a written-but-uncommitted batch"
 
 
-def test_export_killed_before_commit_recovers_on_rerun(tmp_path, reference):
+def test_killed_exports_leave_complete_init_times_and_a_rerun_completes(tmp_path, reference):
+    """SIGKILL an export (a) between writing a batch's chunks and committing them, then (b) twice at random
+    (seeded) moments; after each kill the store opens with complete committed init times only, and a rerun
+    repairs it and completes it to the values of an uninterrupted export."""
     store, marker = tmp_path / "fc.zarr", tmp_path / "written"
+    tic = time.monotonic()
     child = _child(store, len(INITS), kill_batch=3, marker=marker)   # batches: [0], [1, 2], [3, 4] <- killed here
-    deadline = time.monotonic() + 60
-    while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not marker.exists() and child.poll() is None and time.monotonic() - tic < 60:
+        time.sleep(0.02)
     assert marker.exists(), child.communicate()[1]
     child.send_signal(signal.SIGKILL)
     child.wait()
+    to_marker = time.monotonic() - tic   # interpreter start, imports and three batches, on this machine now
     assert json.loads(marker.read_text()) == [str(INITS[3]), str(INITS[4])]
     assert _check_visible(store, reference) == list(INITS[:3])
     on_disk = json.loads((store / "gridded" / "u100" / "zarr.json").read_text())["shape"][0]
     assert on_disk == 5   # the killed batch's chunks are there, uncommitted
+
+    rng = random.Random(5)
+    for _ in range(2):
+        child = _child(store, len(INITS), pause=0.05)
+        time.sleep(rng.uniform(0.6, 1.1) * to_marker)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        _check_visible(store, reference)
+
     report = export_forecasts(store, INITS, synthetic_forecast, PROVENANCE, workers=2)
-    assert report.repaired_slots == 2 and report.skipped == list(INITS[:3]) and report.written == list(INITS[3:])
+    assert report.committed == list(INITS)
     _check_visible(store, reference)
     assert not list(store.rglob("*.partial"))
 
 
-def test_export_killed_at_random_times(tmp_path, reference):
-    """SIGKILL at random moments (seeded), three times; after each the store opens with complete committed init
-    times only, and a final rerun completes it to the values of an uninterrupted export."""
+def test_rerun_after_a_kill_repairs_uncommitted_slots(tmp_path, reference):
+    """The repair step on its own: chunks written for two init times but never committed are truncated."""
     store = tmp_path / "fc.zarr"
-    rng = random.Random(5)
-    startup = time.monotonic()
-    probe = _child(tmp_path / "probe.zarr", 1)
-    probe.communicate()
-    startup = time.monotonic() - startup   # interpreter + imports + one init time, on this machine now
-    for _ in range(3):
-        child = _child(store, len(INITS), pause=0.05)
-        time.sleep(rng.uniform(0.5, 1.5) * startup)
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        if store.exists():
-            _check_visible(store, reference)
-    export_forecasts(store, INITS, synthetic_forecast, PROVENANCE, workers=2)
-    assert _check_visible(store, reference) == list(INITS)
+
+    def crash(batch):
+        raise KeyboardInterrupt   # stands in for a kill between writing and committing
+
+    with pytest.raises(KeyboardInterrupt):
+        export_forecasts(store, INITS[:3], synthetic_forecast, PROVENANCE, workers=2,
+                         before_commit=lambda b: crash(b) if len(b) == 2 else None)
+    assert committed_init_times(store) == list(INITS[:1])
+    assert json.loads((store / "zones" / "wind_cf" / "zarr.json").read_text())["shape"][0] == 3
+    report = export_forecasts(store, INITS[:3], synthetic_forecast, PROVENANCE, workers=2)
+    assert report.repaired_slots == 2 and report.skipped == list(INITS[:1]) and report.written == list(INITS[1:3])
+    _check_visible(store, reference)
 
 
 # ------------------------------------------------------------------------------------------------------------

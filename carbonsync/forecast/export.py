@@ -334,12 +334,12 @@ class _Writer:
             self.arrays[(group, "init_time")][start:start + len(values)] = values
 
     def delete_partial_files(self) -> int:
-        """Remove temporary files a killed zarr write left behind (``*.partial``); returns how many."""
-        count = 0
-        for partial in self.path.rglob("*.partial"):
-            partial.unlink(missing_ok=True)
-            count += 1
-        return count
+        """Remove temporary files a killed export left behind (zarr's ``*.partial`` chunk and metadata writes,
+        our ``.zarr.json.*.tmp`` commit); returns how many. Only while holding the export lock."""
+        leftovers = [*self.path.rglob("*.partial"), *self.path.glob(".zarr.json.*.tmp")]
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
+        return len(leftovers)
 
 
 @contextmanager
