@@ -50,8 +50,10 @@ from carbonsync.models.station import StationFeatures, fit_station_model, solar_
 SOLAR_SITE = (-35.3, 149.1)
 # chosen with --tune on the validation months (see benchmarks/README.md)
 MODEL_DEFAULTS = {
-    "wind": {"members": 3, "hidden": 64, "layers": 2, "epochs": 40, "patience": 6, "lr": 1e-3, "weight_decay": 1e-4},
-    "solar": {"members": 3, "hidden": 64, "layers": 2, "epochs": 30, "patience": 5, "lr": 3e-3, "weight_decay": 1e-4},
+    "wind": {"members": 5, "hidden": 64, "layers": 2, "embed_dim": 16, "epochs": 30, "patience": 5, "lr": 2e-3,
+             "weight_decay": 1e-4, "batch_size": 1024},
+    "solar": {"members": 3, "hidden": 64, "layers": 2, "embed_dim": 4, "epochs": 30, "patience": 5, "lr": 3e-3,
+              "weight_decay": 1e-4, "batch_size": 512},
 }
 POWER_CURVE_BIN = 0.5  # m s-1
 MIN_BIN_HOURS = 5
@@ -163,7 +165,7 @@ def run(args: argparse.Namespace) -> dict:
         for repair in frame.attrs.get("repairs", []):
             log(f"{name} file repair: {repair}")
     config = dict(MODEL_DEFAULTS[track])
-    for key in ("members", "epochs", "hidden", "layers", "lr", "weight_decay", "patience"):
+    for key in ("members", "epochs", "hidden", "layers", "embed_dim", "lr", "weight_decay", "patience", "batch_size"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     context = tuple(sorted(train_df["zone"].unique())) if track == "wind" and not args.no_context else ()
@@ -179,9 +181,8 @@ def run(args: argparse.Namespace) -> dict:
     levels: tuple[float, ...] = ()
     for start, end, zones in windows(test_sorted, args):
         if args.tune:  # score the validation month instead: shift the window one month earlier
-            if start is None:
-                start = month_before(pd.Timestamp(hour_ending_month(train_sorted.loc[train_observed, "time"]).max().start_time)
-                                     + pd.DateOffset(months=1))
+            if start is None:  # separate test file: the train file's last month plays the test month
+                start = hour_ending_month(train_sorted.loc[train_observed, "time"]).max().start_time
                 end = start + pd.DateOffset(months=1)
             else:
                 start, end = month_before(start), start
@@ -255,8 +256,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-context", action="store_true", help="wind: no other sites' forecasts as features")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    for name, typ in (("members", int), ("epochs", int), ("hidden", int), ("layers", int), ("lr", float),
-                      ("weight_decay", float), ("patience", int)):
+    for name, typ in (("members", int), ("epochs", int), ("hidden", int), ("layers", int), ("embed_dim", int),
+                      ("lr", float), ("weight_decay", float), ("patience", int), ("batch_size", int)):
         p.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None, help="override the tuned default")
     args = p.parse_args(argv)
     if args.holdout and (args.test_from or args.test_until):

@@ -317,7 +317,7 @@ class StationModel:
             extra = sorted(set(feats.names) ^ set(self.names))
             raise ValueError(f"features differ from the model's ({', '.join(extra) or 'order'}); build them the same way")
         pos = {s: i for i, s in enumerate(self.sites)}
-        unknown = sorted(set(feats.site) - set(pos))
+        unknown = sorted(str(s) for s in set(feats.site) - set(pos))
         if unknown:
             raise KeyError(f"the model was not trained on site(s) {unknown}; it knows {list(self.sites)}")
         x = torch.as_tensor((feats.x - self.mean) / self.std, dtype=torch.float32)
@@ -416,7 +416,7 @@ def fit_station_model(
     fit = train.subset(rows)
     mean = fit.x.mean(axis=0).astype(np.float32)
     std = np.where(fit.x.std(axis=0) > 1e-6, fit.x.std(axis=0), 1.0).astype(np.float32)
-    sites = tuple(sorted(set(fit.site)))
+    sites = tuple(sorted(str(s) for s in set(fit.site)))
     model = StationModel([], mean, std, sites, fit.names, fit.track, fit.context_sites)
     x, site, prior = model._tensors(fit)
     y = torch.as_tensor(fit.target, dtype=torch.float32)

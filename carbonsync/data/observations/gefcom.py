@@ -352,8 +352,6 @@ def load_gefcom_solar(path: str | os.PathLike, max_fill_hours: int = 3, reset_ho
     frame, added = _complete_hours(frame, [*value_columns, "capacity_factor"])
     if added:
         repairs.append(f"{added} missing hour(s) inserted (power left missing)")
-    for col in ("strd", "tsr", "tp"):
-        frame[col] = _deaccumulate(frame, col, reset_hour, path, names[col])
     if "ssrd_acc" in frame.columns:
         frame["ssrd"] = _deaccumulate(frame, "ssrd_acc", reset_hour, path, "VAR169")
         if hourly_col is not None:
@@ -369,6 +367,8 @@ def load_gefcom_solar(path: str | os.PathLike, max_fill_hours: int = 3, reset_ho
     else:
         frame["ssrd"] = frame[hourly_col] * 3600.0
         repairs.append(f"ssrd taken from '{hourly_col}' (W m-2 x 3600 s)")
+    for col in ("strd", "tsr", "tp"):
+        frame[col] = _deaccumulate(frame, col, reset_hour, path, names[col])
     frame, filled, dropped = _fill_gaps(frame, SOLAR_COLUMNS, max_fill_hours)
     if filled:
         repairs.append(f"weather of {filled} hour(s) in gaps of <= {max_fill_hours} h linearly interpolated")
