@@ -193,8 +193,9 @@ def run(args: argparse.Namespace) -> dict:
         last = hour_ending_month(train_sorted.loc[history, "time"]).max()
         val_mask = history & in_window(train_time, last.start_time, (last + 1).start_time)
         fit_mask = history & ~val_mask
-        test_mask = np.isfinite(test_feats.target) & in_window(test_sorted["time"], start, end)
-        test_mask &= test_sorted["zone"].isin(zones).to_numpy()
+        score_feats, score_sorted = (train_feats, train_sorted) if args.tune else (test_feats, test_sorted)
+        test_mask = np.isfinite(score_feats.target) & in_window(score_sorted["time"], start, end)
+        test_mask &= score_sorted["zone"].isin(zones).to_numpy()
         if not test_mask.any():
             raise SystemExit(f"no observed test hours in window ({start}, {end}] for zones {zones}")
         if not fit_mask.any():
@@ -204,11 +205,11 @@ def run(args: argparse.Namespace) -> dict:
         tw = time.perf_counter()
         model = fit_station_model(train_feats.subset(fit_mask), train_feats.subset(val_mask), seed=args.seed,
                                   num_threads=args.threads, **config)
-        point, quant = model.predict(test_feats.subset(test_mask))
+        point, quant = model.predict(score_feats.subset(test_mask))
         levels = model.quantile_levels
-        y = test_feats.target[test_mask]
+        y = score_feats.target[test_mask]
         base_train = train_sorted[history]
-        test_rows = test_sorted[test_mask].reset_index(drop=True)
+        test_rows = score_sorted[test_mask].reset_index(drop=True)
         pc_pred = power_curve_baseline(base_train, test_rows, track)
         clim_pred = climatology_baseline(base_train, test_rows)
         epochs = [len(h["val_rmse"]) for h in model.history]
