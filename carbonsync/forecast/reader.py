@@ -59,13 +59,16 @@ def _stamp(path: Path) -> tuple[int, int, int]:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def _decode(arr) -> xr.Variable:
-    """A whole (small) zarr array as a CF-decoded xarray variable."""
-    attrs = dict(arr.attrs)
-    var = xr.Variable(tuple(arr.metadata.dimension_names), arr[...], attrs=attrs)
+def _decode(arrays: dict[str, object]) -> dict[str, xr.Variable]:
+    """Whole (small) zarr arrays, read in one trip, as CF-decoded xarray variables."""
+    names = list(arrays)
+    values = _read_many([arrays[n] for n in names], [(slice(None),) * arrays[n].ndim for n in names])
+    raw = xr.Dataset({n: xr.Variable(tuple(arrays[n].metadata.dimension_names), v, attrs=dict(arrays[n].attrs))
+                      for n, v in zip(names, values, strict=True)})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=xr.SerializationWarning)
-        return xr.decode_cf(xr.Dataset({"v": var}))["v"].variable.load()
+        decoded = xr.decode_cf(raw, decode_coords=False)
+    return {n: decoded[n].variable.load() for n in names}
 
 
 def _load(path: Path, stamp: tuple[int, int, int]) -> Snapshot:
@@ -84,15 +87,16 @@ def _load(path: Path, stamp: tuple[int, int, int]) -> Snapshot:
         if name not in root:
             raise ForecastStoreError(f"forecast store '{path}' has no '{name}' group")
         group = root[name]
-        arrays, coords = {}, {}
+        arrays, static = {}, {}
         for key, arr in group.arrays():
             dims = tuple(arr.metadata.dimension_names or ())
             if "init_time" in dims and key not in ("init_time", "valid_time"):
                 arrays[key] = arr
-            elif key in _STATIC_COORDS:
-                coords[key] = _decode(arr)
+            elif key in _STATIC_COORDS or (key == "init_time" and init_values is None):
+                static[key] = arr
+        coords = _decode(static)
         if init_values is None:
-            init_values = pd.DatetimeIndex(_decode(group["init_time"]).values)
+            init_values = pd.DatetimeIndex(coords.pop("init_time").values)
         zone_pos = {str(z): i for i, z in enumerate(coords["zone"].values)} if "zone" in coords else {}
         attrs_of = {k: {a: v for a, v in arr.attrs.items() if a not in _DROP_ATTRS} for k, arr in arrays.items()}
         groups[name] = _GroupView(arrays, attrs_of, coords, pd.TimedeltaIndex(coords["lead_time"].values), zone_pos)
