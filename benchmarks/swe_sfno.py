@@ -29,7 +29,8 @@ batch. One-step training only, fp32, no gradient clipping.
 (b) Our pipeline: ``carbonsync.models.sfno.SFNO`` with the same shape (embed 32, 4 layers, scale_factor 3,
 mlp_ratio 2, explicit lmax = mmax = 10, internal grid legendre-gauss, no forcing channels) and
 ``output_gain=0`` (identity start); our normalisation (area-weighted mean/std over all training states, as
-``compute_stats``); ``loss_channel_weights("tendency", ...)`` and ``rollout_loss`` (spherical squared error,
+``compute_stats``); ``loss_channel_weights(--channel-weights, ...)`` (default ``tendency_std``, as
+``configs/train/default.yaml``) and ``rollout_loss`` (spherical squared error,
 K-step autoregressive); AdamW (weight decay 1e-4), per-phase cosine schedule stepped per batch, gradient
 clipping at 1.0; phases from ``configs/train/default.yaml`` scaled to the budget: one-step pretraining
 (lr 2e-3) for ``epochs - finetune_epochs`` epochs, then ``--rollout-steps`` (4) step fine-tuning (lr 3e-4)
@@ -244,6 +245,9 @@ def main() -> None:
     p.add_argument("--finetune-epochs", type=int, default=None, help="ours: multi-step epochs (default round(E/6))")
     p.add_argument("--rollout-steps", type=int, default=4, help="ours: steps per fine-tuning rollout")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--channel-weights", default="tendency_std", choices=["tendency_std", "tendency", "equal"],
+                   help="ours: per-channel loss weights (as train.backbone.channel_weights)")
+    p.add_argument("--learn-skip", action="store_true", help="ours: learned per-channel skip weight (SFNOConfig)")
     p.add_argument("--embed-dim", type=int, default=32)
     p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--scale-factor", type=int, default=3)
@@ -298,7 +302,7 @@ def main() -> None:
     our_cfg = SFNOConfig(in_channels=3, nlat=nlat, nlon=nlon, grid="equiangular", grid_internal="legendre-gauss",
                          forcing_channels=0, embed_dim=args.embed_dim, num_layers=args.num_layers,
                          scale_factor=args.scale_factor, mlp_ratio=2.0, lmax=model_lmax, mmax=model_lmax,
-                         residual_prediction=True, output_gain=0.0)
+                         residual_prediction=True, output_gain=0.0, learn_skip=args.learn_skip)
     our_model = Unforced(SFNO(our_cfg))
     ref = Side("reference", ref_model, (flat - ref_mean) / ref_std, ref_mean, ref_std)
     ours = Side("ours", our_model, (flat - our_mean) / our_std, our_mean, our_std)
@@ -308,7 +312,8 @@ def main() -> None:
     ref_sched = torch.optim.lr_scheduler.CosineAnnealingLR(ref_opt, T_max=args.epochs)
     steps_per_epoch = math.ceil(n_samples / bs)
     pairs = windows(args.train_trajectories, hours, 1)
-    channel_weights = loss_channel_weights("tendency", ours.states, pairs, area)
+    channel_weights = loss_channel_weights(None if args.channel_weights == "equal" else args.channel_weights,
+                                           ours.states, pairs, area)
     phases = [("pretrain", args.epochs - finetune_epochs, 1, 2e-3),
               ("finetune", finetune_epochs, args.rollout_steps, 3e-4)]
     our_plan = []  # (phase index, k) per epoch
@@ -368,6 +373,7 @@ def main() -> None:
             "ours_phases": [{"name": n, "epochs": e, "rollout_steps": k, "lr": lr} for n, e, k, lr in phases],
             "model": {"embed_dim": args.embed_dim, "num_layers": args.num_layers, "scale_factor": args.scale_factor,
                       "lmax": model_lmax, "mmax": model_lmax},
+            "ours_channel_weights": args.channel_weights, "ours_learn_skip": args.learn_skip,
             "eval_trajectories": args.eval_trajectories, "eval_steps": args.eval_steps,
             "threads": args.threads, "seed": args.seed, "torch": torch.__version__,
         },

@@ -14,8 +14,10 @@ from the same weights and step through the same seeded data order (6-hourly pair
   (tendency channel weights, spherical loss) -> backward -> ``clip_grad_norm_`` -> AdamW -> cosine scheduler
   -> ``loss.item()``.
 - ``streaming``: as ``train_backbone`` with ``train.backbone.stream=true``: ``StateSource(stream=True,
-  prefetch=2)`` on the store opened with ``xr.open_zarr(store, chunks=None)``; every batch is read through
-  xarray's lazy indexing straight from Zarr in a background thread while the previous one trains.
+  prefetch=2)`` on the store opened with ``xr.open_zarr(store, chunks=None)``: batches are read in groups of
+  ``read_windows`` windows (every state of a group decoded once; the epoch order is block-local, as in
+  ``train_backbone``) through xarray's lazy indexing straight from Zarr, in a background thread while
+  earlier batches train.
 - ``streaming_dask`` (comparison, ``--no-what-if`` skips it): the same reads through the dask-backed dataset,
   which builds and schedules a dask graph per batch (what ``train_backbone`` did before it measured this).
 
@@ -52,7 +54,7 @@ from tqdm.auto import tqdm
 from carbonsync.data.grid import Grid
 from carbonsync.data.sample_world import SampleWorldConfig, generate_weather
 from carbonsync.data.store import compute_stats, open_canonical, read_stats, write_canonical, write_stats
-from carbonsync.train.backbone import StateSource, build_sfno, loss_channel_weights, rollout_loss
+from carbonsync.train.backbone import StateSource, build_sfno, epoch_order, loss_channel_weights, rollout_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,13 +128,13 @@ def breakdown(model: torch.nn.Module, sources: dict[str, StateSource], order: np
     for r in range(repeats):
         for chunk in chunks:
             tic = time.perf_counter()
-            batch = sources["in_memory"]._read(chunk, steps)
+            batch = sources["in_memory"]._batches([chunk], steps)[0]
             t["read_in_memory"].append(time.perf_counter() - tic)
             if r == 0:  # the synchronous cost (wall and CPU) the prefetch thread has to hide
                 for name in sources:
                     if name.startswith("streaming"):
                         tic, cpu = time.perf_counter(), time.process_time()
-                        sources[name]._read(chunk, steps)
+                        sources[name]._batches([chunk], steps)
                         t.setdefault(f"read_{name}_sync", []).append(time.perf_counter() - tic)
                         t.setdefault(f"read_{name}_sync_cpu", []).append(time.process_time() - cpu)
             tic = time.perf_counter()
@@ -168,6 +170,14 @@ def breakdown(model: torch.nn.Module, sources: dict[str, StateSource], order: np
             t["forward_loss_bare"].append(t1 - tic)
             t["backward_bare"].append(t2 - t1)
             t["adam"].append(t3 - t2)
+    per_read = max(int(sources["in_memory"].read_windows) // batch_size, 1)
+    for name in sources:  # the grouped reads streaming training does, per batch (each state decoded once a group)
+        if name.startswith("streaming"):
+            tic, cpu = time.perf_counter(), time.process_time()
+            for i in range(0, len(chunks), per_read):
+                sources[name]._batches(chunks[i:i + per_read], steps)
+            t[f"read_{name}_grouped_per_batch"] = [(time.perf_counter() - tic) / max(len(chunks), 1)]
+            t[f"read_{name}_grouped_per_batch_cpu"] = [(time.process_time() - cpu) / max(len(chunks), 1)]
     return {f"{k}_ms": ms(v) for k, v in t.items() if v}
 
 
@@ -214,7 +224,8 @@ def main() -> None:
     forcing = list(mcfg.get("forcing", []))
 
     def source(data, stream: bool) -> StateSource:
-        return StateSource(data, channels, stats, period, dt, grid, forcing, stream=stream, prefetch=args.prefetch)
+        return StateSource(data, channels, stats, period, dt, grid, forcing, stream=stream, prefetch=args.prefetch,
+                           read_windows=int(tcfg.read_windows))
 
     sources = {"in_memory": source(ds, False),
                "streaming": source(xr.open_zarr(store, consolidated=True, chunks=None)[channels], True)}
@@ -243,11 +254,11 @@ def main() -> None:
     bar = tqdm(total=(args.rounds + 1) * len(names), desc="epochs (" + " / ".join(variants) + ")", unit="epoch")
     for rnd in range(args.rounds + 1):
         gen = torch.Generator().manual_seed(args.seed * 1000 + rnd)
-        order = starts[torch.randperm(len(starts), generator=gen).numpy()]
+        order = epoch_order(starts, gen, int(tcfg.shuffle_block_states), int(tcfg.shuffle_mix_blocks))
         index = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         premade = []  # the bare loop's tensors are made before its epoch starts (not timed)
         for chunk in index:
-            b = mem._read(chunk, steps)
+            b = mem._batches([chunk], steps)[0]
             premade.append((b.x.clone(), b.forcing.clone(), b.targets.clone()))
         for name in names[rnd % len(names):] + names[:rnd % len(names)]:  # rotate the order every round
             v = variants[name]

@@ -14,6 +14,7 @@ from carbonsync.data import lexicon
 from carbonsync.data.grid import Grid
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.data.zones import Zone
+from carbonsync.forecast.calibration import apply_damping
 from carbonsync.models.inputs import backbone_forcing, interpolation_weights, irradiance_inputs
 from carbonsync.models.package import ModelPackage, load_package
 
@@ -61,8 +62,13 @@ class Forecaster:
         return self.backbone.normalise(torch.from_numpy(values)[None])
 
     @torch.no_grad()
-    def rollout(self, state: torch.Tensor, init_time: pd.Timestamp, steps: int) -> tuple[pd.DatetimeIndex, torch.Tensor]:
-        """Normalised states at init and each of ``steps`` backbone steps: times and (S+1, C, H, W)."""
+    def rollout(self, state: torch.Tensor, init_time: pd.Timestamp, steps: int,
+                damped: bool = True) -> tuple[pd.DatetimeIndex, torch.Tensor]:
+        """Normalised states at init and each of ``steps`` backbone steps: times and (S+1, C, H, W).
+
+        If the package carries a damping toward climatology (:mod:`carbonsync.forecast.calibration`) and
+        ``damped``, the returned forecasts are damped; the model always steps its own undamped state.
+        """
         times = pd.date_range(init_time, periods=steps + 1, freq=f"{self.dt_hours}h")
         model, grid = self.backbone.model, self.grid
         out = [state[0]]
@@ -70,7 +76,11 @@ class Forecaster:
         for i in range(steps):
             state = model(state, forcing[i : i + 1])
             out.append(state[0])
-        return times, torch.stack(out)
+        states = torch.stack(out)
+        tensors = self.backbone.tensors
+        if damped and "damping" in tensors and steps > 0:
+            states[1:] = apply_damping(states[1:], times[1:], tensors["damping_climatology"], tensors["damping"])
+        return times, states
 
     @torch.no_grad()
     def hourly(self, times6: pd.DatetimeIndex, states: torch.Tensor, batch: int = 24) -> xr.Dataset:

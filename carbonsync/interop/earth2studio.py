@@ -15,7 +15,9 @@ With these two, earth2studio's workflows run CarbonSync models on CarbonSync dat
 and ``rear_hook`` around every step as ``PrognosticMixin`` does). Variables carry earth2studio's names
 (``u100m``, ``v100m``, ``z500``, ``tcc``, ``t2m``), tensors are in physical units: the wrapper normalises and
 denormalises with the package's statistics and computes the cos-zenith forcing at each step's valid time
-(``time + lead_time``), exactly as :class:`carbonsync.forecast.rollout.Forecaster` does.
+(``time + lead_time``), exactly as :class:`carbonsync.forecast.rollout.Forecaster` does. When the package
+carries a damping toward climatology, ``create_iterator`` yields damped states as the Forecaster reports
+them, while the model steps its own undamped state (``__call__`` is the raw one-step model).
 
 earth2studio is imported only when these objects are used (its import takes many seconds); a missing
 installation raises an ImportError that says ``pip install 'carbonsync[earth2studio]'``.
@@ -248,11 +250,28 @@ class CarbonSyncPrognostic(torch.nn.Module):
         coords = coords.copy()
         self.output_coords(coords)  # check before yielding anything
         yield x, coords
+        step = 0
         while True:
             x, coords = self.front_hook(x, coords)
             x, coords = self._forward(x, coords)
             x, coords = self.rear_hook(x, coords)
-            yield x, coords.copy()
+            step += 1
+            yield self._damped(x, coords, step), coords.copy()
+
+    def _damped(self, x: torch.Tensor, coords: CoordSystem, step: int) -> torch.Tensor:
+        """The iterator's output at ``step``: damped toward climatology as the package says (the model
+        itself keeps stepping its undamped state), exactly as :meth:`Forecaster.rollout` reports it."""
+        tensors = self.package.tensors
+        if "damping" not in tensors:
+            return x
+        b, t, _, c, h, w = x.shape
+        factor = tensors["damping"][min(step, tensors["damping"].shape[0]) - 1]
+        clim = tensors["damping_climatology"]
+        slot = torch.as_tensor(np.asarray(self.valid_times(coords).hour) // (24 // clim.shape[0]))
+        base = self.package.denormalise(clim[slot].to(x.device))  # (T, C, H, W) physical
+        scale = factor.to(x.device, torch.float32)[:, None, None]
+        y = base[None, :, None] + scale * (x.to(torch.float32) - base[None, :, None])
+        return y.reshape(b, t, 1, c, h, w).to(x.dtype)
 
     def create_iterator(self, x: torch.Tensor, coords: CoordSystem) -> Iterator[tuple[torch.Tensor, CoordSystem]]:
         """Yield the initial state, then the state after each successive step (hooks around each step)."""

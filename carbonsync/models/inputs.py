@@ -20,7 +20,9 @@ def zenith_forcing(times: pd.DatetimeIndex, grid: Grid) -> torch.Tensor:
     return torch.from_numpy(solar.cos_zenith(times, grid.lat, grid.lon).astype(np.float32)[:, None])
 
 
-FORCINGS = {"cos_zenith": 0, "cos_zenith_next": 1}  # forcing name -> offset in backbone steps
+# forcing name -> (offset in backbone steps, clipped at zero): ``insolation`` is max(cos zenith, 0), the
+# top-of-atmosphere sunlight per unit of the solar constant (what ERA5-trained models get as tisr)
+FORCINGS = {"cos_zenith": (0, False), "cos_zenith_next": (1, False), "insolation": (0, True), "insolation_next": (1, True)}
 
 
 def backbone_forcing(times: pd.DatetimeIndex, grid: Grid, names: list[str], dt_hours: float) -> torch.Tensor:
@@ -33,7 +35,11 @@ def backbone_forcing(times: pd.DatetimeIndex, grid: Grid, names: list[str], dt_h
     if unknown:
         raise ValueError(f"unknown backbone forcing {unknown}; known: {list(FORCINGS)}")
     times = pd.DatetimeIndex(times)
-    parts = [zenith_forcing(times + pd.Timedelta(hours=FORCINGS[n] * dt_hours), grid) for n in names]
+    parts = []
+    for name in names:
+        offset, clipped = FORCINGS[name]
+        part = zenith_forcing(times + pd.Timedelta(hours=offset * dt_hours), grid)
+        parts.append(part.clamp_min(0.0) if clipped else part)
     return torch.cat(parts, dim=1) if parts else torch.zeros(len(times), 0, grid.nlat, grid.nlon)
 
 

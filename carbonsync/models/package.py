@@ -6,6 +6,8 @@ Layout::
         weights.pt      state_dict only, read with ``torch.load(weights_only=True)``
         metadata.json   kind, model class, config, channels, grid, dt_hours, lmax/mmax, versions, data hash
         stats.json      per-channel normalisation mean/std (``{"variables": {name: {"mean", "std"}}}``)
+        tensors.pt      optional named tensors inference needs besides the weights (e.g. the backbone's
+                        damping toward climatology), also read with ``weights_only=True``
 
 Packages are written into a temporary sibling directory and renamed into place, so a failed save never
 leaves anything at the final path.
@@ -39,6 +41,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
 METADATA_FILE = "metadata.json"
 STATS_FILE = "stats.json"
+TENSORS_FILE = "tensors.pt"
 MODEL_KINDS = ("sfno", "afno", "head")
 
 
@@ -158,6 +161,7 @@ def save_package(
     forcing_channels: Sequence[str] = (),
     output_channels: Sequence[str] | None = None,
     data_hash: str | None = None,
+    tensors: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``model`` as a package directory at ``path`` (atomically) and return the path.
 
@@ -224,13 +228,17 @@ def save_package(
         torch.save(state, tmp / WEIGHTS_FILE)
         (tmp / METADATA_FILE).write_text(text)
         (tmp / STATS_FILE).write_text(stats_text)
+        if tensors:
+            torch.save({str(k): torch.as_tensor(v).detach().cpu().contiguous() for k, v in tensors.items()},
+                       tmp / TENSORS_FILE)
     return Path(path)
 
 
 def package_hash(path: str | Path) -> str:
-    """sha256 over the package's weights, metadata and stats files (names included)."""
+    """sha256 over the package's weights, metadata, stats (and tensors) files, names included."""
     h = hashlib.sha256()
-    for name in (WEIGHTS_FILE, METADATA_FILE, STATS_FILE):
+    optional = [TENSORS_FILE] if (Path(path) / TENSORS_FILE).is_file() else []
+    for name in (WEIGHTS_FILE, METADATA_FILE, STATS_FILE, *optional):
         file = Path(path) / name
         if not file.is_file():
             raise PackageError(f"package '{path}' has no {name}")
@@ -249,6 +257,7 @@ class ModelPackage:
     metadata: dict[str, Any]
     stats: dict[str, Any]
     path: Path | None = None
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     _cache: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
@@ -391,4 +400,10 @@ def load_package(path: str | Path, map_location: str | torch.device = "cpu") -> 
             f"weights in '{path}' do not fit the {cls_name} its metadata describes: {err}"
         ) from err
     model.to(map_location).eval()
-    return ModelPackage(model=model, metadata=metadata, stats=stats, path=path)
+    tensors: dict[str, torch.Tensor] = {}
+    if (path / TENSORS_FILE).is_file():
+        try:
+            tensors = dict(torch.load(path / TENSORS_FILE, map_location=map_location, weights_only=True))
+        except Exception as err:
+            raise PackageError(f"cannot load '{path / TENSORS_FILE}' safely (weights_only=True): {err}") from err
+    return ModelPackage(model=model, metadata=metadata, stats=stats, path=path, tensors=tensors)

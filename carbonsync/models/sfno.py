@@ -84,7 +84,9 @@ class SFNOConfig:
     ``in_channels`` are the (normalised) state channels, ``forcing_channels`` extra input-only channels
     (e.g. cos zenith, orography). With ``residual_prediction`` the first ``in_channels`` outputs are the
     increment over the input state; any further outputs (``out_channels > in_channels``) are predicted
-    directly.
+    directly. ``learn_skip`` makes the weight of that skip a learned per-channel scalar (starting at 1), so a
+    channel with little memory of its own (a diagnostic one, like 2 m temperature driven by sun and cloud)
+    can be predicted from the rest of the state instead of accumulating increments.
     """
 
     in_channels: int
@@ -105,6 +107,7 @@ class SFNOConfig:
     residual_prediction: bool = True
     output_gain: float = 1.0
     bias: bool = False
+    learn_skip: bool = False
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "embed_dim", "num_layers", "scale_factor", "encoder_layers"):
@@ -249,6 +252,8 @@ class SFNO(nn.Module):
             for i in range(cfg.num_layers)
         )
         self.decoder = _pointwise_mlp([cfg.embed_dim, *hidden, cfg.out_channels], bias=cfg.bias, gain=cfg.output_gain)
+        if cfg.learn_skip:
+            self.skip_weight = nn.Parameter(torch.ones(1, cfg.in_channels, 1, 1))
 
     @property
     def lmax(self) -> int:
@@ -284,6 +289,7 @@ class SFNO(nn.Module):
         if not self.config.residual_prediction:
             return out
         c = self.config.in_channels
+        skip = x * self.skip_weight if self.config.learn_skip else x
         if out.shape[1] == c:
-            return out + x
-        return torch.cat([out[:, :c] + x, out[:, c:]], dim=1)
+            return out + skip
+        return torch.cat([out[:, :c] + skip, out[:, c:]], dim=1)

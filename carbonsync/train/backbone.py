@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from carbonsync.data.grid import Grid
 from carbonsync.data.store import open_canonical, read_stats
 from carbonsync.data.validation import WeatherDataError
+from carbonsync.forecast.calibration import fit_damping, hour_of_day_climatology
 from carbonsync.models.inputs import backbone_forcing
 from carbonsync.models.package import save_package
 from carbonsync.models.sfno import SFNO, SFNOConfig
@@ -86,11 +87,17 @@ def build_sfno(model_cfg: Any, grid: Grid) -> SFNO:
         forcing_channels=len(model_cfg.forcing), embed_dim=model_cfg.embed_dim,
         num_layers=model_cfg.num_layers, scale_factor=model_cfg.scale_factor, mlp_ratio=model_cfg.mlp_ratio,
         lmax=model_cfg.lmax, mmax=model_cfg.mmax, residual_prediction=True,
-        output_gain=float(model_cfg.get("output_gain", 0.0)),
+        output_gain=float(model_cfg.get("output_gain", 0.0)), learn_skip=bool(model_cfg.get("learn_skip", False)),
     ))
 
 
-def loss_channel_weights(setting: Any, states: torch.Tensor, pairs: np.ndarray, weights: torch.Tensor) -> torch.Tensor:
+def tendency_variance(states: torch.Tensor, pairs: np.ndarray, weights: torch.Tensor) -> torch.Tensor:
+    """Area-weighted mean square of the one-step change ``states[i + 1] - states[i]`` over ``pairs``, per channel."""
+    change = states[pairs + 1] - states[pairs]
+    return (change.pow(2) * weights).sum((-2, -1)).mean(0)
+
+
+def channel_weights_from_variance(setting: Any, variance: torch.Tensor) -> torch.Tensor:
     """Per-channel loss weights: a list, ``null`` (equal), ``tendency`` or ``tendency_std``.
 
     ``tendency`` weights each channel by the inverse variance of its one-step change on the training
@@ -98,17 +105,41 @@ def loss_channel_weights(setting: Any, states: torch.Tensor, pairs: np.ndarray, 
     count as much as fast ones: the model learns every channel's increment, not only the noisiest.
     ``tendency_std`` uses the inverse standard deviation: halfway (in log) between equal and ``tendency``.
     """
-    n = states.shape[1]
+    n = variance.numel()
     if setting is None:
         return torch.ones(n)
     if setting in ("tendency", "tendency_std"):
-        change = states[pairs + 1] - states[pairs]
-        variance = (change.pow(2) * weights).sum((-2, -1)).mean(0).clamp_min(1e-8)
+        variance = variance.clamp_min(1e-8)
         return 1.0 / (variance if setting == "tendency" else variance.sqrt())
     values = torch.as_tensor(list(setting), dtype=torch.float32)
     if values.numel() != n:
         raise ValueError(f"train.backbone.channel_weights has {values.numel()} values for {n} channels")
     return values
+
+
+def loss_channel_weights(setting: Any, states: torch.Tensor, pairs: np.ndarray, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`channel_weights_from_variance` of in-memory ``states`` (their one-step ``pairs``)."""
+    return channel_weights_from_variance(setting, tendency_variance(states, pairs, weights))
+
+
+def epoch_order(starts: np.ndarray, generator: torch.Generator, block_states: int = 0, mix_blocks: int = 1) -> np.ndarray:
+    """A seeded shuffle of ``starts`` for one epoch.
+
+    With ``block_states > 0`` the shuffle is block-local, as chunked training data is read: starts are
+    grouped into blocks of ``block_states`` consecutive states, the blocks are shuffled, and samples are
+    shuffled within each run of ``mix_blocks`` blocks. A streaming reader then reads each stretch of the
+    store once per epoch instead of once per sample.
+    """
+    if block_states <= 0:
+        return starts[torch.randperm(len(starts), generator=generator).numpy()]
+    block = starts // block_states
+    ids = np.unique(block)
+    ids = ids[torch.randperm(len(ids), generator=generator).numpy()]
+    parts = []
+    for i in range(0, len(ids), max(mix_blocks, 1)):
+        members = starts[np.isin(block, ids[i:i + mix_blocks])]
+        parts.append(members[torch.randperm(len(members), generator=generator).numpy()])
+    return np.concatenate(parts) if parts else starts[:0]
 
 
 @dataclass
@@ -123,17 +154,19 @@ class Batch:
 class StateSource:
     """Batches of K-step rollout windows, from memory (loaded through dask) or streamed from the store.
 
-    With ``stream=True`` every batch is read from the store on demand and the next ``prefetch`` batches
-    are read in a background thread while the model trains on the current one; ``input_wait_s`` counts
-    the time the training loop waited for them.
+    With ``stream=True`` batches are read from the store in groups of about ``read_windows`` windows (each
+    state of a group read once, so a block-local :func:`epoch_order` reads each stretch of the store once),
+    and the next ``prefetch`` groups are read in a background thread while the model trains on the current
+    one; ``input_wait_s`` counts the time the training loop waited for them. Split statistics
+    (:meth:`tendency_variance`, :meth:`blocks`) are also read block by block when streaming.
     """
 
     def __init__(self, ds: xr.Dataset, channels: list[str], stats: dict, period: tuple[str, str], dt_hours: int,
-                 grid: Grid, forcing: list[str], stream: bool = False, prefetch: int = 2):
+                 grid: Grid, forcing: list[str], stream: bool = False, prefetch: int = 2, read_windows: int = 256):
         self.sub = state_times(ds, period, dt_hours)
         self.times = pd.DatetimeIndex(self.sub.time.values)
         self.channels, self.stats, self.grid, self.dt_hours = channels, stats, grid, dt_hours
-        self.stream, self.prefetch = stream, prefetch
+        self.stream, self.prefetch, self.read_windows = stream, prefetch, max(int(read_windows), 1)
         self.states = None if stream else read_states(self.sub, channels, stats)
         self.forcing = backbone_forcing(self.times, grid, forcing, dt_hours)
         self.input_wait_s = 0.0
@@ -141,31 +174,68 @@ class StateSource:
     def starts(self, steps: int) -> np.ndarray:
         return rollout_starts(self.times, self.dt_hours, steps)
 
-    def _read(self, start: np.ndarray, steps: int) -> Batch:
-        index = start[:, None] + np.arange(steps + 1)[None, :]  # (B, K+1)
+    def _states(self, index: np.ndarray) -> torch.Tensor:
+        """States at sorted unique ``index``: from memory, or one read from the store."""
         if self.states is not None:
-            states = self.states[torch.as_tensor(index)]
-        else:
-            unique, inverse = np.unique(index, return_inverse=True)
-            states = read_states(self.sub, self.channels, self.stats, unique)[torch.as_tensor(inverse.reshape(index.shape))]
-        forcing = self.forcing[torch.as_tensor(index[:, :steps])]
-        return Batch(states[:, 0], forcing.transpose(0, 1), states[:, 1:].transpose(0, 1))
+            return self.states[torch.as_tensor(index)]
+        return read_states(self.sub, self.channels, self.stats, index)
+
+    def blocks(self, size: int = 256):
+        """Consecutive ``(times, states)`` pieces of the whole split, in order, without overlap."""
+        for lo in range(0, len(self.times), size):
+            index = np.arange(lo, min(lo + size, len(self.times)))
+            yield self.times[index], self._states(index)
+
+    def tendency_variance(self, weights: torch.Tensor, size: int = 256) -> torch.Tensor:
+        """:func:`tendency_variance` over every one-step pair of the split, read block by block."""
+        pairs = self.starts(1)
+        total, count = None, 0
+        for lo in range(0, len(self.times) - 1, size):
+            index = np.arange(lo, min(lo + size + 1, len(self.times)))  # one state of overlap
+            local = pairs[(pairs >= lo) & (pairs < index[-1])] - lo
+            if local.size == 0:
+                continue
+            part = tendency_variance(self._states(index), local, weights) * local.size
+            total, count = (part if total is None else total + part), count + local.size
+        if total is None:
+            raise WeatherDataError("the training split has no one-step pair to weight the loss with")
+        return total / count
+
+    def _batches(self, chunks: list[np.ndarray], steps: int) -> list[Batch]:
+        """Batches of the windows starting at each of ``chunks``, every state read once."""
+        windows = [c[:, None] + np.arange(steps + 1)[None, :] for c in chunks]  # (B, K+1) each
+        unique, inverse = np.unique(np.concatenate([w.ravel() for w in windows]), return_inverse=True)
+        states = self._states(unique)
+        out, offset = [], 0
+        for w in windows:
+            local = torch.as_tensor(inverse[offset:offset + w.size].reshape(w.shape))
+            offset += w.size
+            batch_states = states[local]
+            forcing = self.forcing[torch.as_tensor(w[:, :steps])]
+            out.append(Batch(batch_states[:, 0], forcing.transpose(0, 1), batch_states[:, 1:].transpose(0, 1)))
+        return out
 
     def batches(self, starts: np.ndarray, batch_size: int, steps: int):
         """Yield batches of ``starts`` in order; the reads run ahead in a thread when streaming."""
         chunks = [starts[i:i + batch_size] for i in range(0, len(starts), batch_size)]
         if not self.stream:
-            yield from (self._read(c, steps) for c in chunks)
+            for c in chunks:
+                yield from self._batches([c], steps)
             return
+        per_read = max(self.read_windows // batch_size, 1)
+        groups, i, size = [], 0, 1  # read sizes ramp up 1, 2, 4 ... batches: the first read is quick
+        while i < len(chunks):
+            groups.append(chunks[i:i + size])
+            i, size = i + size, min(2 * size, per_read)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = [pool.submit(self._read, c, steps) for c in chunks[: self.prefetch]]
-            for i in range(len(chunks)):
+            pending = [pool.submit(self._batches, g, steps) for g in groups[: self.prefetch]]
+            for i in range(len(groups)):
                 tic = time.perf_counter()
-                batch = pending.pop(0).result()
+                ready = pending.pop(0).result()
                 self.input_wait_s += time.perf_counter() - tic
-                if i + self.prefetch < len(chunks):
-                    pending.append(pool.submit(self._read, chunks[i + self.prefetch], steps))
-                yield batch
+                if i + self.prefetch < len(groups):
+                    pending.append(pool.submit(self._batches, groups[i + self.prefetch], steps))
+                yield from ready
 
 
 def rollout_loss(model: torch.nn.Module, batch: Batch, weights: torch.Tensor, channel_weights: torch.Tensor,
@@ -247,16 +317,17 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
     # than building and running a dask graph for it (benchmarks/train_throughput.py).
     source = xr.open_zarr(weather_path, chunks=None, consolidated=True) if stream else ds
     train = StateSource(source, channels, stats, tuple(cfg.data.splits.train), int(mcfg.dt_hours), grid,
-                        list(mcfg.forcing), stream=stream, prefetch=int(tcfg.get("prefetch", 2)))
+                        list(mcfg.forcing), stream=stream, prefetch=int(tcfg.get("prefetch", 2)),
+                        read_windows=int(tcfg.get("read_windows", 256)))
     val_times, val_states = load_states(ds, channels, stats, tuple(cfg.data.splits.val), mcfg.dt_hours)
     val_forcing = backbone_forcing(val_times, grid, list(mcfg.forcing), mcfg.dt_hours)
     val_pairs = step_pairs(val_times, mcfg.dt_hours)
 
     model = build_sfno(mcfg, grid).to(device)
     weights = torch.as_tensor(grid.quadrature_weights().values, dtype=torch.float32, device=device)
-    pairs = train.starts(1)
-    tendency_states = train.states if train.states is not None else read_states(train.sub, channels, stats)
-    channel_weights = loss_channel_weights(tcfg.channel_weights, tendency_states, pairs, weights.cpu()).to(device)
+    variance = train.tendency_variance(weights.cpu())
+    channel_weights = channel_weights_from_variance(tcfg.channel_weights, variance).to(device)
+    block_states, mix_blocks = int(tcfg.get("shuffle_block_states", 0)), int(tcfg.get("shuffle_mix_blocks", 1))
     trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     phases = training_phases(tcfg)
     out_dir = Path(out_dir)
@@ -283,7 +354,7 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
         for epoch in range(max(done - first, 0), phase.epochs):
             number = first + epoch + 1  # this epoch's number over all phases
             generator = torch.Generator().manual_seed(int(cfg.train.seed) * 1000 + number)
-            order = starts[torch.randperm(len(starts), generator=generator).numpy()]
+            order = epoch_order(starts, generator, block_states, mix_blocks)
             trained.train()
             losses, tic = [], time.perf_counter()
             train.input_wait_s = 0.0
@@ -328,11 +399,37 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
         dist.barrier()
     if rank != 0:
         return out_dir / "packages" / "backbone"
+    tensors, damping_note = fit_output_damping(model.cpu(), tcfg, train, val_times, val_states, grid,
+                                               list(mcfg.forcing), int(mcfg.dt_hours), weights.cpu(), channels)
     return save_package(
         out_dir / "packages" / "backbone", model.cpu(), kind="sfno", config=model.config.to_dict(),
         channels=channels, grid=grid, dt_hours=int(mcfg.dt_hours),
         stats={c: stats["variables"][c] for c in channels}, forcing_channels=list(mcfg.forcing),
         extra={"forcing": list(mcfg.forcing), "train_period": list(cfg.data.splits.train),
                "phases": [p.__dict__ for p in phases], "world_size": world,
-               "data_source": ds.attrs.get("source", "unknown")},
+               "data_source": ds.attrs.get("source", "unknown"), "damping": damping_note},
+        tensors=tensors,
     )
+
+
+def fit_output_damping(model: SFNO, tcfg: Any, train: StateSource, val_times: pd.DatetimeIndex, val_states: torch.Tensor,
+                       grid: Grid, forcing: list[str], dt_hours: int, weights: torch.Tensor,
+                       channels: list[str]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Fit the damping toward the training climatology on val hindcasts (``train.backbone.damping_lead_steps``).
+
+    Returns the package tensors (empty when switched off) and a note for the package metadata.
+    """
+    wanted = int(tcfg.get("damping_lead_steps", 0))
+    contiguous = len(rollout_starts(val_times, dt_hours, len(val_times) - 1)) == 1
+    lead_steps = min(wanted, len(val_times) - 2)
+    if wanted <= 0 or lead_steps < 1 or not contiguous:
+        why = "switched off" if wanted <= 0 else "the val split is too short or has gaps"
+        return {}, {"applied": False, "why": why}
+    clim = hour_of_day_climatology(train.blocks(), dt_hours)
+    damping = fit_damping(model, val_states, val_times, grid, forcing, dt_hours, clim, weights, lead_steps)
+    table = {c: [round(float(v), 3) for v in damping[:, i]] for i, c in enumerate(channels)}
+    print("backbone output damping toward climatology (val split), by lead step: "
+          + "; ".join(f"{c} {v[0]:.2f}..{v[-1]:.2f}" for c, v in table.items()), flush=True)
+    note = {"applied": True, "fitted_on": "val split hindcasts", "lead_steps": lead_steps,
+            "climatology": "training-split mean by hour of day", "factors": table}
+    return {"damping": damping, "damping_climatology": clim}, note

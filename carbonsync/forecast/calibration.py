@@ -1,0 +1,106 @@
+"""Damping toward climatology by lead time: the backbone's forecasts made MSE-optimal at long leads.
+
+A deterministic model trained on short rollouts keeps predicting sharp weather at lead times where the
+atmosphere (real or sample) has forgotten its initial state; its error then grows past that of climatology.
+The MSE-optimal correction for this, used in statistical post-processing since Murphy (1988), is to shrink
+each forecast anomaly toward climatology by a factor per channel and lead time:
+
+    output(k) = clim(valid hour) + a[k, c] * (forecast(k) - clim(valid hour)),   0 <= a <= 1,
+
+with ``a = <f', o'> / <f', f'>`` (anomalies against climatology, area-weighted) fitted on hindcasts of a
+split the model did not train on (the val split). The climatology is the training split's mean by hour of
+day, in normalised units. The rolled-out state fed back into the model is never damped: only what is
+reported is. Both tensors travel in the backbone's model package, so inference needs nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from carbonsync.data.grid import Grid
+from carbonsync.models.inputs import backbone_forcing
+
+__all__ = ["hour_of_day_climatology", "fit_damping", "apply_damping"]
+
+
+def hour_of_day_climatology(blocks: Iterable[tuple[pd.DatetimeIndex, torch.Tensor]], dt_hours: int) -> torch.Tensor:
+    """Mean state by hour of day, ``(24 // dt_hours, C, H, W)``: row ``i`` holds hour ``i * dt_hours`` UTC.
+
+    ``blocks`` are ``(times, states)`` pieces of a split (one piece, or many read one after another from a
+    store), accumulated in float64.
+    """
+    slots = 24 // dt_hours
+    sums: torch.Tensor | None = None
+    counts = np.zeros(slots, np.int64)
+    for times, states in blocks:
+        times = pd.DatetimeIndex(times)
+        if len(times) != states.shape[0]:
+            raise ValueError(f"{len(times)} times for {states.shape[0]} states")
+        if (times.hour % dt_hours).any() or (times.minute != 0).any():
+            raise ValueError(f"states must lie on the {dt_hours}-hourly grid (00 UTC onwards)")
+        slot = np.asarray(times.hour // dt_hours)
+        if sums is None:
+            sums = torch.zeros(slots, *states.shape[1:], dtype=torch.float64)
+        for s in np.unique(slot):
+            pick = torch.as_tensor(np.flatnonzero(slot == s))
+            sums[s] += states[pick].double().sum(0)
+            counts[s] += pick.numel()
+    missing = [int(m) * dt_hours for m in np.flatnonzero(counts == 0)]
+    if sums is None or missing:
+        raise ValueError(f"no training state at hour(s) {missing or 'any'} UTC for the climatology")
+    return (sums / torch.as_tensor(counts, dtype=torch.float64)[:, None, None, None]).float()
+
+
+def _slots(valid_times: pd.DatetimeIndex, clim: torch.Tensor) -> torch.Tensor:
+    dt_hours = 24 // clim.shape[0]
+    return torch.as_tensor(np.asarray(pd.DatetimeIndex(valid_times).hour // dt_hours))
+
+
+def apply_damping(states: torch.Tensor, valid_times: pd.DatetimeIndex, clim: torch.Tensor,
+                  damping: torch.Tensor) -> torch.Tensor:
+    """Damp normalised forecasts ``(K, C, H, W)`` at leads 1..K (``valid_times``) toward ``clim``.
+
+    Leads past the fitted ones use the last factor.
+    """
+    k = states.shape[0]
+    if k == 0:
+        return states
+    lead = torch.clamp(torch.arange(k), max=damping.shape[0] - 1)
+    factor = damping[lead][:, :, None, None].to(states.dtype)
+    base = clim[_slots(valid_times, clim)].to(states.dtype)
+    return base + factor * (states - base)
+
+
+@torch.no_grad()
+def fit_damping(model: torch.nn.Module, states: torch.Tensor, times: pd.DatetimeIndex, grid: Grid,
+                forcing_names: list[str], dt_hours: int, clim: torch.Tensor, area_weights: torch.Tensor,
+                lead_steps: int, every_steps: int = 1, batch: int = 16) -> torch.Tensor:
+    """Least-squares damping factors ``(lead_steps, C)`` in [0, 1] from hindcasts on ``states``.
+
+    ``states`` are normalised, ``dt_hours`` apart without gaps (a held-out split); a hindcast starts at every
+    ``every_steps``-th state whose ``lead_steps`` successors exist.
+    """
+    n = states.shape[0]
+    starts = np.arange(0, n - lead_steps, every_steps)
+    if starts.size == 0:
+        raise ValueError(f"{n} states are too few to fit damping over {lead_steps} steps")
+    times = pd.DatetimeIndex(times)
+    forcing = backbone_forcing(times, grid, forcing_names, dt_hours)
+    w = area_weights[None, None]
+    fo = torch.zeros(lead_steps, states.shape[1], dtype=torch.float64)
+    ff = torch.zeros_like(fo)
+    model.eval()
+    for first in range(0, starts.size, batch):
+        idx = torch.as_tensor(starts[first:first + batch])
+        state = states[idx]
+        for k in range(lead_steps):
+            state = model(state, forcing[idx + k])
+            base = clim[_slots(times[(idx + k + 1).numpy()], clim)]
+            f_anom, o_anom = state - base, states[idx + k + 1] - base
+            fo[k] += (f_anom * o_anom * w).sum((0, 2, 3)).double()
+            ff[k] += (f_anom * f_anom * w).sum((0, 2, 3)).double()
+    return (fo / ff.clamp_min(1e-12)).clamp(0.0, 1.0).float()
