@@ -27,10 +27,12 @@ conditions of the hour and site it resumes in; a rigid job, once started, runs t
 - ``threshold``: at home; run an hour only if the last observed intensity is at most the median of the
   past week's (a rigid job waits to start, an interruptible one pauses), unless the job has no slack left;
 - ``temporal``: at home; every hour re-plan each job's remaining hours over ``[now, deadline)`` on the
-  forecast (tightest job first, under capacity) and run it now if the plan does;
+  forecast (tightest job first, under capacity; jobs with slack left plan into at most 80 % of a site's
+  GPUs, keeping room for urgent arrivals) and run it now if the plan does;
 - ``spatiotemporal``: as ``temporal`` over all the job's allowed sites (moves cost the restart overhead);
-- ``oracle``: the whole queue planned once on the realised intensities (perfect foresight of intensity
-  and arrivals) by :func:`carbonsync.placement.solvers.solve_greedy`, then executed.
+- ``oracle``: as ``spatiotemporal`` with perfect foresight of the intensities (the realised traces in
+  place of the forecast; arrivals stay unknown until they happen), so the gap between the two is what
+  the forecast costs.
 
 A job finishing after its deadline counts as a deadline miss. :func:`replay` returns per policy
 ``emissions_kg``, ``energy_kwh``, ``deadline_misses`` and ``oracle_savings_share`` = (carbon-agnostic
@@ -48,7 +50,7 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync.placement.jobs import DEFAULT_GPU_KW, PlacementError
-from carbonsync.placement.solvers import Problem, best_option, solve_greedy
+from carbonsync.placement.solvers import best_option
 
 POLICIES = ("carbon_agnostic", "threshold", "temporal", "spatiotemporal", "oracle")
 HISTORY_H = 168
@@ -124,9 +126,9 @@ def generate_queue(n_jobs: int, n_hours: int, n_sites: int, seed: int = 0) -> li
     slack = np.where(rng.uniform(size=n_jobs) < 0.1, 0, np.minimum(np.round(rng.uniform(0.25, 3, n_jobs) * hours), 72))
     slack = slack.astype(int)
     latest = n_hours - (hours + slack)
-    if (latest <= HISTORY_H).any():
+    if (latest <= HISTORY_H + 1).any():
         raise PlacementError(f"the traces span {n_hours} h; too short for a {HISTORY_H} h history plus the jobs")
-    arrival = (HISTORY_H + rng.uniform(size=n_jobs) * (latest - HISTORY_H)).astype(int)
+    arrival = (HISTORY_H + 1 + rng.uniform(size=n_jobs) * (latest - HISTORY_H - 1)).astype(int)
     interruptible = rng.uniform(size=n_jobs) < 0.5
     overhead = np.where(interruptible, rng.uniform(0.1, 0.5, n_jobs), 0.0)
     home = rng.integers(0, n_sites, n_jobs)
@@ -192,7 +194,7 @@ class Forecaster:
 
     def forecast(self, t: int, horizon: int) -> np.ndarray:
         """``(zone, horizon)`` forecast of hours ``t .. t + horizon - 1`` from data before ``t``."""
-        if t < self.history_h + 2:
+        if t < self.history_h + 1:
             raise PlacementError(f"forecast at hour {t} needs {self.history_h + 1} h of history")
         past = self.intensity[:, t - self.history_h : t]
         hod_past = self.hour_of_day[t - self.history_h : t]
@@ -312,8 +314,11 @@ def _run_simple(engine: _Engine, t: int, kind: str, threshold: np.ndarray | None
     return decisions
 
 
-def _run_planned(engine: _Engine, t: int, forecast: np.ndarray, spatial: bool) -> dict[int, int]:
-    """Re-plan all active jobs on the forecast (tightest first, under capacity) and return the hour's runs."""
+def _run_planned(engine: _Engine, t: int, forecast: np.ndarray, spatial: bool, reserve: float) -> dict[int, int]:
+    """Re-plan all active jobs on the forecast (tightest first, under capacity) and return the hour's runs.
+
+    Jobs with slack left may plan into only ``1 - reserve`` of each site's GPUs, so that jobs arriving
+    later with no slack still find room."""
     decisions = engine.committed(t)
     horizon = forecast.shape[1]
     free = np.repeat(engine.capacity[:, None], horizon, axis=1)
@@ -332,7 +337,8 @@ def _run_planned(engine: _Engine, t: int, forecast: np.ndarray, spatial: bool) -
             late.append(i)
             continue
         cost = job.gpus * value[rows, :width]
-        blocked = free[rows, :width] < job.gpus
+        kept = 0 if engine.slack(i, t) <= 0 else np.ceil(reserve * engine.capacity[rows])[:, None]
+        blocked = free[rows, :width] - kept < job.gpus
         first_cost = None
         if engine.started[i] and job.overhead > 0:
             first_cost = job.overhead * cost
@@ -363,32 +369,17 @@ def _run_planned(engine: _Engine, t: int, forecast: np.ndarray, spatial: bool) -
     return decisions
 
 
-def _oracle_plan(jobs: Sequence[ReplayJob], sites: Sequence[ReplaySite], intensity: np.ndarray) -> dict[int, dict[int, int]]:
-    """Hour -> {job: site} of the offline plan on the realised intensities."""
-    n_sites = len(sites)
-    allowed = np.zeros((len(jobs), n_sites), dtype=bool)
-    for i, job in enumerate(jobs):
-        allowed[i, list(job.allowed)] = True
-    problem = Problem.from_arrays(
-        gpus=[j.gpus for j in jobs],
-        hours=[j.hours for j in jobs],
-        first=[j.arrival for j in jobs],
-        last=[j.deadline for j in jobs],
-        capacity=[s.gpus for s in sites],
-        intensity=intensity,
-        power_kw=[s.kw_per_gpu for s in sites],
-        interruptible=[j.interruptible for j in jobs],
-        overhead=[j.overhead for j in jobs],
-        allowed=allowed,
-        job_ids=[j.id for j in jobs],
-        site_ids=[s.id for s in sites],
-    )
-    plan = solve_greedy(problem, orders=("slack", "spread"), improve_passes=1, eject_passes=0, exact_hours=False)
-    by_hour: dict[int, dict[int, int]] = {}
-    for i in range(len(jobs)):
-        for t in np.flatnonzero(plan.run[i]):
-            by_hour.setdefault(int(t), {})[i] = int(plan.site[i])
-    return by_hour
+class PerfectForecast:
+    """The realised intensities themselves: the oracle's perfect foresight."""
+
+    def __init__(self, intensity: np.ndarray):
+        self.intensity = intensity
+
+    def forecast(self, t: int, horizon: int) -> np.ndarray:
+        window = self.intensity[:, t : t + horizon]
+        if window.shape[1] < horizon:  # past the end of the traces: repeat the last hour
+            window = np.concatenate([window, np.repeat(self.intensity[:, -1:], horizon - window.shape[1], axis=1)], axis=1)
+        return window
 
 
 def simulate(
@@ -398,6 +389,7 @@ def simulate(
     intensity: np.ndarray,
     forecaster: Forecaster | None = None,
     horizon: int = 168,
+    reserve: float = 0.2,
 ) -> PolicyResult:
     """Replay one policy hour by hour over the traces (see the module docstring)."""
     if policy not in POLICIES:
@@ -406,14 +398,13 @@ def simulate(
     engine = _Engine(jobs, sites, intensity, policy)
     n_hours = intensity.shape[1]
     first = min(j.arrival for j in jobs)
-    oracle = _oracle_plan(jobs, sites, intensity) if policy == "oracle" else None
     threshold = None
+    if policy == "oracle":
+        forecaster = PerfectForecast(intensity)
     for t in range(first, n_hours):
         if engine._next >= len(jobs) and not engine.active(t):
             break
-        if policy == "oracle":
-            decisions = oracle.get(t, {})
-        elif policy in ("carbon_agnostic", "threshold"):
+        if policy in ("carbon_agnostic", "threshold"):
             if policy == "threshold":
                 threshold = np.median(intensity[:, max(0, t - HISTORY_H) : t], axis=1)
             decisions = _run_simple(engine, t, policy, threshold)
@@ -425,7 +416,7 @@ def simulate(
                 continue
             width = min(horizon, max(engine.jobs[i].deadline for i in active) - t)
             fc = forecaster.forecast(t, max(width, 1))
-            decisions = _run_planned(engine, t, fc, spatial=policy == "spatiotemporal")
+            decisions = _run_planned(engine, t, fc, spatial=policy != "temporal", reserve=reserve)
         engine.step(t, decisions)
     unfinished = [j.id for i, j in enumerate(jobs) if engine.remaining[i] > 0]
     engine.result.deadline_misses += len(unfinished)
