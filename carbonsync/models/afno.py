@@ -28,6 +28,11 @@ class AFNOConfig:
     ``forcing_channels`` (e.g. cos zenith), four lat/lon encodings (sin/cos lat, sin/cos lon; built from
     the grid, if ``latlon_encoding``) and ``static_channels`` (e.g. orography, land-sea mask).
     ``max_clearness`` is used only by :class:`IrradianceDiagnostic`.
+
+    Two options against the blocky look of a patch-wise linear head (0 = off, the original AFNO):
+    ``smoothing_kernel`` (odd) adds a learned depthwise convolution over the output, started as a binomial
+    smoother, that blends neighbouring patches (periodic in longitude); ``local_hidden`` adds a per-pixel
+    MLP path (1x1 convolutions) from the inputs to the output, which has no patch structure at all.
     """
 
     state_channels: int
@@ -46,6 +51,8 @@ class AFNOConfig:
     sparsity_threshold: float = 0.01
     hard_thresholding_fraction: float = 1.0
     max_clearness: float = 1.2
+    smoothing_kernel: int = 0
+    local_hidden: int = 0
 
     def __post_init__(self) -> None:
         p = self.patch_size
@@ -69,6 +76,10 @@ class AFNOConfig:
             )
         if self.max_clearness <= 0:
             raise ValueError(f"AFNOConfig.max_clearness must be > 0, got {self.max_clearness}")
+        if self.smoothing_kernel < 0 or (self.smoothing_kernel and self.smoothing_kernel % 2 == 0):
+            raise ValueError(f"AFNOConfig.smoothing_kernel must be 0 (off) or odd, got {self.smoothing_kernel}")
+        if self.local_hidden < 0:
+            raise ValueError(f"AFNOConfig.local_hidden must be >= 0, got {self.local_hidden}")
 
     @property
     def in_channels(self) -> int:
@@ -96,6 +107,32 @@ class AFNOConfig:
         if unknown:
             raise ValueError(f"unknown AFNOConfig keys: {unknown}")
         return cls(**d)
+
+
+def binomial_kernel(size: int) -> torch.Tensor:
+    """(size, size) normalised binomial smoothing kernel (size 1 is the identity)."""
+    row = torch.tensor([math.comb(size - 1, i) for i in range(size)], dtype=torch.float32)
+    kernel = row[:, None] * row[None, :]
+    return kernel / kernel.sum()
+
+
+def patch_edge_ratio(field: torch.Tensor | np.ndarray, patch_size: tuple[int, int],
+                     origin: tuple[int, int] = (0, 0)) -> float:
+    """Mean absolute jump between neighbouring cells across patch edges over that inside patches.
+
+    ``field`` is (..., nlat, nlon). About 1 for a field without patch structure; well above 1 when the
+    patch grid shows ("AFNO patch edges are visible"). Longitude jumps include the periodic seam.
+    """
+    f = torch.as_tensor(field).detach().to(torch.float64)
+    (ph, pw), (r0, c0) = patch_size, origin
+    dlat = (f[..., 1:, :] - f[..., :-1, :]).abs()  # jump between rows i and i + 1
+    dlon = (torch.roll(f, -1, dims=-1) - f).abs()  # between columns j and j + 1 (periodic)
+    nlat, nlon = f.shape[-2:]
+    edge_lat = ((torch.arange(1, nlat) - r0) % ph == 0)[:, None].expand(nlat - 1, nlon)
+    edge_lon = ((torch.arange(1, nlon + 1) - c0) % pw == 0)[None, :].expand(nlat, nlon)
+    across = torch.cat([dlat[..., edge_lat], dlon[..., edge_lon]], dim=-1)
+    inside = torch.cat([dlat[..., ~edge_lat], dlon[..., ~edge_lon]], dim=-1)
+    return float(across.mean() / inside.mean().clamp_min(1e-12))
 
 
 def latlon_features(grid: Grid) -> torch.Tensor:
@@ -236,6 +273,20 @@ class AFNODiagnostic(nn.Module):
         self.norm = nn.LayerNorm(cfg.embed_dim)
         self.head = nn.Linear(cfg.embed_dim, cfg.out_channels * ph * pw, bias=False)
         self.apply(self._init_weights)
+        self.smoother = None
+        if cfg.smoothing_kernel:
+            k = cfg.smoothing_kernel
+            self.smoother = nn.Conv2d(cfg.out_channels, cfg.out_channels, k, groups=cfg.out_channels, bias=False)
+            with torch.no_grad():
+                self.smoother.weight.copy_(binomial_kernel(k).expand_as(self.smoother.weight))
+        self.local = None
+        if cfg.local_hidden:
+            self.local = nn.Sequential(
+                nn.Conv2d(cfg.in_channels, cfg.local_hidden, 1), nn.GELU(),
+                nn.Conv2d(cfg.local_hidden, cfg.out_channels, 1),
+            )
+            nn.init.zeros_(self.local[-1].weight)  # starts as the plain AFNO
+            nn.init.zeros_(self.local[-1].bias)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -281,6 +332,7 @@ class AFNODiagnostic(nn.Module):
     ) -> torch.Tensor:
         cfg = self.config
         x = self._assemble(x, forcing, static)
+        local = self.local(x) if self.local is not None else None
         (hp, wp), (ph, pw), (th, tw) = cfg.padded_shape, cfg.patch_size, cfg.token_shape
         top = (hp - cfg.nlat) // 2
         if wp > cfg.nlon:  # longitude is periodic
@@ -292,8 +344,17 @@ class AFNODiagnostic(nn.Module):
             tokens = block(tokens)
         out = self.head(self.norm(tokens))  # (B, th, tw, out * ph * pw)
         out = out.reshape(-1, th, tw, ph, pw, cfg.out_channels).permute(0, 5, 1, 3, 2, 4)
-        out = out.reshape(-1, cfg.out_channels, hp, wp)
-        return out[:, :, top : top + cfg.nlat, : cfg.nlon]
+        out = out.reshape(-1, cfg.out_channels, hp, wp)[:, :, top : top + cfg.nlat, : cfg.nlon]
+        if self.smoother is not None:
+            r = cfg.smoothing_kernel // 2
+            out = F.pad(F.pad(out, (r, r, 0, 0), mode="circular"), (0, 0, r, r), mode="replicate")
+            out = self.smoother(out)
+        return out if local is None else out + local
+
+    @property
+    def patch_origin(self) -> tuple[int, int]:
+        """(row, column) of the grid at which the first full patch starts (patch edges repeat from there)."""
+        return (-((self.config.padded_shape[0] - self.config.nlat) // 2)) % self.config.patch_size[0], 0
 
 
 class IrradianceDiagnostic(nn.Module):
@@ -302,6 +363,10 @@ class IrradianceDiagnostic(nn.Module):
     ``forward(x, clear_sky, forcing, static)`` returns ``clear_sky * k`` with ``k = max_clearness *
     sigmoid(afno(...))`` in (0, max_clearness): non-negative everywhere and exactly zero wherever the
     clear-sky irradiance (B, 1, nlat, nlon; J m-2 accumulated over the hour) is zero, i.e. at night.
+
+    Static inputs (orography, land-sea mask; ``config.static_channels`` of them) are kept in the model as
+    the buffer ``static_fields`` (set with :meth:`set_static`, saved with the weights), so callers pass
+    only the state and the sun; an explicit ``static`` argument overrides the buffer.
     """
 
     config_class = AFNOConfig
@@ -309,8 +374,28 @@ class IrradianceDiagnostic(nn.Module):
     def __init__(self, config: AFNOConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
         self.afno = AFNODiagnostic(config, **kwargs)
-        if self.config.out_channels != 1:
-            raise ValueError(f"IrradianceDiagnostic needs out_channels=1, got {self.config.out_channels}")
+        cfg = self.config
+        if cfg.out_channels != 1:
+            raise ValueError(f"IrradianceDiagnostic needs out_channels=1, got {cfg.out_channels}")
+        if cfg.static_channels:
+            self.register_buffer("static_fields", torch.zeros(1, cfg.static_channels, cfg.nlat, cfg.nlon))
+
+    def set_static(self, static: torch.Tensor | np.ndarray) -> None:
+        """Store the (normalised) static fields, shape (static_channels, nlat, nlon) or (1, ...)."""
+        cfg = self.config
+        t = torch.as_tensor(static, dtype=torch.float32)
+        t = t[None] if t.dim() == 3 else t
+        if not cfg.static_channels or tuple(t.shape) != (1, cfg.static_channels, cfg.nlat, cfg.nlon):
+            raise ValueError(
+                f"static fields of shape {tuple(t.shape)} do not fit this model "
+                f"({cfg.static_channels} static channel(s) on {cfg.nlat}x{cfg.nlon})"
+            )
+        if not torch.isfinite(t).all():
+            raise ValueError("static fields contain NaN or inf")
+        self.static_fields.copy_(t)
+
+    def _static(self, static: torch.Tensor | None) -> torch.Tensor | None:
+        return self.static_fields if static is None and self.config.static_channels else static
 
     @property
     def config(self) -> AFNOConfig:
@@ -320,7 +405,7 @@ class IrradianceDiagnostic(nn.Module):
         self, x: torch.Tensor, forcing: torch.Tensor | None = None, static: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The clearness index k in (0, max_clearness), shape (B, 1, nlat, nlon)."""
-        return self.config.max_clearness * torch.sigmoid(self.afno(x, forcing, static))
+        return self.config.max_clearness * torch.sigmoid(self.afno(x, forcing, self._static(static)))
 
     def forward(
         self,
