@@ -23,7 +23,10 @@ them (deleting their chunks) before appending. Only readers that bypass consolid
 **Chunking** (measured in ``benchmarks/export_read.py``). ``zones/<product>``: ``(init_time=1, lead_time=all,
 zone=up to 64)``. A scheduler asks for the newest init time, an hour window and a few zones: that is one
 small chunk (a few KB) per product whatever the window or zone set, where ``zone=1`` costs one file per zone
-read. ``gridded/<var>``: ``(1, 24 lead hours, lat, lon)``, a day of global fields per chunk. The 1-D
+read. Measured on the 6-zone sample world (2 shared cores): reading all zones 116 against 57 reads/s with one
+zone per chunk; reading one zone 93 against 126 reads/s (the one-zone chunk is smaller to decompress, a
+difference within this machine's run-to-run noise). The placement reads every site's zone, so all zones share a
+chunk. ``gridded/<var>``: ``(1, 24 lead hours, lat, lon)``, a day of global fields per chunk. The 1-D
 ``init_time`` coordinate uses chunks of 512 so opening the store reads one chunk, not one per init time;
 appending rewrites that chunk by atomic rename, leaving its committed entries unchanged.
 """
