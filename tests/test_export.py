@@ -306,7 +306,7 @@ def test_killed_exports_leave_complete_init_times_and_a_rerun_completes(tmp_path
     report = export_forecasts(store, INITS, synthetic_forecast, PROVENANCE, workers=2)
     assert report.committed == list(INITS)
     _check_visible(store, reference)
-    assert not list(store.rglob("*.partial"))
+    assert not list(store.rglob("*.partial")) and not list(tmp_path.glob("fc.zarr.tmp-*"))
 
 
 def test_rerun_after_a_kill_repairs_uncommitted_slots(tmp_path, reference):
@@ -324,6 +324,23 @@ def test_rerun_after_a_kill_repairs_uncommitted_slots(tmp_path, reference):
     report = export_forecasts(store, INITS[:3], synthetic_forecast, PROVENANCE, workers=2)
     assert report.repaired_slots == 2 and report.skipped == list(INITS[:1]) and report.written == list(INITS[1:3])
     _check_visible(store, reference)
+
+
+def test_export_stage_init_times_from_config():
+    from carbonsync.config import compose
+    from carbonsync.pipeline import export_init_times
+
+    cfg = compose(["size=tiny"])
+    assert export_init_times(cfg) == [pd.Timestamp(t) for t in cfg.forecast.init_times]
+    cfg = compose(["size=tiny", "forecast.export.start=2020-08-24", "forecast.export.end=2020-08-25T12:00",
+                   "forecast.export.every_hours=12"])
+    assert export_init_times(cfg) == list(pd.date_range("2020-08-24", periods=4, freq="12h"))
+    cfg = compose(["size=tiny", "forecast.export.init_times=[2020-08-26T06:00]", "forecast.export.start=2020-08-24"])
+    assert export_init_times(cfg) == [pd.Timestamp("2020-08-26T06:00")]
+    with pytest.raises(ValueError, match="together"):
+        export_init_times(compose(["size=tiny", "forecast.export.start=2020-08-24"]))
+    with pytest.raises(ValueError, match="after"):
+        export_init_times(compose(["size=tiny", "forecast.export.start=2020-08-25", "forecast.export.end=2020-08-24"]))
 
 
 # ------------------------------------------------------------------------------------------------------------

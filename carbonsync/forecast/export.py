@@ -37,6 +37,7 @@ import asyncio
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -148,10 +149,6 @@ def prepare_forecast(init_time: pd.Timestamp, gridded: xr.Dataset, zones: xr.Dat
 # the store: creation, commit, repair
 
 
-def _zarr_quiet():
-    return warnings.catch_warnings()
-
-
 def _root_json(path: Path) -> dict:
     meta = path / "zarr.json"
     if not meta.is_file():
@@ -238,7 +235,7 @@ def _create(path: Path, gridded: xr.Dataset, zones: xr.Dataset, attrs: dict[str,
         "chunking": f"zones (init_time=1, lead_time=all, zone<={zone_chunk}); "
                     f"gridded (init_time=1, lead_time={lead_chunk}, lat=all, lon=all)",
     }
-    with _zarr_quiet():
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         xr.Dataset(attrs={**attrs, **layout}).to_zarr(path, mode="w", consolidated=False, zarr_format=3)
         for group, ds, content in (("gridded", gridded, "gridded fields"), ("zones", zones, "zone products")):
@@ -269,7 +266,7 @@ class _Writer:
             for name, arr in self.root[group].arrays():
                 if "init_time" in (arr.metadata.dimension_names or ()):
                     self.arrays[(group, name)] = arr
-            with _zarr_quiet():
+            with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=RuntimeWarning)
                 ds = xr.open_zarr(path, group=group, consolidated=False)
             self.static[group] = ds.drop_vars([v for v in ds.variables if "init_time" in ds[v].dims]).load()
@@ -424,6 +421,8 @@ def export_forecasts(path: str | Path, init_times: Iterable, forecast_fn: Foreca
              **{k: str(v) for k, v in provenance.items()}}
     tic = time.perf_counter()
     with _export_lock(path):
+        for leftover in [*path.parent.glob(f"{path.name}.tmp-*"), *path.parent.glob(f"{path.name}.old-*")]:
+            shutil.rmtree(leftover, ignore_errors=True)  # a killed export's unfinished new store (we hold the lock)
         if replace:
             with atomic_path(path) as tmp:
                 report = _export_into(tmp, times, forecast_fn, provenance, attrs, workers, zone_chunk, lead_chunk,
