@@ -276,9 +276,9 @@ class _Writer:
                                          f"'{TIME_UNITS}': not an append-only forecast store")
 
     @property
-    def length(self) -> int:
-        lengths = {arr.shape[0] for arr in self.arrays.values()}
-        return max(lengths)
+    def shortest(self) -> int:
+        """The fewest init times any init-time array holds (a killed export may have resized only some)."""
+        return min(arr.shape[0] for arr in self.arrays.values())
 
     def resize(self, n: int) -> int:
         """Set every init-time array to ``n`` init times (deleting chunks past it); returns how many
@@ -452,9 +452,9 @@ def _export_into(path: Path, times: list[pd.Timestamp], forecast_fn: ForecastFn,
         committed = found
         _check_provenance(path, provenance)
         writer = _Writer(path)
-        if writer.length < len(committed):
-            raise ForecastStoreError(f"store '{path}' has {writer.length} init times stored but {len(committed)} "
-                                     "committed: it is damaged")
+        if writer.shortest < len(committed):
+            raise ForecastStoreError(f"store '{path}' has an array with {writer.shortest} init times but "
+                                     f"{len(committed)} are committed: it is damaged")
         report.repaired_slots = writer.resize(len(committed))
         writer.delete_partial_files()
     report.skipped = [t for t in times if t in set(committed)]
