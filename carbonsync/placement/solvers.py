@@ -330,6 +330,8 @@ def priority_order(problem: Problem, rule: str = "slack", ranked: np.ndarray | N
     ``slack``: least slack, then earliest deadline, then most GPU-hours (feasibility first).
     ``spread``: largest gain of the job's best site over its mean allowed site, per hour of slack + 1
     (jobs that lose most by being displaced go first); needs ``ranked`` from :func:`rank_all`.
+    ``size``: most GPU-hours first (packs capacity tightly, as first-fit decreasing does).
+    ``perturbed:<seed>``: one of those three, drawn and shuffled locally with the seed.
     """
     index = np.arange(problem.n_jobs)
     if rule == "slack":
@@ -342,13 +344,15 @@ def priority_order(problem: Problem, rule: str = "slack", ranked: np.ndarray | N
         mean = np.where(finite, ranked, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
         gain = np.where(np.isfinite(best), mean - best, 0.0) / (1.0 + problem.slack)
         return np.lexsort((index, problem.slack, -gain))
-    if rule.startswith("perturbed:"):  # a random mix of the two orders, seeded: "perturbed:<seed>"
+    if rule == "size":
+        return np.lexsort((index, problem.slack, -problem.gpus * problem.hours))
+    if rule.startswith("perturbed:"):  # one of the orders, randomly perturbed, seeded: "perturbed:<seed>"
         rng = np.random.default_rng(int(rule.split(":", 1)[1]))
         position = np.empty(problem.n_jobs)
-        base = priority_order(problem, "slack" if rng.uniform() < 0.5 else "spread", ranked)
+        base = priority_order(problem, str(rng.choice(["slack", "spread", "size"])), ranked)
         position[base] = np.arange(problem.n_jobs)
         return np.argsort(position + rng.normal(0.0, problem.n_jobs / 4, problem.n_jobs), kind="stable")
-    raise PlacementError(f"unknown greedy order '{rule}'; use 'slack', 'spread' or 'perturbed:<seed>'")
+    raise PlacementError(f"unknown greedy order '{rule}'; use 'slack', 'spread', 'size' or 'perturbed:<seed>'")
 
 
 class _Greedy:
@@ -428,14 +432,15 @@ class _Greedy:
                 out.insert(0, (total, run))
         return out
 
-    def eject(self, j: int, max_evicted: int = 4, n_options: int = 3) -> bool:
-        """Move ``j`` to one of its cheapest options at its two best sites as if capacity were free, evicting
-        the jobs in the way and re-inserting them at their best options; kept only if the total drops."""
+    def eject(self, j: int, max_evicted: int = 4, n_options: int = 3, n_sites: int = 2) -> bool:
+        """Move ``j`` to one of its cheapest options at its ``n_sites`` best sites as if capacity were free,
+        evicting the jobs in the way and re-inserting them at their best options; kept only if the total
+        drops (or, for an unplaced ``j``, if every job involved finds a place)."""
         g = self.gpus[j]
         improved = False
-        for s in self.candidates[j][:2]:
+        for s in self.candidates[j][:n_sites]:
             for total, target in self._targets(j, int(s), n_options):
-                if self.site[j] < 0 or total >= self.cost(j) - 1e-9 * max(1.0, total):
+                if self.site[j] >= 0 and total >= self.cost(j) - 1e-9 * max(1.0, total):
                     continue
                 in_way = np.flatnonzero((self.site == s) & self.run[:, target].any(axis=1))
                 in_way = in_way[in_way != j]
@@ -451,7 +456,8 @@ class _Greedy:
                     self.put(j, int(s), target)
                     slack = sorted(in_way.tolist(), key=lambda k: self.last[k] - self.first[k] - self.hours[k])
                     ok = all(self.place(k) for k in slack)
-                if ok and sum(self.cost(k) for k in moved) < old_cost - 1e-9 * max(1.0, old_cost):
+                new_cost = sum(self.cost(k) for k in moved) if ok else np.inf
+                if ok and (not np.isfinite(old_cost) or new_cost < old_cost - 1e-9 * max(1.0, old_cost)):
                     improved = True
                     continue
                 for k in moved:
@@ -463,7 +469,7 @@ class _Greedy:
 
 def solve_greedy(
     problem: Problem,
-    improve_passes: int = 1,
+    improve_passes: int | None = None,
     orders: Sequence[str] | None = None,
     candidates: int = 8,
     raise_on_failure: bool = True,
@@ -472,12 +478,15 @@ def solve_greedy(
 ) -> Plan:
     """Vectorised greedy placement (see the module docstring).
 
-    One greedy run per rule in ``orders`` (see :func:`priority_order`; default ``slack``, ``spread`` and
-    ``4000 // jobs`` seeded perturbations of them, at most 30); the run placing most jobs, then with the
-    lowest objective, is kept and improved by ``improve_passes`` rounds of taking each job out and
-    re-inserting it at its best option given the others, then by ``eject_passes`` rounds (default 2 up to
-    2,000 jobs, else 0) of moving each job to its best option at its top two sites and re-inserting the
-    jobs it displaces, kept only when the total drops. No move makes the objective worse.
+    One greedy run per rule in ``orders`` (see :func:`priority_order`; by default ``slack``, ``spread``,
+    ``size`` and ``4000 // jobs`` seeded perturbations of them, at most 30; above 2,000 jobs ``spread``, then
+    ``slack`` only if ``spread`` leaves a job out). A job that finds no room is retried by moving the jobs
+    in the way of its cheapest options (up to 6 of them, 4 sites, 4 options each). The run placing most
+    jobs, then with the lowest objective, is kept and improved by ``improve_passes`` rounds (default 1,
+    0 above 2,000 jobs, where it gained < 0.01 %) of taking each job out and re-inserting it at its best
+    option given the others, then by ``eject_passes`` rounds (default 2 up to 2,000 jobs, else 0) of
+    moving each job to a cheap option at its top two sites and re-inserting the jobs it displaces, kept
+    only when the total drops. No improvement move makes the objective worse.
     ``exact_hours`` (default: up to 2,000 jobs) picks an interruptible job's hours at a site by dynamic
     programming instead of the cheapest-hours shortcut (see :func:`best_option`). Each job first searches its
     ``candidates`` best sites by :func:`rank_all`, and all its allowed sites only if none has room.
@@ -488,17 +497,27 @@ def solve_greedy(
     ranked, _ = rank_all(problem)
     top = np.argsort(ranked, axis=1, kind="stable")[:, :candidates]
     candidate_rows = [row[np.isfinite(ranked[j, row])] for j, row in enumerate(top)]
+    large = problem.n_jobs > 2000
+    stop_when_all_placed = orders is None and large
     if orders is None:
-        orders = ("slack", "spread", *(f"perturbed:{i}" for i in range(int(np.clip(4000 // max(problem.n_jobs, 1), 0, 30)))))
+        extra = int(np.clip(4000 // max(problem.n_jobs, 1), 0, 30))
+        orders = ("spread", "slack") if large else ("slack", "spread", "size", *(f"perturbed:{i}" for i in range(extra)))
+    if improve_passes is None:
+        improve_passes = 0 if large else 1
     best_state, best_key, best_order = None, None, None
     for rule in orders:
         order = priority_order(problem, rule, ranked)
         state = _Greedy(problem, candidate_rows, exact_hours)
         failures = [int(j) for j in order if not state.place(int(j))]
+        for j in list(failures):  # repair: make room by moving the jobs in the way
+            if state.eject(j, max_evicted=6, n_options=4, n_sites=4):
+                failures.remove(j)
         plan = Plan(site=state.site, run=state.run, solver="greedy")
         key = (len(failures), evaluate(problem, plan)["objective"])
         if best_key is None or key < best_key:
             best_state, best_key, best_order, best_failures, best_rule = state, key, order, failures, rule
+        if stop_when_all_placed and not failures:
+            break
     state = best_state
     for _ in range(improve_passes):
         for j in best_order:

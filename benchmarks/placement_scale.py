@@ -1,0 +1,218 @@
+"""Placement at scale: ranking and heuristic scheduling of 10,000 jobs, MILP time and the heuristic's gap.
+
+    python benchmarks/placement_scale.py [--jobs 10000 --sites 50 --slots 168 --repeats 3
+                                          --milp-jobs 200 --milp-sites 5 --milp-slots 48 --milp-time-limit 300
+                                          --gap-instances 8 --gap-jobs 20 --skip-export]
+
+Random instances (seeded, documented in :func:`random_problem`): sites with daily intensity cycles at
+levels 50..400 g/kWh and ±15 % noise, 1..12 h jobs of 8/16/32/64 GPUs with 0..35 h of slack, 80 % of
+sites allowed per job, capacity about 1.7x the mean demand (at least 128 GPUs per site).
+
+Figures (one JSON object on stdout, progress on stderr):
+
+- ``scale``: median wall and CPU seconds over ``--repeats`` of :func:`rank_all` (best option of every job
+  at every site) and :func:`solve_greedy` (the heuristic as ``schedule(solver="fast")`` runs it at this
+  size) on ``--jobs`` x ``--sites`` x ``--slots``, with a plan check; the baseline, measured in the same run,
+  is the pre-existing per-job code (``rank_regions`` per job, ``schedule(solver="greedy")``) on
+  ``--baseline-jobs`` jobs of the same instance, as seconds per job, and ``speedup_per_job`` = baseline
+  per job / ours per job.
+- ``milp``: :func:`solve_milp` wall time, status and HiGHS gap on ``--milp-jobs`` jobs, and the
+  heuristic's gap to it (``heuristic / MILP - 1``; vs the MILP's incumbent when it hit the time limit).
+- ``gap``: the heuristic's optimality gap on ``--gap-instances`` random instances the MILP solves to
+  optimality (``--gap-jobs`` jobs, 4 sites, 48 slots, 30 % interruptible): median, max, and the same with
+  the large-queue settings (no exact DP for interruptible jobs, no ejection moves).
+- ``export_read``: forecast-store export and read throughput from ``benchmarks/export_read.py``
+  (``export_read_throughput``), skipped with a note when that module is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from carbonsync.placement import Job, Site, rank_regions, schedule
+from carbonsync.placement.solvers import Problem, check_plan, evaluate, optimality_gap, rank_all, solve_greedy, solve_milp
+
+
+def random_problem(n_jobs: int, n_sites: int, n_slots: int, seed: int, inter_share: float = 0.5) -> Problem:
+    """Documented random instance (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_slots)
+    level = rng.uniform(50, 400, n_sites)[:, None]
+    intensity = level * (1 + 0.4 * np.sin(2 * np.pi * (t - rng.uniform(0, 24, n_sites)[:, None]) / 24))
+    intensity = intensity * rng.uniform(0.85, 1.15, (n_sites, n_slots))
+    hours = rng.integers(1, 13, n_jobs)
+    first = rng.integers(0, n_slots - hours)
+    last = np.minimum(first + hours + rng.integers(0, 36, n_jobs), n_slots)
+    gpus = rng.choice([8, 16, 32, 64], n_jobs)
+    demand = (gpus * hours).sum() / n_slots
+    capacity = np.maximum(np.ceil(rng.uniform(0.5, 1.5, n_sites) * demand / n_sites / 0.6 / 8) * 8, 128)
+    allowed = rng.uniform(size=(n_jobs, n_sites)) < 0.8
+    allowed[np.arange(n_jobs), rng.integers(0, n_sites, n_jobs)] = True
+    return Problem.from_arrays(
+        gpus=gpus, hours=hours, first=first, last=last, capacity=capacity.astype(int), intensity=intensity,
+        power_kw=rng.uniform(0.7, 1.0, n_sites), interruptible=rng.uniform(size=n_jobs) < inter_share,
+        overhead=rng.uniform(0, 1, n_jobs), allowed=allowed,
+    )
+
+
+def as_objects(problem: Problem, n_jobs: int) -> tuple[list[Job], list[Site], xr.Dataset]:
+    """The first ``n_jobs`` jobs of a problem as Job/Site objects and a forecast (for the per-job baseline)."""
+    times = problem.times
+    sites = [Site(id=s, zone=s, gpus=int(problem.capacity[i]), pue=1.0, price=0.0, gpu_kw=float(problem.power_kw[i]))
+             for i, s in enumerate(problem.site_ids)]
+    jobs = [
+        Job(id=problem.job_ids[j], gpus=int(problem.gpus[j]), hours=int(problem.hours[j]),
+            earliest_start=times[problem.first[j]], deadline=times[problem.last[j] - 1] + pd.Timedelta(hours=1),
+            interruptible=bool(problem.interruptible[j]), restart_overhead_h=float(problem.overhead[j]),
+            regions=[problem.site_ids[s] for s in np.flatnonzero(problem.allowed[j])])
+        for j in range(n_jobs)
+    ]
+    intensity = problem.emissions_kg / problem.power_kw[:, None] * 1000.0
+    forecast = xr.Dataset(
+        {"carbon_intensity": (("time", "zone"), intensity.T), "renewable_share": (("time", "zone"), np.zeros(intensity.T.shape))},
+        coords={"time": times, "zone": list(problem.site_ids)},
+    )
+    return jobs, sites, forecast
+
+
+def timed(fn, repeats: int) -> tuple[float, float, object]:
+    """Median wall and CPU seconds of ``fn()`` over ``repeats``, and its last result."""
+    walls, cpus, result = [], [], None
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), result
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def bench_scale(args: argparse.Namespace) -> dict:
+    problem = random_problem(args.jobs, args.sites, args.slots, seed=0)
+    log(f"scale: {args.jobs} jobs x {args.sites} sites x {args.slots} slots")
+    rank_wall, rank_cpu, _ = timed(lambda: rank_all(problem), args.repeats)
+    plan_wall, plan_cpu, plan = timed(lambda: solve_greedy(problem), args.repeats)
+    check_plan(problem, plan)
+    log(f"  rank_all {rank_wall:.2f} s, solve_greedy {plan_wall:.2f} s (wall medians)")
+    jobs, sites, forecast = as_objects(problem, args.baseline_jobs)
+    base_rank_wall, _, _ = timed(lambda: [rank_regions(j, sites, forecast) for j in jobs], 1)
+    base_plan_wall, _, base = timed(lambda: schedule(jobs, sites, forecast), 1)
+    log(f"  baseline on {args.baseline_jobs} jobs: rank_regions {base_rank_wall:.2f} s, greedy schedule {base_plan_wall:.2f} s")
+    stats = evaluate(problem, plan)
+    return {
+        "jobs": args.jobs, "sites": args.sites, "slots": args.slots, "repeats": args.repeats,
+        "rank_all_wall_s": round(rank_wall, 3), "rank_all_cpu_s": round(rank_cpu, 3),
+        "schedule_wall_s": round(plan_wall, 3), "schedule_cpu_s": round(plan_cpu, 3),
+        "schedule_under_5_s": plan_wall < 5.0,
+        "greedy_order_kept": plan.stats.get("order"),
+        "plan_emissions_kg": round(stats["emissions_kg"], 1),
+        "baseline": {
+            "jobs": args.baseline_jobs,
+            "rank_regions_s_per_job": round(base_rank_wall / args.baseline_jobs, 5),
+            "greedy_schedule_s_per_job": round(base_plan_wall / args.baseline_jobs, 5),
+            "greedy_schedule_emissions_kg": round(sum(a.emissions_kg for a in base), 1),
+        },
+        "speedup_per_job": {
+            "rank": round(base_rank_wall / args.baseline_jobs / (rank_wall / args.jobs), 1),
+            "schedule": round(base_plan_wall / args.baseline_jobs / (plan_wall / args.jobs), 1),
+        },
+    }
+
+
+def bench_milp(args: argparse.Namespace) -> dict:
+    problem = random_problem(args.milp_jobs, args.milp_sites, args.milp_slots, seed=1, inter_share=args.milp_inter_share)
+    log(f"milp: {args.milp_jobs} jobs x {args.milp_sites} sites x {args.milp_slots} slots "
+        f"({args.milp_inter_share:.0%} interruptible), time limit {args.milp_time_limit} s")
+    heuristic = solve_greedy(problem)
+    exact = solve_milp(problem, time_limit=args.milp_time_limit)
+    check_plan(problem, exact)
+    log(f"  {exact.seconds:.1f} s, {exact.stats['message']}")
+    return {
+        "jobs": args.milp_jobs, "sites": args.milp_sites, "slots": args.milp_slots,
+        "interruptible_share": args.milp_inter_share, "time_limit_s": args.milp_time_limit,
+        "milp_wall_s": round(exact.seconds, 2), "optimal": exact.stats["optimal"],
+        "highs_mip_gap": exact.stats["mip_gap"], "variables": exact.stats["variables"],
+        "constraints": exact.stats["constraints"], "heuristic_wall_s": round(heuristic.seconds, 3),
+        "heuristic_gap": round(optimality_gap(problem, heuristic, exact), 5),
+    }
+
+
+def bench_gap(args: argparse.Namespace) -> dict:
+    default, fast, skipped = [], [], 0
+    seed = 100
+    while len(default) < args.gap_instances and seed < 100 + 4 * args.gap_instances:
+        problem = random_problem(args.gap_jobs, 4, 48, seed=seed, inter_share=0.3)
+        seed += 1
+        exact = solve_milp(problem, time_limit=60)
+        if not exact.stats["optimal"]:
+            skipped += 1
+            continue
+        default.append(optimality_gap(problem, solve_greedy(problem), exact))
+        fast.append(optimality_gap(problem, solve_greedy(problem, exact_hours=False, eject_passes=0), exact))
+        log(f"gap instance {seed - 1}: {default[-1]:.4f} (large-queue settings {fast[-1]:.4f}), MILP {exact.seconds:.1f} s")
+    return {
+        "instances": len(default), "jobs": args.gap_jobs, "sites": 4, "slots": 48, "interruptible_share": 0.3,
+        "skipped_not_optimal_in_60_s": skipped,
+        "gap_median": round(float(np.median(default)), 5), "gap_max": round(float(np.max(default)), 5),
+        "gap_large_queue_settings_median": round(float(np.median(fast)), 5),
+        "gap_large_queue_settings_max": round(float(np.max(fast)), 5),
+        "gaps": [round(g, 5) for g in default],
+    }
+
+
+def bench_export(args: argparse.Namespace) -> dict:
+    path = Path(__file__).resolve().parent / "export_read.py"
+    if not path.is_file():
+        log("export_read: benchmarks/export_read.py not found, skipped")
+        return {"skipped": "benchmarks/export_read.py not found"}
+    spec = importlib.util.spec_from_file_location("export_read", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "export_read_throughput"):
+        return {"skipped": "benchmarks/export_read.py has no export_read_throughput"}
+    with tempfile.TemporaryDirectory() as tmp:
+        log("export_read: running export_read_throughput")
+        return module.export_read_throughput(Path(tmp))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--sites", type=int, default=50)
+    parser.add_argument("--slots", type=int, default=168)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline-jobs", type=int, default=200)
+    parser.add_argument("--milp-jobs", type=int, default=200)
+    parser.add_argument("--milp-sites", type=int, default=5)
+    parser.add_argument("--milp-slots", type=int, default=48)
+    parser.add_argument("--milp-inter-share", type=float, default=0.0)
+    parser.add_argument("--milp-time-limit", type=float, default=300.0)
+    parser.add_argument("--gap-instances", type=int, default=8)
+    parser.add_argument("--gap-jobs", type=int, default=20)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["scale", "milp", "gap", "export"])
+    args = parser.parse_args(argv)
+    out: dict = {}
+    for name, fn in (("scale", bench_scale), ("milp", bench_milp), ("gap", bench_gap), ("export_read", bench_export)):
+        if name.split("_")[0] in args.skip:
+            continue
+        out[name] = fn(args)
+    print(json.dumps(out, indent=1, default=str))
+    return out
+
+
+if __name__ == "__main__":
+    main()
