@@ -173,7 +173,7 @@ def test_static_inputs(tmp_path):
         model.set_static(tensor[:1])
 
 
-def test_train_irradiance_with_static_inputs_and_report(tmp_path):
+def test_train_irradiance_with_static_inputs_and_report(tmp_path, capsys):
     from omegaconf import OmegaConf
 
     from carbonsync.config import compose
@@ -182,7 +182,7 @@ def test_train_irradiance_with_static_inputs_and_report(tmp_path):
 
     path, ds = _store(tmp_path, static=True)
     cfg = compose(["size=tiny", f"run_dir={tmp_path}", "progress=false", "train.irradiance.hours_per_epoch=32",
-                   "+train.irradiance.val_hours=16", "+irradiance.smoothing_kernel=3", "+irradiance.local_hidden=4"])
+                   "train.irradiance.val_hours=16", "irradiance.smoothing_kernel=3", "irradiance.local_hidden=4"])
     cfg.data.splits = OmegaConf.create(SPLITS)
     package_path = irr.train_irradiance(cfg, path, tmp_path, progress=False)
     package = load_package(package_path)
@@ -206,6 +206,11 @@ def test_train_irradiance_with_static_inputs_and_report(tmp_path):
     assert np.all(ssrd.values[clear == 0] == 0) and np.all(ssrd.values >= 0)
     with pytest.raises(WeatherDataError, match="tcc"):
         diagnostic(hours.drop_vars("tcc"))
+    # a checkpoint of another architecture is not resumed (it could not be loaded), training starts afresh
+    cfg.irradiance.local_hidden = 0
+    capsys.readouterr()
+    assert load_package(irr.train_irradiance(cfg, path, tmp_path, progress=False)).metadata["config"]["local_hidden"] == 0
+    assert "trained with another model or recipe; starting afresh" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------ earth2studio adapter

@@ -304,7 +304,14 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps * tcfg.epochs, 1))
     out_dir = Path(out_dir)
     checkpoints = Checkpointer(out_dir / "checkpoints" / "irradiance")
-    start_epoch, _ = checkpoints.resume(model, optimizer, scheduler)
+    recipe = {"model": model.config.to_dict(), "static": static_names, "seed": int(cfg.train.seed),
+              "train": {k: tcfg[k] for k in ("batch_size", "lr", "weight_decay", "hours_per_epoch")}}
+    state = checkpoints.load()
+    if state is not None and state.get("extra", {}).get("recipe") != recipe:
+        print(f"irradiance: ignoring {checkpoints.path}: it was trained with another model or recipe; starting afresh")
+        start_epoch = 0
+    else:
+        start_epoch, _ = checkpoints.resume(model, optimizer, scheduler)
     tracker = Tracker(cfg.get("logging"), out_dir, "irradiance", {"model": dict(mcfg), "train": dict(tcfg)})
     val_hours = int(tcfg.get("val_hours", 256))
     for epoch in range(start_epoch, tcfg.epochs):
@@ -328,7 +335,7 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
         scores = evaluate(model.cpu(), val, weights, n=val_hours)
         model.to(device)
         tracker.log({"train/loss": float(np.mean(losses)), **{f"val/{k}": v for k, v in scores.items()}}, step=epoch)
-        checkpoints.save(epoch, model, optimizer, scheduler, extra=scores)
+        checkpoints.save(epoch, model, optimizer, scheduler, extra={**scores, "recipe": recipe})
         print(f"irradiance epoch {epoch + 1}: loss {np.mean(losses):.5f}, val RMSE {scores['rmse_wm2']:.1f} W m-2 "
               f"(linear in time {scores['linear_time_rmse_wm2']:.1f}, clear sky x interpolated clearness "
               f"{scores['clear_sky_x_clearness_rmse_wm2']:.1f}) on {val_hours} hours")
