@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"traces: zones {[str(z) for z in traces['zone'].values]}, {traces.sizes['time']} shared hours, "
           f"skipped {traces.attrs['skipped']}", file=sys.stderr)
     out = replay(traces, n_jobs=args.jobs, days=args.days, seed=args.seed, policies=args.policies, headroom=args.headroom)
-    out.pop("results")
+    for key in ("results", "queue", "site_list", "times", "intensity"):
+        out.pop(key)
     out["traces"] = str(args.traces)
     out["skipped_files"] = json.loads(traces.attrs["skipped"])
     out["repairs"] = json.loads(traces.attrs["repairs"])

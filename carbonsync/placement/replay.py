@@ -98,6 +98,7 @@ class PolicyResult:
     finish: dict[str, int] = field(default_factory=dict)
     usage: np.ndarray | None = None
     job_emissions: np.ndarray | None = None
+    runs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # job id -> [(hour, site index)]
 
 
 def traces_arrays(traces: xr.Dataset) -> tuple[pd.DatetimeIndex, list[str], np.ndarray]:
@@ -266,6 +267,7 @@ class _Engine:
             self.result.emissions_kg += emissions
             self.result.job_emissions[i] += emissions
             self.result.usage[s, t] += job.gpus
+            self.result.runs.setdefault(job.id, []).append((t, s))
             self.started[i] = True
             self.site[i] = s
             self.remaining[i] -= 1
@@ -458,6 +460,10 @@ def replay(
         "forecast_mae": forecast_skill(forecaster, intensity, jobs),
         "policies": {},
     }
+    out["queue"] = jobs
+    out["site_list"] = sites
+    out["times"] = times
+    out["intensity"] = intensity
     out["peak_concurrent_gpus"] = {name: int(r.usage.sum(axis=0).max()) for name, r in results.items()}
     base = results.get("carbon_agnostic")
     best = results.get("oracle")
@@ -494,3 +500,55 @@ def forecast_skill(forecaster: Forecaster, intensity: np.ndarray, jobs: Sequence
         "forecast": {k: round(float(np.mean(v)), 2) for k, v in errors.items()},
         "persistence": {k: round(float(np.mean(v)), 2) for k, v in persistence.items()},
     }
+
+
+def _segments(runs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """Contiguous (start hour, end hour, site) pieces of a run log."""
+    pieces: list[list[int]] = []
+    for t, s in runs:
+        if pieces and pieces[-1][1] == t and pieces[-1][2] == s:
+            pieces[-1][1] = t + 1
+        else:
+            pieces.append([t, t + 1, s])
+    return [tuple(p) for p in pieces]
+
+
+def explain_job(out: dict, job_id: str, policy: str = "spatiotemporal", reference: str = "carbon_agnostic") -> str:
+    """Where and when a job ran under ``policy`` and what that saved against ``reference``, in plain words.
+
+    ``out`` is the result of :func:`replay` (with its ``results``, ``queue``, ``site_list`` and ``times``).
+    """
+    jobs = {j.id: (i, j) for i, j in enumerate(out["queue"])}
+    if job_id not in jobs:
+        raise KeyError(f"job '{job_id}' is not in the replayed queue")
+    i, job = jobs[job_id]
+    sites, times, intensity = out["site_list"], out["times"], out["intensity"]
+    results = out["results"]
+
+    def when(t: int) -> str:
+        return times[t].strftime("%a %d %b %H:%M") if t < len(times) else f"hour {t}"
+
+    def describe(name: str) -> tuple[str, float]:
+        pieces = _segments(results[name].runs.get(job_id, []))
+        def until(a: int, b: int) -> str:
+            same_day = b < len(times) and times[b].date() == times[a].date()
+            return when(b)[-5:] if same_day else when(b)
+
+        parts = [
+            f"{sites[s].zone} {when(a)}-{until(a, b)} (mean {intensity[s, a:b].mean():.0f} g/kWh)" for a, b, s in pieces
+        ]
+        return "; ".join(parts) or "not at all", float(results[name].job_emissions[i])
+
+    kind = f"interruptible, {job.overhead:g} h restart overhead" if job.interruptible else "not interruptible"
+    where, emitted = describe(policy)
+    base_where, base_emitted = describe(reference)
+    homes = "its home zone only" if len(job.allowed) == 1 else "any site"
+    finish = results[policy].finish.get(job_id)
+    deadline_note = "met" if finish is not None and finish <= job.deadline else "MISSED"
+    saving = 100.0 * (1 - emitted / base_emitted) if base_emitted else float("nan")
+    return (
+        f"{job_id} ({job.gpus} GPUs, {job.hours} h, {kind}, may use {homes}) arrived {when(job.arrival)} "
+        f"at home zone {sites[job.home].zone} with deadline {when(job.deadline)}. Under {policy} it ran {where}; "
+        f"deadline {deadline_note}; {emitted:,.1f} kg CO2e vs {base_emitted:,.1f} kg under {reference} "
+        f"({base_where}), {abs(saving):.0f}% {'less' if saving >= 0 else 'more'}."
+    )
