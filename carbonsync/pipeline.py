@@ -195,7 +195,8 @@ def rank(cfg: DictConfig, print_table: bool = True) -> Any:
     zone_ids = sorted({s.zone for s in sites})
     fc = latest_zone_forecast(_need(Path(cfg.forecast.store), "forecast"), zone_ids, start, end,
                               products=("renewable_share", "carbon_intensity"))
-    plan = schedule(jobs, sites, fc, Weights(**OmegaConf.to_container(cfg.placement.weights)))
+    plan = schedule(jobs, sites, fc, Weights(**OmegaConf.to_container(cfg.placement.weights)),
+                    solver=str(cfg.placement.get("solver", "greedy")))
     if print_table:
         print(format_table(plan))
     return plan
