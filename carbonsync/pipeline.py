@@ -209,7 +209,8 @@ def evaluate(cfg: DictConfig) -> Path:
     _need(paths(cfg).packages / "backbone", "train-backbone")
     ecfg = cfg.get("evaluate", {})
     return evaluate_backbone(cfg, cfg.run_dir, split=ecfg.get("split", "test"), every_hours=int(ecfg.get("every_hours", 24)),
-                             max_lead_hours=int(ecfg.get("max_lead_hours", 120)), progress=cfg.progress)
+                             max_lead_hours=int(ecfg.get("max_lead_hours", 120)), progress=cfg.progress,
+                             damped=bool(ecfg.get("damped", True)))
 
 
 def plots(cfg: DictConfig) -> list[Path]:

@@ -36,12 +36,13 @@ ACC_NOTE = ("ACC is the area-weighted anomaly correlation against the training c
 
 
 def hindcast(forecaster, weather: xr.Dataset, init_times: Sequence, lead_steps: int, progress: bool = False,
-             clip_tcc: bool = True) -> xr.Dataset:
+             clip_tcc: bool = True, damped: bool = True) -> xr.Dataset:
     """Denormalised backbone forecasts from each of ``init_times`` for ``lead_steps`` steps.
 
     One variable per backbone channel with dims ``(init_time, lead_time, lat, lon)``; ``lead_time`` runs from
     one step to ``lead_steps`` steps (lead 0, the initial state, is left out) and ``valid_time`` is a 2-D
-    coordinate. ``tcc`` is clipped to [0, 1] as the forecast chain does (``clip_tcc``).
+    coordinate. ``tcc`` is clipped to [0, 1] as the forecast chain does (``clip_tcc``); the package's damping
+    toward climatology is applied as the forecast chain applies it, unless ``damped=False``.
     """
     from tqdm.auto import tqdm
 
@@ -53,7 +54,7 @@ def hindcast(forecaster, weather: xr.Dataset, init_times: Sequence, lead_steps: 
     channels, grid, dt = forecaster.channels, forecaster.grid, forecaster.dt_hours
     out = np.empty((init_times.size, lead_steps, len(channels), *grid.shape), np.float32)
     for i, init in enumerate(tqdm(init_times, desc="hindcast", disable=not progress)):
-        _, states = forecaster.rollout(forecaster.initial_state(weather, init), init, lead_steps)
+        _, states = forecaster.rollout(forecaster.initial_state(weather, init), init, lead_steps, damped=damped)
         out[i] = forecaster.backbone.denormalise(states[1:]).numpy()
     lead_time = pd.to_timedelta(np.arange(1, lead_steps + 1) * dt, unit="h")
     data = {}
@@ -249,13 +250,14 @@ def plot_skill(scores: xr.Dataset, path: str | Path, title: str = "") -> Path:
 
 
 def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours: int = 24, max_lead_hours: int = 120,
-                      progress: bool = True) -> Path:
+                      progress: bool = True, damped: bool = True) -> Path:
     """Hindcast the run's backbone over ``split`` and score it against persistence and climatology.
 
     Init times are every ``every_hours`` within the split such that init + ``max_lead_hours`` stays inside it;
     the climatology is computed from the training split only. Writes ``run_dir/evaluation/backbone_<split>.nc``
     (returned) and ``run_dir/plots/backbone_skill_<split>.png`` and prints a lead x channel table.
-    Needs only ``data/weather.zarr`` and ``packages/backbone``.
+    Needs only ``data/weather.zarr`` and ``packages/backbone``. ``damped=False`` scores the raw model (without
+    the package's damping toward climatology) and writes ``..._undamped`` files.
     """
     from carbonsync.data.grid import Grid
     from carbonsync.data.store import atomic_path, open_canonical
@@ -291,7 +293,9 @@ def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours
     clim = compute_climatology(weather, train, channels, hours=range(0, 24, dt)).load()
     weights = Grid.infer(weather).quadrature_weights()
 
-    forecasts = hindcast(forecaster, truth, inits, steps, progress=progress)
+    forecasts = hindcast(forecaster, truth, inits, steps, progress=progress, damped=damped)
+    damping = forecaster.backbone.metadata.get("extra", {}).get("damping", {})
+    applied = damped and bool(damping.get("applied", False))
     scores = evaluate_forecasts(forecasts, truth, clim, weights)
     try:
         backbone_hash = forecaster.backbone.hash
@@ -310,19 +314,22 @@ def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours
         "grid": forecaster.grid.attr(),
         "backbone_package_sha256": backbone_hash,
         "tcc_clipped": forecasts.attrs.get("tcc_clipped", "no"),
+        "damping_toward_climatology": (f"applied (fitted on {damping.get('fitted_on', '?')})" if applied else "not applied"),
         "Conventions": "CF-1.8",
     }
     scores.attrs.update(attrs)
 
-    out = p.root / "evaluation" / f"backbone_{split}.nc"
+    name = f"backbone_{split}" if damped else f"backbone_{split}_undamped"
+    out = p.root / "evaluation" / f"{name}.nc"
     with atomic_path(out) as tmp:
         scores.to_netcdf(tmp, engine=_netcdf_engine())
     first, last = inits[0], inits[-1]
     title = (f"backbone skill, {split} split: {inits.size} inits {first:%Y-%m-%d %H} to {last:%Y-%m-%d %H} UTC "
-             f"every {every_hours} h ({attrs['data_source']})")
-    plot_skill(scores, p.plots / f"backbone_skill_{split}.png", title)
+             f"every {every_hours} h ({attrs['data_source']}; damping {attrs['damping_toward_climatology']})")
+    figure = p.plots / f"{name.replace('backbone_', 'backbone_skill_')}.png"
+    plot_skill(scores, figure, title)
     print(f"{title}\nmodel RMSE (RMSE skill 1 - rmse/rmse_ref vs the better baseline: pers = persistence, "
           "clim = climatology)")
     print(format_table(scores))
-    print(f"written {out} and {p.plots / f'backbone_skill_{split}.png'}")
+    print(f"written {out} and {figure}")
     return out
