@@ -467,6 +467,39 @@ class _Greedy:
         return improved
 
 
+def _ruin_and_recreate(state: _Greedy, rounds: int, seed: int) -> int:
+    """Local search: take out the jobs running around a random hour and put them back in a random order
+    (largest first half of the time); keep the change only if their total drops. Returns accepted rounds."""
+    problem = state.problem
+    rng = np.random.default_rng(seed)
+    n_slots = len(problem.times)
+    accepted = 0
+    for _ in range(rounds):
+        t = int(rng.integers(0, n_slots))
+        near = np.flatnonzero((state.site >= 0) & state.run[:, max(0, t - 2) : t + 3].any(axis=1))
+        if len(near) < 2:
+            continue
+        size = int(rng.integers(2, min(len(near), 12) + 1))
+        chosen = rng.choice(near, size=size, replace=False).tolist()
+        before = {k: (int(state.site[k]), state.run[k].copy()) for k in chosen}
+        old_cost = sum(state.cost(k) for k in chosen)
+        for k in chosen:
+            state.remove(k)
+        if rng.uniform() < 0.5:
+            chosen.sort(key=lambda k: -state.gpus[k] * state.hours[k])
+        else:
+            rng.shuffle(chosen)
+        ok = all(state.place(k) for k in chosen)
+        if ok and sum(state.cost(k) for k in chosen) < old_cost - 1e-9 * max(1.0, old_cost):
+            accepted += 1
+            continue
+        for k in chosen:
+            state.remove(k)
+        for k in chosen:
+            state.put(k, *before[k])
+    return accepted
+
+
 def solve_greedy(
     problem: Problem,
     improve_passes: int | None = None,
@@ -475,6 +508,7 @@ def solve_greedy(
     raise_on_failure: bool = True,
     eject_passes: int | None = None,
     exact_hours: bool | None = None,
+    search_rounds: int | None = None,
 ) -> Plan:
     """Vectorised greedy placement (see the module docstring).
 
@@ -487,6 +521,9 @@ def solve_greedy(
     option given the others, then by ``eject_passes`` rounds (default 2 up to 2,000 jobs, else 0) of
     moving each job to a cheap option at its top two sites and re-inserting the jobs it displaces, kept
     only when the total drops. No improvement move makes the objective worse.
+    Then ``search_rounds`` rounds (default ``40000 // jobs``, at most 600, none above 2,000 jobs) of
+    ruin and recreate: the jobs running around a random hour are taken out and put back (seeded), kept
+    only if their total drops.
     ``exact_hours`` (default: up to 2,000 jobs) picks an interruptible job's hours at a site by dynamic
     programming instead of the cheapest-hours shortcut (see :func:`best_option`). Each job first searches its
     ``candidates`` best sites by :func:`rank_all`, and all its allowed sites only if none has room.
@@ -527,6 +564,12 @@ def solve_greedy(
     if eject_passes is None:
         eject_passes = 2 if problem.n_jobs <= 2000 else 0
     for _ in range(eject_passes):
+        if not any([state.eject(int(j)) for j in best_order]):
+            break
+    if search_rounds is None:
+        search_rounds = int(np.clip(40_000 // max(problem.n_jobs, 1), 0, 600)) if not large else 0
+    accepted = _ruin_and_recreate(state, search_rounds, seed=0) if search_rounds else 0
+    for _ in range(eject_passes if accepted else 0):
         if not any([state.eject(int(j)) for j in best_order]):
             break
     seconds = time.perf_counter() - started
