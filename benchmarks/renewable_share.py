@@ -6,26 +6,33 @@
 PATH is a file, a directory or a glob (quote it) of DACF-format CSVs, one balancing area per file (named by
 an ``area`` column or the file name; several files of one area are joined). With ``--split-date`` the rows
 before the date train and the rows from it test (the test files default to the training files). Options of
-our model are chosen on the last ``--val-days`` of the training rows only, then it is refitted on all of them.
+our model are chosen by rolling-origin validation inside the training rows only (``--folds`` blocks of
+``--fold-days`` days, origins ``--step-days`` apart, the last block ending with the training rows); the
+``--ensemble`` best options by mean fold RMSE are refitted on all training rows and their shares averaged.
 The target is ``wind_solar_share``; the model sees only the GFS weather columns and the time of the rows it
 forecasts (day-ahead, no observed share). Baselines, fitted on the same training rows: the mean share by UTC
 hour of day, and least squares of the share on the five weather columns.
 
 Prints one JSON object: per area ``model`` / ``climatology`` / ``linear_weather`` scores (rmse, mae, r2 on the
-test rows), the better baseline by RMSE, our RMSE ratio to it, the chosen options and validation RMSEs; and a
-summary. Progress goes to stderr.
+test rows), the better baseline by RMSE, our RMSE ratio to it, the folds, the chosen options and every
+candidate's fold RMSEs (with the baselines' RMSEs on the same folds); and a summary. Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+# one BLAS thread: the ridge fits are small, and threaded BLAS is ~100x slower on a busy shared machine
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -37,6 +44,7 @@ from carbonsync.models.share import (  # noqa: E402
     HourOfDayClimatology,
     LinearWeatherBaseline,
     ShareModelError,
+    rolling_folds,
     scores,
     tune,
 )
@@ -47,12 +55,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train", nargs="+", required=True, help="training file(s), directory or glob")
     parser.add_argument("--test", nargs="+", default=None, help="test file(s), directory or glob (default: the training paths)")
     parser.add_argument("--split-date", default=None, help="train on rows before this UTC date, test on rows from it")
-    parser.add_argument("--val-days", type=int, default=61, help="validation days cut from the end of training (tuning)")
+    parser.add_argument("--folds", type=int, default=4, help="rolling-origin validation folds inside the training rows")
+    parser.add_argument("--fold-days", type=int, default=61, help="length of each validation block (days)")
+    parser.add_argument("--step-days", type=int, default=30, help="days between the folds' origins")
+    parser.add_argument("--ensemble", type=int, default=5, help="number of best options averaged")
     parser.add_argument("--areas", nargs="+", default=None, help="only these areas")
     parser.add_argument("--alphas", nargs="+", type=float, default=list(DEFAULT_GRID["alpha"]),
-                        help="ridge penalties tried on the validation period")
+                        help="ridge penalties tried")
     parser.add_argument("--capacity-days", nargs="+", type=int, default=list(DEFAULT_GRID["capacity_days"]),
-                        help="capacity windows (days) tried on the validation period")
+                        help="capacity windows (days) tried")
+    parser.add_argument("--half-lives", nargs="+", type=float, default=None,
+                        help="sample-weight half-lives (days) tried besides uniform weights "
+                             f"(default {[h for h in DEFAULT_GRID['half_life_days'] if h is not None]}; 0 = uniform only)")
     parser.add_argument("--no-correction", action="store_true", help="do not try the ridge share correction")
     return parser.parse_args(argv)
 
@@ -89,6 +103,17 @@ def _split(train_areas, test_areas, split_date):
     return pairs
 
 
+def _baselines_on_folds(train: pd.DataFrame, args: argparse.Namespace) -> dict[str, list[float]]:
+    """RMSE of both baselines on the same rolling-origin folds as the model's validation (training rows only)."""
+    out: dict[str, list[float]] = {"climatology": [], "linear_weather": []}
+    for origin, end in rolling_folds(train.index, args.folds, args.fold_days, args.step_days):
+        fit_part, val_part = train[train.index <= origin], train[(train.index > origin) & (train.index <= end)]
+        y = val_part[TARGET].to_numpy()
+        for key, baseline in (("climatology", HourOfDayClimatology()), ("linear_weather", LinearWeatherBaseline())):
+            out[key].append(round(scores(y, baseline.fit(fit_part).predict(val_part).to_numpy())["rmse"], 5))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     try:
@@ -100,16 +125,20 @@ def main(argv: list[str] | None = None) -> dict:
         train_areas = {k: v for k, v in train_areas.items() if k in args.areas}
     pairs = _split(train_areas, test_areas, args.split_date)
 
+    half_lives = DEFAULT_GRID["half_life_days"] if args.half_lives is None else \
+        (None, *sorted({h for h in args.half_lives if h > 0}, reverse=True))
     grid = {"capacity": ("none", "recent"), "capacity_days": tuple(args.capacity_days), "alpha": tuple(args.alphas),
-            "correction": (False,) if args.no_correction else (False, True)}
+            "correction": (False,) if args.no_correction else (False, True), "half_life_days": tuple(half_lives)}
     results = {}
     for name, (train, test) in pairs.items():
         start = time.perf_counter()
         y = test[TARGET].to_numpy()
         try:
-            model, report = tune(train, area=name, val_days=args.val_days, grid=grid)
+            model, report = tune(train, area=name, folds=args.folds, fold_days=args.fold_days, step_days=args.step_days,
+                                 grid=grid, ensemble=args.ensemble)
         except ShareModelError as err:
             raise SystemExit(f"area {name}: {err}") from None
+        report["baselines_fold_rmse"] = _baselines_on_folds(train, args)
         entry = {
             "model": scores(y, model.predict(test).to_numpy()),
             "climatology": scores(y, HourOfDayClimatology().fit(train).predict(test).to_numpy()),
@@ -129,14 +158,16 @@ def main(argv: list[str] | None = None) -> dict:
         })
         results[name] = entry
         _log(f"{name}: model rmse {entry['model']['rmse']:.4f}, climatology {entry['climatology']['rmse']:.4f}, "
-             f"linear {entry['linear_weather']['rmse']:.4f} ({time.perf_counter() - start:.1f} s)")
+             f"linear {entry['linear_weather']['rmse']:.4f}; mean fold rmse {report['ensemble_mean_val_rmse']:.4f} "
+             f"({time.perf_counter() - start:.1f} s)")
     ratios = [r["rmse_ratio_vs_better_baseline"] for r in results.values()]
     out = {
         "target": TARGET,
         "train": [str(p) for p in args.train],
         "test": [str(p) for p in (args.test or args.train)],
         "split_date": args.split_date,
-        "val_days": args.val_days,
+        "validation": {"folds": args.folds, "fold_days": args.fold_days, "step_days": args.step_days,
+                       "ensemble": args.ensemble},
         "grid": grid,
         "areas": results,
         "summary": {

@@ -19,8 +19,13 @@ from carbonsync.models.share import (
     HourOfDayClimatology,
     LinearWeatherBaseline,
     RenewableShareModel,
+    Ridge,
+    ShareEnsemble,
     ShareModelConfig,
     ShareModelError,
+    decay_weights,
+    fit_members,
+    rolling_folds,
     scores,
     tune,
 )
@@ -289,17 +294,51 @@ def _split(frame: pd.DataFrame, tmp_path: Path, cut: str) -> tuple[pd.DataFrame,
 def test_capacity_growth_is_tracked(tmp_path, year_growing):
     train, test = _split(year_growing, tmp_path, "2020-09-27")  # the last 30 days are held out
     y = test["wind_solar_share"].to_numpy()
-    rmse = {}
-    for capacity in ("none", "recent"):
-        model = RenewableShareModel(ShareModelConfig(capacity=capacity, alpha=1e-3), area="SYN").fit(train)
-        rmse[capacity] = scores(y, model.predict(test).to_numpy())["rmse"]
+    configs = {"none": ShareModelConfig(capacity="none"), "recent": ShareModelConfig(capacity="recent"),
+               "decay": ShareModelConfig(capacity="none", half_life_days=30.0)}
+    models = dict(zip(configs, fit_members(train, list(configs.values()), area="SYN"), strict=True))
+    rmse = {name: scores(y, model.predict(test).to_numpy())["rmse"] for name, model in models.items()}
     climatology = scores(y, HourOfDayClimatology().fit(train).predict(test).to_numpy())["rmse"]
     linear = scores(y, LinearWeatherBaseline().fit(train).predict(test).to_numpy())["rmse"]
     assert rmse["recent"] < 0.75 * rmse["none"], rmse
+    assert rmse["decay"] < 0.9 * rmse["none"], rmse  # time-decay weights alone also follow the growth, less well
     assert rmse["recent"] < min(climatology, linear)
-    recent = RenewableShareModel(ShareModelConfig(capacity="recent"), area="SYN").fit(train)
-    wind_capacity = recent.components["wind"].capacity_mw  # true: 4000 * 1.74 at the end of training, 1.68 mid-window
+    wind_capacity = models["recent"].components["wind"].capacity_mw  # true: 4000 * 1.74 at the end, 1.68 mid-window
     assert 4000 * 1.5 < wind_capacity < 4000 * 1.9
+
+
+def test_weighted_ridge_equals_repeated_rows_and_clips_inputs():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = X @ [1.0, -2.0, 0.5] + rng.normal(0.0, 0.1, 200)
+    weights = np.where(np.arange(200) < 50, 3.0, 1.0)
+    repeated = np.r_[np.repeat(np.arange(50), 3), np.arange(50, 200)]
+    weighted = Ridge(0.1).fit(X, y, weights)
+    np.testing.assert_allclose(weighted.coef_, Ridge(0.1).fit(X[repeated], y[repeated]).coef_, rtol=1e-10)
+    assert not np.allclose(weighted.coef_, Ridge(0.1).fit(X, y).coef_)
+    clipped = Ridge(0.1, clip_inputs=True).fit(X, y)
+    far = np.array([[100.0, 0.0, 0.0]])
+    edge = np.array([[X[:, 0].max(), 0.0, 0.0]])
+    assert clipped.predict(far) == pytest.approx(clipped.predict(edge))
+    assert weighted.predict(far)[0] > clipped.predict(far)[0] + 50
+    with pytest.raises(ShareModelError, match="sample weights"):
+        Ridge().fit(X, y, -weights)
+
+
+def test_decay_weights_and_rolling_folds():
+    times = pd.date_range("2020-01-01", "2020-05-01", freq="h")
+    weights = decay_weights(times, 30.0)
+    assert weights.mean() == pytest.approx(1.0)
+    back_30 = times.get_loc(times[-1] - pd.Timedelta(days=30))
+    assert weights[back_30] / weights[-1] == pytest.approx(0.5)
+    np.testing.assert_array_equal(decay_weights(times, None), np.ones(len(times)))
+    folds = rolling_folds(times, folds=3, fold_days=20, step_days=10)
+    assert folds == [(pd.Timestamp("2020-03-22"), pd.Timestamp("2020-04-11")),
+                     (pd.Timestamp("2020-04-01"), pd.Timestamp("2020-04-21")),
+                     (pd.Timestamp("2020-04-11"), pd.Timestamp("2020-05-01"))]
+    assert rolling_folds(times, folds=2, fold_days=10)[0][1] == rolling_folds(times, folds=2, fold_days=10)[1][0]
+    with pytest.raises(ShareModelError, match="folds"):
+        rolling_folds(times, folds=0, fold_days=10)
 
 
 def test_model_uses_weather_only(tmp_path, month):
@@ -313,17 +352,25 @@ def test_model_uses_weather_only(tmp_path, month):
         model.predict(test.drop(columns="dswrf"))
 
 
-def test_tune_picks_on_validation_and_refits(tmp_path):
-    frame = synthetic_dacf(days=60, seed=7, growth=0.5, solar=False)
+def test_tune_picks_on_rolling_folds_and_averages_the_best(tmp_path):
+    frame = synthetic_dacf(days=70, seed=7, growth=0.5, solar=False)
     data = load_dacf(_write(frame, tmp_path / "SYN.csv")).valid()
-    grid = {"capacity": ("none", "recent"), "capacity_days": (28,), "alpha": (1e-3,), "correction": (False,)}
-    model, report = tune(data, area="SYN", val_days=14, grid=grid)
-    assert len(report["candidates"]) == 2
-    assert report["val_rmse"] == min(c["val_rmse"] for c in report["candidates"]) or \
-        abs(report["val_rmse"] - min(c["val_rmse"] for c in report["candidates"])) < 1e-5
+    grid = {"capacity": ("none", "recent"), "capacity_days": (28,), "alpha": (1e-3,), "correction": (False,),
+            "half_life_days": (None, 20.0)}
+    model, report = tune(data, area="SYN", folds=3, fold_days=10, step_days=7, grid=grid, ensemble=2)
+    assert len(report["candidates"]) == 4 and all(len(c["fold_rmse"]) == 3 for c in report["candidates"])
+    assert report["folds"][-1][1] == str(data.index[-1])
+    ranked = sorted(c["mean_val_rmse"] for c in report["candidates"])
+    assert [c["mean_val_rmse"] for c in report["chosen"]] == ranked[:2]
+    assert np.mean(report["ensemble_fold_rmse"]) == pytest.approx(report["ensemble_mean_val_rmse"], abs=1e-5)
+    # with capacity doubling-ish over the period, tracking capacity must win the rolling validation
+    assert report["chosen"][0]["capacity"] == "recent", report["candidates"]
+    assert isinstance(model, ShareEnsemble) and len(model.members) == 2
     assert model.trained_until == data.index[-1] and model.sources == ["wind"]
+    members = [m.predict(data.iloc[-48:]) for m in model.members]
+    pd.testing.assert_series_equal(model.predict(data.iloc[-48:]), ((members[0] + members[1]) / 2).rename("share"))
     with pytest.raises(ShareModelError, match="too short"):
-        tune(data.iloc[: 24 * 30], val_days=14)
+        tune(data.iloc[: 24 * 40], folds=3, fold_days=10, step_days=7, grid=grid)
 
 
 def test_config_errors():
@@ -331,6 +378,8 @@ def test_config_errors():
         ShareModelConfig(capacity="trend")
     with pytest.raises(ShareModelError, match="alpha"):
         ShareModelConfig(alpha=0)
+    with pytest.raises(ShareModelError, match="half_life_days"):
+        ShareModelConfig(half_life_days=-3.0)
 
 
 # ----------------------------------------------------------------------------------------- benchmark
@@ -347,7 +396,8 @@ def test_benchmark_end_to_end(tmp_path):
         _write(frame.iloc[cut:], test_dir / f"{name}_2020.csv")
     result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "renewable_share.py"), "--train", str(train_dir),
-         "--test", str(test_dir / "*.csv"), "--val-days", "14", "--alphas", "0.01", "--no-correction"],
+         "--test", str(test_dir / "*.csv"), "--folds", "2", "--fold-days", "10", "--step-days", "5", "--ensemble", "2",
+         "--alphas", "0.01", "--no-correction", "--half-lives", "20"],
         capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -359,7 +409,12 @@ def test_benchmark_end_to_end(tmp_path):
         assert entry["test_hours"] == 15 * 24
         assert entry["rmse_ratio_vs_better_baseline"] == pytest.approx(
             entry["model"]["rmse"] / entry[entry["better_baseline"]]["rmse"])
+        tuning = entry["tuning"]
+        assert len(tuning["folds"]) == 2 and len(tuning["candidates"]) == 4 and len(tuning["chosen"]) == 2
+        assert all(len(v) == 2 for v in tuning["baselines_fold_rmse"].values())
+        assert tuning["folds"][-1][1] == entry["train_period"][1]
     assert out["summary"]["areas"] == 2
+    assert out["grid"]["half_life_days"] == [None, 20.0]
 
 
 

@@ -4,7 +4,8 @@ The model is physics-structured: ``share = (C_wind * cf_wind(x) + C_solar * cf_s
 
 - **Physical features** (:func:`physics_features`). Wind: windpowerlib's fleet-smoothed power curve applied to
   the GFS 10 m region-mean wind speed scaled by a few hub-height/farm-site factors (a 10 m regional mean
-  understates hub winds at the farms), at the hour and three hours either side. Solar: pvlib's PVWatts chain
+  understates hub winds at the farms), at the hour, three hours either side and as 6 h / 12 h centred means
+  (region-mean forecasts misplace fronts in time). Solar: pvlib's PVWatts chain
   (:func:`carbonsync.models.physics.solar_capacity_factor`) on the Haurwitz clear-sky irradiance at the area's
   centroid, times a clearness index from the GFS irradiance (``dswrf`` is a GFS interval mean, so it is
   re-timed by the lag between its diurnal centre and the clear sky's, measured on the training data, and
@@ -16,22 +17,26 @@ The model is physics-structured: ``share = (C_wind * cf_wind(x) + C_solar * cf_s
   forecast (no target lag within 24 h, or at all).
 - **Learned maps**: ridge regressions from the features to the wind and solar capacity factors ``gen / C(t)``
   and to total generation (MW); solar is forced to 0 when the clear sky is dark; an optional ridge correction
-  of the share residual on the structured share, its wind/solar parts and the demand features.
-- **Capacity growth** (``capacity='recent'``): installed capacity changes through the year (new farms,
-  reporting changes), so the capacity factors are learned against a time-varying capacity ``C(t)`` = rolling
-  ratio of observed generation to predicted capacity factor over ``capacity_days`` (alternating with the
-  ridge fit three times), and forecasts use the capacity re-estimated from the **last** ``capacity_days`` of
-  training data. A later test period with more capacity is then scaled by the most recent level instead of
-  the training average (``capacity='none'``).
+  of the share residual on the structured share, its wind/solar parts, demand features and the five raw
+  weather columns, so the model nests the linear-in-weather baseline and the ridge can fall back to it.
+  Every ridge clips its inputs to their training range before predicting: squared and interaction features
+  must not extrapolate into weather never seen in training (a first hot month, say).
+- **Capacity growth and drift**: installed capacity changes through the year (new farms, reporting changes).
+  With ``capacity='recent'`` the capacity factors are learned against a time-varying capacity ``C(t)`` =
+  rolling ratio of observed generation to predicted capacity factor over ``capacity_days`` (alternating with
+  the ridge fit three times), and forecasts use the capacity re-estimated from the **last** ``capacity_days``
+  of training data, not the training average (``capacity='none'``). Independently, ``half_life_days`` weights
+  every fit by an exponential time decay (recent rows count more), a general answer to any slow drift.
 
-Fitting uses only the frame passed to :meth:`RenewableShareModel.fit`; :func:`tune` picks the options on a
-validation period cut from the end of the training data and refits on all of it.
+Fitting uses only the frame passed to :meth:`RenewableShareModel.fit`. :func:`tune` picks options by
+rolling-origin validation inside the training data (several validation blocks as long as the forecast
+period, each scored by a model fitted on the rows before it), then refits the best few on all of it and
+averages them (:class:`ShareEnsemble`).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -45,6 +50,13 @@ from carbonsync.models.physics import power_curve, solar_capacity_factor
 
 __all__ = [
     "AREA_LATITUDES",
+    "DEFAULT_GRID",
+    "Geometry",
+    "ShareEnsemble",
+    "decay_weights",
+    "fit_geometry",
+    "fit_members",
+    "rolling_folds",
     "ShareModelConfig",
     "RenewableShareModel",
     "HourOfDayClimatology",
@@ -61,6 +73,7 @@ WEATHER = ("wind_speed_10m", "temperature", "dewpoint", "dswrf", "precipitation"
 TARGET = "wind_solar_share"
 SPEED_FACTORS = (1.4, 1.8, 2.3)  # 10 m region mean -> hub height at the farms (shear ~ (100/10)^(1/7) = 1.39 and up)
 NEIGHBOUR_HOURS = (-3, 0, 3)
+SMOOTH_HOURS = (6, 12)
 COMFORT_K = 291.0  # ~18 °C balance point of heating and cooling degrees
 DARK_WM2 = 1.0
 
@@ -84,25 +97,41 @@ def scores(observed: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 
 class Ridge:
-    """Ridge regression on standardised features (intercept unpenalised), optional sample weights."""
+    """Ridge regression on standardised features (intercept unpenalised), optional sample weights.
 
-    def __init__(self, alpha: float = 1e-3) -> None:
+    The penalty is ``alpha`` times the total weight, so ``alpha`` means the same with or without weights. With
+    ``clip_inputs`` each feature is clipped to its training range before prediction, so polynomial and
+    interaction features cannot extrapolate (e.g. cooling degrees squared in a first hot month).
+    """
+
+    def __init__(self, alpha: float = 1e-3, clip_inputs: bool = False) -> None:
         self.alpha = float(alpha)
+        self.clip_inputs = clip_inputs
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Ridge:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Ridge:
         X, y = np.asarray(X, float), np.asarray(y, float)
         if not np.isfinite(X).all() or not np.isfinite(y).all():
             raise ShareModelError("ridge inputs contain NaN or infinite values")
-        self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0)
+        w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, float)
+        if w.shape != (len(X),) or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+            raise ShareModelError(f"sample weights must be {len(X)} finite non-negative values with a positive sum")
+        w = w / w.mean()
+        self.low_, self.high_ = X.min(axis=0), X.max(axis=0)
+        self.mean_ = np.average(X, axis=0, weights=w)
+        self.scale_ = np.sqrt(np.average((X - self.mean_) ** 2, axis=0, weights=w))
         self.scale_[self.scale_ < 1e-12] = 1.0
         Z = np.c_[np.ones(len(X)), (X - self.mean_) / self.scale_]
+        Zw = Z * w[:, None]
         penalty = self.alpha * len(X) * np.eye(Z.shape[1])
         penalty[0, 0] = 0.0
-        self.coef_ = np.linalg.solve(Z.T @ Z + penalty, Z.T @ y)
+        self.coef_ = np.linalg.solve(Zw.T @ Z + penalty, Zw.T @ y)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        Z = (np.asarray(X, float) - self.mean_) / self.scale_
+        X = np.asarray(X, float)
+        if self.clip_inputs:
+            X = np.clip(X, self.low_, self.high_)
+        Z = (X - self.mean_) / self.scale_
         return self.coef_[0] + Z @ self.coef_[1:]
 
 
@@ -159,7 +188,7 @@ def fit_longitude(times: pd.DatetimeIndex, output: np.ndarray, lat: float) -> fl
 
 
 def physics_features(frame: pd.DataFrame, lat: float, lon: float, dswrf_lag: int) -> dict[str, pd.DataFrame]:
-    """Wind, solar and demand feature tables (index = ``frame.index``); see the module docstring."""
+    """Wind, solar, demand and raw ``weather`` feature tables (index = ``frame.index``); see the module docstring."""
     weather = _regular(frame)
     times = weather.index
     temperature = weather["temperature"].to_numpy()
@@ -186,6 +215,11 @@ def physics_features(frame: pd.DataFrame, lat: float, lon: float, dswrf_lag: int
             wind[f"power_curve_x{factor}_{shift:+d}h"] = np.interp(speed * factor, speeds, curve, left=0.0, right=0.0)
         wind[f"speed_{shift:+d}h"] = speed
         wind[f"speed2_{shift:+d}h"] = speed**2
+    for hours in SMOOTH_HOURS:  # region-mean forecasts misplace fronts in time: a wider window is more robust
+        speed = smooth(weather["wind_speed_10m"].to_numpy(), hours)
+        hub = speed * SPEED_FACTORS[1]
+        wind[f"power_curve_x{SPEED_FACTORS[1]}_{hours}h_mean"] = np.interp(hub, speeds, curve, left=0.0, right=0.0)
+        wind[f"speed_{hours}h_mean"] = speed
     wind.update(harmonics)
     wind["temperature"] = temperature - COMFORT_K
     wind["dewpoint"] = weather["dewpoint"].to_numpy() - COMFORT_K
@@ -211,7 +245,8 @@ def physics_features(frame: pd.DataFrame, lat: float, lon: float, dswrf_lag: int
         for n in (1, 2):
             demand[f"{key}_sin{n}"] = demand[key] * harmonics[f"sin{n}"]
             demand[f"{key}_cos{n}"] = demand[key] * harmonics[f"cos{n}"]
-    tables = {"wind": pd.DataFrame(wind, index=times), "solar": solar, "demand": pd.DataFrame(demand, index=times)}
+    tables = {"wind": pd.DataFrame(wind, index=times), "solar": solar, "demand": pd.DataFrame(demand, index=times),
+              "weather": weather[list(WEATHER)]}
     return {name: table.loc[frame.index] for name, table in tables.items()}
 
 
@@ -228,10 +263,19 @@ def rolling_capacity(generation: np.ndarray, capacity_factor: np.ndarray, times:
     return ratio.reindex(times.floor("D")).to_numpy()
 
 
-def _recent_capacity(generation: np.ndarray, capacity_factor: np.ndarray, times: pd.DatetimeIndex, days: int) -> float:
-    recent = times >= times[-1] - pd.Timedelta(days=days)
-    cf_sum = float(np.maximum(capacity_factor[recent], 0.0).sum())
-    return float(generation[recent].sum() / cf_sum) if cf_sum > 1e-6 else 0.0
+def _calibrated_capacity(generation: np.ndarray, capacity_factor: np.ndarray, weights: np.ndarray) -> float:
+    """Capacity (MW) = weighted sum of generation / weighted sum of capacity factor (0 when there is no output)."""
+    cf_sum = float(np.sum(weights * np.maximum(capacity_factor, 0.0)))
+    return float(np.sum(weights * generation) / cf_sum) if cf_sum > 1e-6 else 0.0
+
+
+def decay_weights(times: pd.DatetimeIndex, half_life_days: float | None) -> np.ndarray:
+    """Sample weights halving every ``half_life_days`` back from the last time (all ones for ``None``), mean 1."""
+    if half_life_days is None:
+        return np.ones(len(times))
+    age_days = (times[-1] - times).total_seconds().to_numpy() / 86400.0
+    weights = 0.5 ** (age_days / half_life_days)
+    return weights / weights.mean()
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -239,12 +283,19 @@ def _recent_capacity(generation: np.ndarray, capacity_factor: np.ndarray, times:
 
 @dataclass(frozen=True)
 class ShareModelConfig:
-    """Options of :class:`RenewableShareModel` (``capacity``: ``'recent'`` or ``'none'``)."""
+    """Options of :class:`RenewableShareModel`.
+
+    ``capacity``: ``'recent'`` (rolling capacity, forecasts at the last ``capacity_days``' level) or ``'none'``;
+    ``half_life_days``: exponential time-decay of the sample weights of every fit (``None``: uniform);
+    ``correction``: ridge correction of the share on the structured prediction, its parts, demand features and
+    the raw weather columns (which nests the linear-in-weather baseline).
+    """
 
     capacity: str = "recent"
     capacity_days: int = 56
     alpha: float = 1e-3
     correction: bool = False
+    half_life_days: float | None = None
     lat: float | None = None
     lon: float | None = None
 
@@ -255,6 +306,8 @@ class ShareModelConfig:
             raise ShareModelError(f"capacity_days must be >= 7, got {self.capacity_days}")
         if not self.alpha > 0:
             raise ShareModelError(f"alpha must be > 0, got {self.alpha}")
+        if self.half_life_days is not None and not self.half_life_days > 0:
+            raise ShareModelError(f"half_life_days must be > 0 or None, got {self.half_life_days}")
 
 
 class _Component:
@@ -263,10 +316,10 @@ class _Component:
     def __init__(self, config: ShareModelConfig) -> None:
         self.config = config
 
-    def fit(self, X: pd.DataFrame, generation: np.ndarray, proxy: np.ndarray, mask: np.ndarray | None) -> _Component:
+    def fit(self, X: pd.DataFrame, generation: np.ndarray, proxy: np.ndarray, mask: np.ndarray | None,
+            weights: np.ndarray) -> _Component:
         times = X.index
         values = X.to_numpy()
-        self.mask_needed = mask is not None
         if self.config.capacity == "none":
             capacity = np.ones(len(generation))
             rounds = 1
@@ -275,13 +328,16 @@ class _Component:
             rounds = 4
         capacity = np.where(capacity > 0, capacity, np.nanmax(capacity) if np.nanmax(capacity) > 0 else 1.0)
         for round_ in range(rounds):
-            self.ridge = Ridge(self.config.alpha).fit(values, generation / capacity)
+            self.ridge = Ridge(self.config.alpha, clip_inputs=True).fit(values, generation / capacity, weights)
             cf = self._cf(values, mask)
             if self.config.capacity == "recent" and round_ < rounds - 1:
                 capacity = rolling_capacity(generation, cf, times, self.config.capacity_days)
                 capacity = np.where(capacity > 0, capacity, np.nanmax(capacity) if np.nanmax(capacity) > 0 else 1.0)
-        days = self.config.capacity_days if self.config.capacity == "recent" else 10**6
-        self.capacity_mw = _recent_capacity(generation, cf, times, days)  # also calibrates the clipped mean
+        if self.config.capacity == "recent":  # the level of the last capacity_days, unweighted
+            recent = (times >= times[-1] - pd.Timedelta(days=self.config.capacity_days)).astype(float)
+            self.capacity_mw = _calibrated_capacity(generation, cf, recent)
+        else:  # also calibrates the mean of the clipped capacity factor
+            self.capacity_mw = _calibrated_capacity(generation, cf, weights)
         self.capacity_history = pd.Series(capacity, index=times)
         return self
 
@@ -293,6 +349,39 @@ class _Component:
         return self.capacity_mw * self._cf(X.to_numpy(), mask)
 
 
+@dataclass(frozen=True)
+class Geometry:
+    """Where the area's sun is: centroid latitude/longitude and the lag (h) of the GFS irradiance behind it."""
+
+    lat: float
+    lon: float
+    dswrf_lag: int
+
+
+def fit_geometry(frame: pd.DataFrame, area: str | None = None, lat: float | None = None,
+                 lon: float | None = None) -> Geometry:
+    """Centroid and irradiance lag from a training frame (see the module docstring); ``lat``/``lon`` override."""
+    lat = lat if lat is not None else AREA_LATITUDES.get(str(area), DEFAULT_LATITUDE)
+    has_solar = "solar" in frame.columns and frame["solar"].sum() > 0
+    reference = frame["solar"].to_numpy() if has_solar else frame["dswrf"].to_numpy()
+    lon = lon if lon is not None else fit_longitude(frame.index, reference, lat)
+    probe = frame.index[: min(len(frame), 24 * 60)]
+    ghi, _ = _clear_sky(probe, lat, lon, np.full(len(probe), 290.0))
+    lag = _wrap_hours(_diurnal_centre(frame["dswrf"].to_numpy()[: len(probe)], probe.hour.to_numpy())
+                      - _diurnal_centre(ghi, probe.hour.to_numpy()))
+    return Geometry(float(lat), float(lon), int(np.clip(round(lag), -3, 3)))
+
+
+def _training_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in ("total_generation", TARGET):
+        if column not in frame.columns:
+            raise ShareModelError(f"training frame lacks column {column!r}")
+    frame = frame.dropna(subset=[c for c in (*WEATHER, "total_generation", TARGET) if c in frame.columns])
+    if len(frame) < 24 * 28:
+        raise ShareModelError(f"training frame has {len(frame)} hours; at least 4 weeks (672 h) are needed")
+    return frame
+
+
 class RenewableShareModel:
     """Physics-structured wind + solar share model for one balancing area (see the module docstring)."""
 
@@ -301,42 +390,46 @@ class RenewableShareModel:
         self.area = area
 
     # -- fitting
-    def fit(self, frame: pd.DataFrame) -> RenewableShareModel:
-        """Fit on an hourly frame with weather, ``total_generation``, ``wind``/``solar`` (MW) and the share."""
-        frame = frame.dropna(subset=[c for c in (*WEATHER, "total_generation", TARGET) if c in frame.columns])
-        for column in ("total_generation", TARGET):
-            if column not in frame.columns:
-                raise ShareModelError(f"training frame lacks column {column!r}")
+    def fit(self, frame: pd.DataFrame, geometry: Geometry | None = None,
+            features: dict[str, pd.DataFrame] | None = None) -> RenewableShareModel:
+        """Fit on an hourly frame with weather, ``total_generation``, ``wind``/``solar`` (MW) and the share.
+
+        ``geometry`` and ``features`` (of exactly these rows) may be passed to reuse them across configurations.
+        """
+        frame = _training_rows(frame)
         self.sources = [c for c in ("wind", "solar") if c in frame.columns and frame[c].sum() > 0]
         if not self.sources:
             raise ShareModelError("training frame has neither positive 'wind' nor 'solar' generation")
-        if len(frame) < 24 * 28:
-            raise ShareModelError(f"training frame has {len(frame)} hours; at least 4 weeks (672 h) are needed")
-        self.lat = self.config.lat if self.config.lat is not None else AREA_LATITUDES.get(str(self.area), DEFAULT_LATITUDE)
-        reference = frame["solar"].to_numpy() if "solar" in self.sources else frame["dswrf"].to_numpy()
-        self.lon = self.config.lon if self.config.lon is not None else fit_longitude(frame.index, reference, self.lat)
-        probe = frame.index[: min(len(frame), 24 * 60)]
-        ghi, _ = _clear_sky(probe, self.lat, self.lon, np.full(len(probe), 290.0))
-        lag = _wrap_hours(_diurnal_centre(frame["dswrf"].to_numpy()[: len(probe)], probe.hour.to_numpy())
-                          - _diurnal_centre(ghi, probe.hour.to_numpy()))
-        self.dswrf_lag = int(np.clip(round(lag), -3, 3))
-
-        features = physics_features(frame, self.lat, self.lon, self.dswrf_lag)
+        self.geometry = geometry or fit_geometry(frame, self.area, self.config.lat, self.config.lon)
+        if features is None:
+            features = physics_features(frame, self.geometry.lat, self.geometry.lon, self.geometry.dswrf_lag)
+        elif not features["demand"].index.equals(frame.index):
+            raise ShareModelError("precomputed features do not match the training rows")
+        weights = decay_weights(frame.index, self.config.half_life_days)
         self.components: dict[str, _Component] = {}
         for source in self.sources:
             X = features[source]
             proxy = X[f"power_curve_x{SPEED_FACTORS[1]}_+0h"].to_numpy() if source == "wind" else X["pv_k"].to_numpy()
             mask = self._mask(features) if source == "solar" else None
-            self.components[source] = _Component(self.config).fit(X, frame[source].to_numpy(float), proxy, mask)
-        self.demand = Ridge(self.config.alpha).fit(features["demand"].to_numpy(), frame["total_generation"].to_numpy(float))
+            self.components[source] = _Component(self.config).fit(X, frame[source].to_numpy(float), proxy, mask, weights)
+        self.demand = Ridge(self.config.alpha, clip_inputs=True).fit(
+            features["demand"].to_numpy(), frame["total_generation"].to_numpy(float), weights)
         self.correction = None
         if self.config.correction:
             structured, parts, total = self._structured(features)
             residual = frame[TARGET].to_numpy(float) - structured
-            self.correction = Ridge(10 * self.config.alpha).fit(self._correction_inputs(features, structured, parts, total),
-                                                                residual)
+            inputs = self._correction_inputs(features, structured, parts, total)
+            self.correction = Ridge(10 * self.config.alpha, clip_inputs=True).fit(inputs, residual, weights)
         self.trained_until = frame.index[-1]
         return self
+
+    @property
+    def lat(self) -> float:
+        return self.geometry.lat
+
+    @property
+    def lon(self) -> float:
+        return self.geometry.lon
 
     @staticmethod
     def _mask(features: dict[str, pd.DataFrame]) -> np.ndarray:
@@ -353,27 +446,35 @@ class RenewableShareModel:
     @staticmethod
     def _correction_inputs(features, structured, parts, total) -> np.ndarray:
         demand = features["demand"]
-        columns = ["cooling", "heating", "dewpoint", "weekend", "sin1", "cos1", "sin2", "cos2"]
-        return np.column_stack([structured, *[p / total for p in parts.values()], demand[columns].to_numpy()])
+        columns = ["cooling", "heating", "weekend", "sin1", "cos1", "sin2", "cos2"]
+        return np.column_stack([structured, *[p / total for p in parts.values()], demand[columns].to_numpy(),
+                                features["weather"].to_numpy()])
 
     # -- prediction
-    def components_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Predicted ``wind_mw``, ``solar_mw``, ``total_mw`` and ``share`` for the weather in ``frame``."""
+    def features(self, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Feature tables of ``frame``'s weather at the fitted geometry."""
         if not hasattr(self, "components"):
             raise ShareModelError("the model is not fitted")
         missing = [c for c in WEATHER if c not in frame.columns]
         if missing:
             raise ShareModelError(f"frame lacks weather columns {missing}")
         frame = frame.dropna(subset=list(WEATHER))
-        features = physics_features(frame, self.lat, self.lon, self.dswrf_lag)
+        return physics_features(frame, self.geometry.lat, self.geometry.lon, self.geometry.dswrf_lag)
+
+    def components_from_features(self, features: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """Predicted ``wind_mw``, ``solar_mw``, ``total_mw`` and ``share`` from precomputed feature tables."""
         structured, parts, total = self._structured(features)
         share = structured
         if self.correction is not None:
             share = share + self.correction.predict(self._correction_inputs(features, structured, parts, total))
-        out = pd.DataFrame({f"{k}_mw": v for k, v in parts.items()}, index=frame.index)
+        out = pd.DataFrame({f"{k}_mw": v for k, v in parts.items()}, index=features["demand"].index)
         out["total_mw"] = total
         out["share"] = np.clip(share, 0.0, 1.0)
         return out
+
+    def components_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predicted ``wind_mw``, ``solar_mw``, ``total_mw`` and ``share`` for the weather in ``frame``."""
+        return self.components_from_features(self.features(frame))
 
     def predict(self, frame: pd.DataFrame) -> pd.Series:
         """Day-ahead wind + solar share for each row of ``frame`` (weather columns only are used)."""
@@ -381,11 +482,36 @@ class RenewableShareModel:
 
     def describe(self) -> dict:
         return {
-            "config": asdict(self.config), "lat": self.lat, "lon": round(self.lon, 2), "dswrf_lag_h": self.dswrf_lag,
-            "recent_capacity_mw": ({k: round(c.capacity_mw, 1) for k, c in self.components.items()}
-                                   if self.config.capacity == "recent" else None),
+            "config": asdict(self.config), "lat": self.lat, "lon": round(self.lon, 2), "dswrf_lag_h": self.geometry.dswrf_lag,
+            "capacity_mw": {k: round(c.capacity_mw, 1) for k, c in self.components.items()},
             "trained_until": str(self.trained_until),
         }
+
+
+class ShareEnsemble:
+    """Mean share of several :class:`RenewableShareModel` fitted to the same rows (one feature computation)."""
+
+    def __init__(self, members: Sequence[RenewableShareModel]) -> None:
+        if not members:
+            raise ShareModelError("an ensemble needs at least one member")
+        self.members = list(members)
+
+    @property
+    def sources(self) -> list[str]:
+        return self.members[0].sources
+
+    @property
+    def trained_until(self) -> pd.Timestamp:
+        return self.members[0].trained_until
+
+    def predict(self, frame: pd.DataFrame) -> pd.Series:
+        """Mean of the members' day-ahead shares (they share one geometry, so features are computed once)."""
+        features = self.members[0].features(frame)
+        shares = [m.components_from_features(features)["share"] for m in self.members]
+        return (sum(shares) / len(shares)).rename("share")
+
+    def describe(self) -> dict:
+        return {"members": [m.describe() for m in self.members]}
 
 
 # ------------------------------------------------------------------------------------------ baselines
@@ -424,47 +550,111 @@ DEFAULT_GRID = {
     "capacity_days": (56,),
     "alpha": (1e-3, 1e-2, 1e-1),
     "correction": (False, True),
+    "half_life_days": (None, 90.0),
 }
+
+
+def rolling_folds(index: pd.DatetimeIndex, folds: int, fold_days: int,
+                  step_days: int | None = None) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Rolling-origin folds at the end of ``index``, oldest first: (origin, end) of each validation block.
+
+    Fold ``j`` fits on the rows up to ``origin`` and validates on the rows in ``(origin, origin + fold_days]``;
+    the last block ends at the last row and each earlier origin is ``step_days`` (default ``fold_days``: no
+    overlap) before the next. Blocks as long as the forecast period score the horizon that will be used.
+    """
+    step_days = fold_days if step_days is None else step_days
+    if folds < 1 or fold_days < 1 or step_days < 1:
+        raise ShareModelError(f"need folds, fold_days and step_days >= 1, got {folds}, {fold_days}, {step_days}")
+    last_origin = index[-1] - pd.Timedelta(days=fold_days)
+    origins = [last_origin - pd.Timedelta(days=k * step_days) for k in range(folds - 1, -1, -1)]
+    return [(o, o + pd.Timedelta(days=fold_days)) for o in origins]
+
+
+def _candidates(grid: dict[str, Sequence], base: ShareModelConfig) -> list[ShareModelConfig]:
+    keys = list(grid)
+    out = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        config = replace(base, **dict(zip(keys, values, strict=True)))
+        if config.capacity == "none" and config.capacity_days != grid.get("capacity_days", (base.capacity_days,))[0]:
+            continue  # capacity_days is unused without capacity tracking
+        out.append(config)
+    return out
+
+
+def fit_members(frame: pd.DataFrame, configs: Sequence[ShareModelConfig], area: str | None = None) -> list[RenewableShareModel]:
+    """Fit one model per config on ``frame``, computing the geometry and features once."""
+    frame = _training_rows(frame)
+    base = configs[0]
+    geometry = fit_geometry(frame, area, base.lat, base.lon)
+    features = physics_features(frame, geometry.lat, geometry.lon, geometry.dswrf_lag)
+    return [RenewableShareModel(c, area).fit(frame, geometry, features) for c in configs]
 
 
 def tune(
     frame: pd.DataFrame,
     area: str | None = None,
-    val_days: int = 61,
+    folds: int = 4,
+    fold_days: int = 61,
+    step_days: int = 30,
     grid: dict[str, Sequence] | None = None,
     base: ShareModelConfig | None = None,
-) -> tuple[RenewableShareModel, dict]:
-    """Choose options by validation RMSE on the last ``val_days`` of ``frame``, then refit on all of ``frame``.
+    ensemble: int = 3,
+) -> tuple[ShareEnsemble, dict]:
+    """Choose options by rolling-origin validation inside ``frame``, then refit on all of it.
 
-    Returns the refitted model and a report with the chosen config and every candidate's validation RMSE.
+    Every candidate of ``grid`` is fitted on the rows before each of the ``folds`` validation blocks of
+    :func:`rolling_folds` (``fold_days`` long, origins ``step_days`` apart, the last ending with ``frame``) and
+    scored (RMSE) on the block; candidates are ranked by their mean RMSE over the folds.
+    The ``ensemble`` best are refitted on all of ``frame`` and averaged. Returns the ensemble and a report with
+    the folds, every candidate's fold RMSEs, the chosen configs and the ensemble's own fold RMSEs.
     """
     frame = frame.dropna(subset=[*WEATHER, TARGET, "total_generation"])
     if frame.empty:
         raise ShareModelError("no complete training rows")
-    cut = frame.index[-1] - pd.Timedelta(days=val_days)
-    fit_part, val_part = frame[frame.index <= cut], frame[frame.index > cut]
-    if len(val_part) < 24 * 7 or len(fit_part) < 24 * 28:
+    if ensemble < 1:
+        raise ShareModelError(f"ensemble must be >= 1, got {ensemble}")
+    blocks = rolling_folds(frame.index, folds, fold_days, step_days)
+    if frame.index[0] > blocks[0][0] - pd.Timedelta(days=28) or fold_days < 7:
         raise ShareModelError(
-            f"training data of {len(frame)} hours is too short to hold out {val_days} validation days "
-            f"(need >= 4 weeks to fit and >= 1 week to validate)"
+            f"training data of {len(frame)} hours is too short for {folds} rolling folds of {fold_days} days "
+            f"{step_days} days apart "
+            f"(need >= 4 weeks before the first fold and folds of >= 7 days)"
         )
-    grid = grid or DEFAULT_GRID
     base = base or ShareModelConfig()
-    keys = list(grid)
-    candidates = []
-    for values in itertools.product(*(grid[k] for k in keys)):
-        config = replace(base, **dict(zip(keys, values, strict=True)))
-        if config.capacity == "none" and config.capacity_days != grid.get("capacity_days", (base.capacity_days,))[0]:
-            continue
-        model = RenewableShareModel(config, area).fit(fit_part)
-        rmse = scores(val_part[TARGET].to_numpy(), model.predict(val_part).to_numpy())["rmse"]
-        candidates.append((rmse, config))
-    best_rmse, best = min(candidates, key=lambda c: (c[0] if math.isfinite(c[0]) else np.inf))
-    final = RenewableShareModel(best, area).fit(frame)
+    configs = _candidates(grid or DEFAULT_GRID, base)
+    keys = list(grid or DEFAULT_GRID)
+    fold_rmse = np.full((len(configs), len(blocks)), np.nan)
+    fold_predictions: list[list[np.ndarray]] = [[] for _ in configs]
+    fold_truth = []
+    for j, (origin, end) in enumerate(blocks):
+        fit_part = frame[frame.index <= origin]
+        val_part = frame[(frame.index > origin) & (frame.index <= end)]
+        if len(val_part) < 24:
+            raise ShareModelError(f"fold {j} ({origin} .. {end}) has {len(val_part)} validation hours")
+        models = fit_members(fit_part, configs, area)
+        val_features = models[0].features(val_part)
+        y = val_part[TARGET].to_numpy()
+        fold_truth.append(y)
+        for i, model in enumerate(models):
+            p = model.components_from_features(val_features)["share"].to_numpy()
+            fold_predictions[i].append(p)
+            fold_rmse[i, j] = scores(y, p)["rmse"]
+    mean_rmse = np.where(np.isfinite(fold_rmse).all(axis=1), fold_rmse.mean(axis=1), np.inf)
+    order = np.argsort(mean_rmse, kind="stable")[: min(ensemble, len(configs))]
+    ensemble_rmse = [
+        scores(fold_truth[j], np.mean([fold_predictions[i][j] for i in order], axis=0))["rmse"] for j in range(len(blocks))
+    ]
+    final = ShareEnsemble(fit_members(frame, [configs[i] for i in order], area))
+
+    def _options(config: ShareModelConfig) -> dict:
+        return {k: getattr(config, k) for k in keys}
+
     report = {
-        "val_period": [str(val_part.index[0]), str(val_part.index[-1])],
-        "val_rmse": best_rmse,
-        "chosen": {k: getattr(best, k) for k in keys},
-        "candidates": [{**{k: getattr(c, k) for k in keys}, "val_rmse": round(r, 5)} for r, c in candidates],
+        "folds": [[str(o), str(e)] for o, e in blocks],
+        "chosen": [{**_options(configs[i]), "mean_val_rmse": round(float(mean_rmse[i]), 5)} for i in order],
+        "ensemble_fold_rmse": [round(r, 5) for r in ensemble_rmse],
+        "ensemble_mean_val_rmse": float(np.mean(ensemble_rmse)),
+        "candidates": [{**_options(c), "fold_rmse": [round(float(r), 5) for r in fold_rmse[i]],
+                        "mean_val_rmse": round(float(mean_rmse[i]), 5)} for i, c in enumerate(configs)],
     }
     return final, report
