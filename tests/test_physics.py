@@ -377,3 +377,32 @@ def test_capacity_weighted_masks(weather, zones):
         ph.capacity_masks(zones, GRID, -capacity)
     with pytest.raises(ph.PhysicsInputError, match=r"dims \(lat, lon\)"):
         ph.capacity_masks(zones, GRID, capacity.expand_dims(time=1))
+
+
+def test_solar_cf_matches_pvlib_chain_pointwise(weather):
+    """The vectorised kernel equals pvlib's own chain (Erbs, Hay-Davies, Faiman, PVWatts) run point by point."""
+    ssrd, t2m = weather["ssrd"], weather["t2m"]
+    cf = ph.solar_capacity_factor(ssrd, t2m=t2m, wind_speed=2.0)
+    checked, night = 0, 0
+    rng = np.random.default_rng(8)
+    for t, i, j in zip(rng.integers(0, 48, 40), rng.integers(1, 18, 40), rng.integers(0, 36, 40), strict=True):
+        time = pd.Timestamp(ssrd.time.values[t]) - pd.Timedelta(minutes=30)  # middle of the hour
+        lat, lon = float(ssrd.lat[i]), float(ssrd.lon[j])
+        zen, az = solar_position(float(time.day_of_year), time.hour + time.minute / 60, lat, lon)
+        ghi = float(ssrd[t, i, j]) / 3600.0
+        if zen >= 90:
+            assert float(cf[t, i, j]) == 0.0
+            night += 1
+            continue
+        dni_extra = float(pvlib.irradiance.get_extra_radiation(time.day_of_year))
+        erbs = pvlib.irradiance.erbs(ghi, zen, time.day_of_year)
+        tilt = float(ph.default_tilt(lat))
+        azimuth = 180.0 if lat >= 0 else 0.0
+        poa = pvlib.irradiance.get_total_irradiance(tilt, azimuth, zen, az, erbs["dni"], ghi, erbs["dhi"],
+                                                    dni_extra=dni_extra, albedo=0.25, model="haydavies")["poa_global"]
+        cell = pvlib.temperature.faiman(poa, float(t2m[t, i, j]) - 273.15, 2.0)
+        pdc = pvlib.pvsystem.pvwatts_dc(poa, cell, pdc0=1.0, gamma_pdc=-0.004) * (1 - 0.14)
+        pac = pvlib.inverter.pvwatts(pdc, pdc0=1.0 / 0.96, eta_inv_nom=0.96)
+        assert float(cf[t, i, j]) == pytest.approx(float(np.clip(pac, 0, 1)), rel=1e-5, abs=1e-7)
+        checked += 1
+    assert checked >= 10 and night >= 5
