@@ -2,6 +2,7 @@
 
     python benchmarks/renewable_share.py --train PATH --test PATH
     python benchmarks/renewable_share.py --train ../shared/data/dacf --split-date 2020-11-01
+    python benchmarks/renewable_share.py --train ../shared/data/dacf --split-date 2020-09-01 --test-days 61  # dev
 
 PATH is a file, a directory or a glob (quote it) of DACF-format CSVs, one balancing area per file (named by
 an ``area`` column or the file name; several files of one area are joined). With ``--split-date`` the rows
@@ -55,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train", nargs="+", required=True, help="training file(s), directory or glob")
     parser.add_argument("--test", nargs="+", default=None, help="test file(s), directory or glob (default: the training paths)")
     parser.add_argument("--split-date", default=None, help="train on rows before this UTC date, test on rows from it")
+    parser.add_argument("--test-days", type=float, default=None,
+                        help="score only the first N days of the test rows (e.g. a dev period inside the training year)")
     parser.add_argument("--folds", type=int, default=4, help="rolling-origin validation folds inside the training rows")
     parser.add_argument("--fold-days", type=int, default=61, help="length of each validation block (days)")
     parser.add_argument("--step-days", type=int, default=30, help="days between the folds' origins")
@@ -75,7 +78,7 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _split(train_areas, test_areas, split_date):
+def _split(train_areas, test_areas, split_date, test_days=None):
     pairs = {}
     for name, train in train_areas.items():
         if name not in test_areas:
@@ -87,6 +90,8 @@ def _split(train_areas, test_areas, split_date):
             train_frame, test_frame = train_frame[train_frame.index < cut], test_frame[test_frame.index >= cut]
         train_frame = train_frame.dropna(subset=[*WEATHER, TARGET, "total_generation"])
         test_frame = test_frame.dropna(subset=[*WEATHER, TARGET])
+        if test_days is not None and not test_frame.empty:
+            test_frame = test_frame[test_frame.index < test_frame.index[0] + pd.Timedelta(days=test_days)]
         if train_frame.empty or test_frame.empty:
             raise SystemExit(f"area {name}: {'training' if train_frame.empty else 'test'} rows are empty after the split")
         if test_frame.index[0] <= train_frame.index[-1]:
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"error: {err}") from None
     if args.areas:
         train_areas = {k: v for k, v in train_areas.items() if k in args.areas}
-    pairs = _split(train_areas, test_areas, args.split_date)
+    pairs = _split(train_areas, test_areas, args.split_date, args.test_days)
 
     half_lives = DEFAULT_GRID["half_life_days"] if args.half_lives is None else \
         (None, *sorted({h for h in args.half_lives if h > 0}, reverse=True))
@@ -166,6 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train": [str(p) for p in args.train],
         "test": [str(p) for p in (args.test or args.train)],
         "split_date": args.split_date,
+        "test_days": args.test_days,
         "validation": {"folds": args.folds, "fold_days": args.fold_days, "step_days": args.step_days,
                        "ensemble": args.ensemble},
         "grid": grid,

@@ -301,9 +301,10 @@ def test_capacity_growth_is_tracked(tmp_path, year_growing):
     climatology = scores(y, HourOfDayClimatology().fit(train).predict(test).to_numpy())["rmse"]
     linear = scores(y, LinearWeatherBaseline().fit(train).predict(test).to_numpy())["rmse"]
     assert rmse["recent"] < 0.75 * rmse["none"], rmse
-    assert rmse["decay"] < 0.9 * rmse["none"], rmse  # time-decay weights alone also follow the growth, less well
+    assert rmse["decay"] < 0.75 * rmse["none"], rmse  # time-decay weights alone also follow the growth
     assert rmse["recent"] < min(climatology, linear)
-    wind_capacity = models["recent"].components["wind"].capacity_mw  # true: 4000 * 1.74 at the end, 1.68 mid-window
+    wind_capacity = models["recent"].components["wind"].capacity_mw  # true: 4000 * 1.875 at the end, 1.76 on average
+    # over the last 56 days
     assert 4000 * 1.5 < wind_capacity < 4000 * 1.9
 
 
@@ -357,8 +358,8 @@ def test_tune_picks_on_rolling_folds_and_averages_the_best(tmp_path):
     data = load_dacf(_write(frame, tmp_path / "SYN.csv")).valid()
     grid = {"capacity": ("none", "recent"), "capacity_days": (28,), "alpha": (1e-3,), "correction": (False,),
             "half_life_days": (None, 20.0)}
-    model, report = tune(data, area="SYN", folds=3, fold_days=10, step_days=7, grid=grid, ensemble=2)
-    assert len(report["candidates"]) == 4 and all(len(c["fold_rmse"]) == 3 for c in report["candidates"])
+    model, report = tune(data, area="SYN", folds=2, fold_days=10, step_days=7, grid=grid, ensemble=2)
+    assert len(report["candidates"]) == 4 and all(len(c["fold_rmse"]) == 2 for c in report["candidates"])
     assert report["folds"][-1][1] == str(data.index[-1])
     ranked = sorted(c["mean_val_rmse"] for c in report["candidates"])
     assert [c["mean_val_rmse"] for c in report["chosen"]] == ranked[:2]
@@ -397,7 +398,7 @@ def test_benchmark_end_to_end(tmp_path):
     result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "renewable_share.py"), "--train", str(train_dir),
          "--test", str(test_dir / "*.csv"), "--folds", "2", "--fold-days", "10", "--step-days", "5", "--ensemble", "2",
-         "--alphas", "0.01", "--no-correction", "--half-lives", "20"],
+         "--alphas", "0.01", "--no-correction", "--half-lives", "20", "--test-days", "10"],
         capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -406,7 +407,7 @@ def test_benchmark_end_to_end(tmp_path):
     for entry in out["areas"].values():
         for kind in ("model", "climatology", "linear_weather"):
             assert set(entry[kind]) == {"rmse", "mae", "r2"} and all(np.isfinite(list(entry[kind].values())))
-        assert entry["test_hours"] == 15 * 24
+        assert entry["test_hours"] == 10 * 24 and entry["test_period"][1] == "2020-02-29 23:00:00"  # first 10 of 15 days
         assert entry["rmse_ratio_vs_better_baseline"] == pytest.approx(
             entry["model"]["rmse"] / entry[entry["better_baseline"]]["rmse"])
         tuning = entry["tuning"]
