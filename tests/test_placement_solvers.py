@@ -109,6 +109,19 @@ def test_milp_equals_brute_force_and_greedy_is_feasible():
     assert optimality_gap(p, heuristic, exact) >= -1e-9
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_milp_restart_overheads_equal_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    p = Problem.from_arrays(
+        gpus=[16, 16, 16], hours=[2, 3, 2], first=[0, 1, 0], last=[6, 7, 5], capacity=[16, 32],
+        intensity=rng.uniform(20, 400, (2, 7)), power_kw=[1.0, 0.9], interruptible=[True, True, True],
+        overhead=rng.uniform(0.2, 2.0, 3),
+    )
+    exact = solve_milp(p)
+    check_plan(p, exact)
+    assert evaluate(p, exact)["objective"] == pytest.approx(brute_force(p), rel=1e-6)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_heuristic_within_five_percent_of_milp(seed):
     p = random_problem(14, 3, 36, seed, inter_share=0.3)

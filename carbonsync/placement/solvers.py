@@ -731,11 +731,21 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, mip_rel_gap: float = 
         assign_cols.append(a)
         values = g * problem.value[sites, f:l]
         y = new_vars(values.ravel(), True).reshape(len(sites), width)
-        u = new_vars((problem.overhead[j] * values).ravel(), False).reshape(len(sites), width)
-        never = new_vars(np.zeros(width), True)  # never[t]: the job has not run before slot t
         # hours at each site equal h * a[site]
         add_rows([np.append(y[si], a[si]) for si in range(len(sites))],
                  [np.append(np.ones(width), -h) for _ in sites], [0.0] * len(sites), [0.0] * len(sites))
+        cap_var.append(y.ravel())
+        cap_key.append((sites[:, None] * n_slots + f + np.arange(width)[None, :]).ravel())
+        cap_gpus.append(np.full(y.size, g))
+        decode.append(("hours", sites, y, f, h))
+        if problem.overhead[j] == 0:
+            continue
+        u = new_vars((problem.overhead[j] * values).ravel(), False).reshape(len(sites), width)
+        never = new_vars(np.zeros(width), True)  # never[t]: the job has not run before slot t
+        # h * never[t] + (hours run before t) <= h: a tighter form of "never[t] only before the first run"
+        cols = [np.append(y[:, :t].ravel(), never[t]) for t in range(1, width)]
+        vals = [np.append(np.ones(len(sites) * t), h) for t in range(1, width)]
+        add_rows(cols, vals, [-np.inf] * len(cols), [float(h)] * len(cols))
         # resume indicator: u[t] >= y[t] - y[t-1] - never[t]
         cols, vals = [], []
         for si in range(len(sites)):
@@ -753,10 +763,6 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, mip_rel_gap: float = 
         cols += [np.append(y[:, t], never[t + 1]) for t in range(width - 1)]
         vals += [np.ones(len(sites) + 1) for _ in range(width - 1)]
         add_rows(cols, vals, [-np.inf] * len(cols), [0.0] * (width - 1) + [1.0] * (width - 1))
-        cap_var.append(y.ravel())
-        cap_key.append((sites[:, None] * n_slots + f + np.arange(width)[None, :]).ravel())
-        cap_gpus.append(np.full(y.size, g))
-        decode.append(("hours", sites, y, f, h))
     # capacity rows
     keys, row_of = np.unique(np.concatenate(cap_key), return_inverse=True)
     rows_i.append(n_rows + row_of)
