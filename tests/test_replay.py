@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from carbonsync.placement import PlacementError
+from carbonsync.placement import PlacementError, load_queue, load_sites
 from carbonsync.placement.replay import (
     HISTORY_H,
     Forecaster,
@@ -150,6 +150,16 @@ def test_benchmark_cli_prints_one_json_object(tmp_path):
     assert out["zones"] == ["clean", "dirty", "middle"] and out["hours"] == 15 * 24 and out["jobs"] == 20
     for name in ("carbon_agnostic", "spatiotemporal", "oracle"):
         assert {"emissions_kg", "energy_kwh", "deadline_misses", "oracle_savings_share"} <= set(out["policies"][name])
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "placement_replay.py"), "--traces", str(tmp_path), "--jobs", "20",
+         "--days", "15", "--policies", "carbon_agnostic", "--write-queue", str(tmp_path / "queue")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert again.returncode == 0, again.stderr
+    sites = load_sites(tmp_path / "queue" / "sites.yaml")
+    jobs = load_queue(tmp_path / "queue" / "queue.yaml", sites)
+    assert len(jobs) == 20 and [s.gpus for s in sites] == [v["gpus"] for v in out["sites"].values()]
+    assert min(j.earliest_start for j in jobs) >= pd.Timestamp("2021-03-08")  # after a week of history
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "placement_replay.py"), "--traces", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode != 0 and "does not exist" in bad.stderr

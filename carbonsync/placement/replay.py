@@ -552,3 +552,25 @@ def explain_job(out: dict, job_id: str, policy: str = "spatiotemporal", referenc
         f"deadline {deadline_note}; {emitted:,.1f} kg CO2e vs {base_emitted:,.1f} kg under {reference} "
         f"({base_where}), {abs(saving):.0f}% {'less' if saving >= 0 else 'more'}."
     )
+
+
+def queue_documents(out: dict) -> tuple[dict, dict]:
+    """The replayed queue and sites as ``{"jobs": [...]}`` and ``{"sites": [...]}`` documents that
+    :func:`carbonsync.placement.load_queue` and :func:`carbonsync.placement.load_sites` read (times UTC;
+    site prices are 0 EUR/MWh, the replay does not price energy)."""
+    times, sites = out["times"], out["site_list"]
+    start = times[0]
+
+    def iso(hour: int) -> str:
+        return (start + pd.Timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M")
+
+    jobs = [
+        {
+            "id": j.id, "gpus": j.gpus, "hours": j.hours, "earliest_start": iso(j.arrival), "deadline": iso(j.deadline),
+            "interruptible": j.interruptible, "restart_overhead_h": j.overhead,
+            "regions": [] if len(j.allowed) == len(sites) else [sites[s].id for s in j.allowed],
+        }
+        for j in out["queue"]
+    ]
+    site_docs = [{"id": s.id, "zone": s.zone, "gpus": s.gpus, "pue": s.pue, "price": 0.0, "gpu_kw": s.gpu_kw} for s in sites]
+    return {"jobs": jobs}, {"sites": site_docs}
