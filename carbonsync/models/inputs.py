@@ -5,6 +5,8 @@ Training and inference call the same functions, so a model always sees what it w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import torch
@@ -20,26 +22,38 @@ def zenith_forcing(times: pd.DatetimeIndex, grid: Grid) -> torch.Tensor:
     return torch.from_numpy(solar.cos_zenith(times, grid.lat, grid.lon).astype(np.float32)[:, None])
 
 
-# forcing name -> (offset in backbone steps, clipped at zero): ``insolation`` is max(cos zenith, 0), the
-# top-of-atmosphere sunlight per unit of the solar constant (what ERA5-trained models get as tisr)
-FORCINGS = {"cos_zenith": (0, False), "cos_zenith_next": (1, False), "insolation": (0, True), "insolation_next": (1, True)}
+def _sun(offset_steps: int, clipped: bool) -> Callable[[pd.DatetimeIndex, Grid, float], torch.Tensor]:
+    def forcing(times: pd.DatetimeIndex, grid: Grid, dt_hours: float) -> torch.Tensor:
+        cosz = zenith_forcing(times + pd.Timedelta(hours=offset_steps * dt_hours), grid)
+        return cosz.clamp_min(0.0) if clipped else cosz
+    return forcing
+
+
+def _insolation_change(times: pd.DatetimeIndex, grid: Grid, dt_hours: float) -> torch.Tensor:
+    return _sun(1, True)(times, grid, dt_hours) - _sun(0, True)(times, grid, dt_hours)
+
+
+# ``cos_zenith`` is the sun at the step's start, ``cos_zenith_next`` at its end; ``insolation`` is max(cos
+# zenith, 0), the top-of-atmosphere sunlight in units of the solar constant (what ERA5-trained models get
+# as tisr); ``insolation_change`` is its change over the step: it drives the diurnal cycle without telling
+# the model the absolute sunlight, which a split in another season would make it extrapolate.
+FORCINGS: dict[str, Callable[[pd.DatetimeIndex, Grid, float], torch.Tensor]] = {
+    "cos_zenith": _sun(0, False), "cos_zenith_next": _sun(1, False),
+    "insolation": _sun(0, True), "insolation_next": _sun(1, True), "insolation_change": _insolation_change,
+}
 
 
 def backbone_forcing(times: pd.DatetimeIndex, grid: Grid, names: list[str], dt_hours: float) -> torch.Tensor:
     """The backbone's forcing channels for steps starting at ``times``, (T, F, H, W).
 
-    ``cos_zenith`` is the sun at the step's start, ``cos_zenith_next`` at its end: with both, a step
-    knows the sunlight its target is valid for (t2m's diurnal cycle), as GraphCast's forcings do.
+    With the sun at both ends of a step (or its change), a step knows the sunlight its target is valid for
+    (t2m's diurnal cycle), as GraphCast's forcings do.
     """
     unknown = [n for n in names if n not in FORCINGS]
     if unknown:
         raise ValueError(f"unknown backbone forcing {unknown}; known: {list(FORCINGS)}")
     times = pd.DatetimeIndex(times)
-    parts = []
-    for name in names:
-        offset, clipped = FORCINGS[name]
-        part = zenith_forcing(times + pd.Timedelta(hours=offset * dt_hours), grid)
-        parts.append(part.clamp_min(0.0) if clipped else part)
+    parts = [FORCINGS[name](times, grid, dt_hours) for name in names]
     return torch.cat(parts, dim=1) if parts else torch.zeros(len(times), 0, grid.nlat, grid.nlon)
 
 

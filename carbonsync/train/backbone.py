@@ -326,7 +326,12 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
     model = build_sfno(mcfg, grid).to(device)
     weights = torch.as_tensor(grid.quadrature_weights().values, dtype=torch.float32, device=device)
     variance = train.tendency_variance(weights.cpu())
-    channel_weights = channel_weights_from_variance(tcfg.channel_weights, variance).to(device)
+    channel_weights = channel_weights_from_variance(tcfg.channel_weights, variance)
+    scale = dict(tcfg.get("channel_weight_scale") or {})
+    unknown = sorted(set(scale) - set(channels))
+    if unknown:
+        raise ValueError(f"train.backbone.channel_weight_scale names {unknown}, which are not backbone channels {channels}")
+    channel_weights = (channel_weights * torch.tensor([float(scale.get(c, 1.0)) for c in channels])).to(device)
     block_states, mix_blocks = int(tcfg.get("shuffle_block_states", 0)), int(tcfg.get("shuffle_mix_blocks", 1))
     trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     phases = training_phases(tcfg)
