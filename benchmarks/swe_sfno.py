@@ -28,7 +28,8 @@ batch. One-step training only, fp32, no gradient clipping.
 
 (b) Our pipeline: ``carbonsync.models.sfno.SFNO`` with the same shape (embed 32, 4 layers, scale_factor 3,
 mlp_ratio 2, explicit lmax = mmax = 10, internal grid legendre-gauss, no forcing channels) and
-``output_gain=0`` (identity start); our normalisation (area-weighted mean/std over all training states, as
+``output_gain=0`` (identity start) and, as ``configs/model/sfno_e32_l4.yaml``, a learned per-channel skip weight
+(``--no-learn-skip`` turns it off); our normalisation (area-weighted mean/std over all training states, as
 ``compute_stats``); ``loss_channel_weights(--channel-weights, ...)`` (default ``tendency_std``, as
 ``configs/train/default.yaml``) and ``rollout_loss`` (spherical squared error,
 K-step autoregressive); AdamW (weight decay 1e-4), per-phase cosine schedule stepped per batch, gradient
@@ -58,9 +59,11 @@ import math
 import statistics
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -74,6 +77,8 @@ with warnings.catch_warnings():  # torch-harmonics' example layers apply the dep
     from torch_harmonics.examples.models.sfno import SphericalFourierNeuralOperator
 
 CHANNELS = ("geopotential", "vorticity", "divergence")
+DEFAULT_LEARN_SKIP = bool(OmegaConf.load(Path(__file__).resolve().parents[1] / "configs/model/sfno_e32_l4.yaml")
+                          .get("learn_skip", False))
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -247,7 +252,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--channel-weights", default="tendency_std", choices=["tendency_std", "tendency", "equal"],
                    help="ours: per-channel loss weights (as train.backbone.channel_weights)")
-    p.add_argument("--learn-skip", action="store_true", help="ours: learned per-channel skip weight (SFNOConfig)")
+    p.add_argument("--learn-skip", action=argparse.BooleanOptionalAction, default=DEFAULT_LEARN_SKIP,
+                   help="ours: learned per-channel skip weight (SFNOConfig.learn_skip; default as "
+                        "configs/model/sfno_e32_l4.yaml)")
     p.add_argument("--embed-dim", type=int, default=32)
     p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--scale-factor", type=int, default=3)
