@@ -4,7 +4,7 @@
                                           --milp-jobs 200 --milp-sites 5 --milp-slots 48 --milp-time-limit 300
                                           --gap-instances 8 --gap-jobs 20 --skip-export]
 
-Random instances (seeded, documented in :func:`random_problem`): sites with daily intensity cycles at
+Random instances (seeded, documented in :func:`carbonsync.placement.solvers.random_problem`): sites with daily intensity cycles at
 levels 50..400 g/kWh and ±15 % noise, 1..12 h jobs of 8/16/32/64 GPUs with 0..35 h of slack, 80 % of
 sites allowed per job, capacity about 1.7x the mean demand (at least 128 GPUs per site).
 
@@ -41,29 +41,16 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync.placement import Job, Site, rank_regions, schedule
-from carbonsync.placement.solvers import Problem, check_plan, evaluate, optimality_gap, rank_all, solve_greedy, solve_milp
-
-
-def random_problem(n_jobs: int, n_sites: int, n_slots: int, seed: int, inter_share: float = 0.5) -> Problem:
-    """Documented random instance (see the module docstring)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_slots)
-    level = rng.uniform(50, 400, n_sites)[:, None]
-    intensity = level * (1 + 0.4 * np.sin(2 * np.pi * (t - rng.uniform(0, 24, n_sites)[:, None]) / 24))
-    intensity = intensity * rng.uniform(0.85, 1.15, (n_sites, n_slots))
-    hours = rng.integers(1, 13, n_jobs)
-    first = rng.integers(0, n_slots - hours)
-    last = np.minimum(first + hours + rng.integers(0, 36, n_jobs), n_slots)
-    gpus = rng.choice([8, 16, 32, 64], n_jobs)
-    demand = (gpus * hours).sum() / n_slots
-    capacity = np.maximum(np.ceil(rng.uniform(0.5, 1.5, n_sites) * demand / n_sites / 0.6 / 8) * 8, 128)
-    allowed = rng.uniform(size=(n_jobs, n_sites)) < 0.8
-    allowed[np.arange(n_jobs), rng.integers(0, n_sites, n_jobs)] = True
-    return Problem.from_arrays(
-        gpus=gpus, hours=hours, first=first, last=last, capacity=capacity.astype(int), intensity=intensity,
-        power_kw=rng.uniform(0.7, 1.0, n_sites), interruptible=rng.uniform(size=n_jobs) < inter_share,
-        overhead=rng.uniform(0, 1, n_jobs), allowed=allowed,
-    )
+from carbonsync.placement.solvers import (
+    Problem,
+    check_plan,
+    evaluate,
+    optimality_gap,
+    random_problem,
+    rank_all,
+    solve_greedy,
+    solve_milp,
+)
 
 
 def as_objects(problem: Problem, n_jobs: int) -> tuple[list[Job], list[Site], xr.Dataset]:

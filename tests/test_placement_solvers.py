@@ -10,30 +10,16 @@ import pytest
 
 from carbonsync.placement import PlacementError, Problem, rank_regions, schedule, solve_greedy, solve_milp
 from carbonsync.placement.jobs import HOUR
-from carbonsync.placement.solvers import best_option, build_problem, check_plan, evaluate, optimality_gap, rank_all
+from carbonsync.placement.solvers import (
+    best_option,
+    build_problem,
+    check_plan,
+    evaluate,
+    optimality_gap,
+    random_problem,
+    rank_all,
+)
 from tests.test_placement import START, job, random_forecast, random_queue, site
-
-
-def random_problem(n_jobs: int, n_sites: int, n_slots: int, seed: int, inter_share: float = 0.5) -> Problem:
-    """Sites with a daily cycle at different levels, capacity ~1.7x the mean demand, 1-12 h jobs."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_slots)
-    level = rng.uniform(50, 400, n_sites)[:, None]
-    intensity = level * (1 + 0.4 * np.sin(2 * np.pi * (t - rng.uniform(0, 24, n_sites)[:, None]) / 24))
-    intensity = intensity * rng.uniform(0.85, 1.15, (n_sites, n_slots))
-    hours = rng.integers(1, 13, n_jobs)
-    first = rng.integers(0, n_slots - hours)
-    last = np.minimum(first + hours + rng.integers(0, 36, n_jobs), n_slots)
-    gpus = rng.choice([8, 16, 32, 64], n_jobs)
-    demand = (gpus * hours).sum() / n_slots
-    capacity = np.maximum(np.ceil(rng.uniform(0.5, 1.5, n_sites) * demand / n_sites / 0.6 / 8) * 8, 128)
-    allowed = rng.uniform(size=(n_jobs, n_sites)) < 0.8
-    allowed[np.arange(n_jobs), rng.integers(0, n_sites, n_jobs)] = True
-    return Problem.from_arrays(
-        gpus=gpus, hours=hours, first=first, last=last, capacity=capacity.astype(int), intensity=intensity,
-        power_kw=rng.uniform(0.7, 1.0, n_sites), interruptible=rng.uniform(size=n_jobs) < inter_share,
-        overhead=rng.uniform(0, 1, n_jobs), allowed=allowed,
-    )
 
 
 def test_rank_all_matches_per_job_search():

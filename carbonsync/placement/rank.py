@@ -613,15 +613,8 @@ def schedule(
     if solver != "greedy":
         return _schedule_queue(list(jobs), list(sites), fc, weights, solver, solver_options or {})
     jobs, sites = list(jobs), list(sites)
-    if not sites:
-        raise PlacementError("no sites to place jobs at")
-    for kind, ids in (("job", [j.id for j in jobs]), ("site", [s.id for s in sites])):
-        duplicated = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicated:
-            raise PlacementError(f"duplicated {kind} id(s) {', '.join(duplicated)}")
+    _check_queue(jobs, sites, fc)
     check_regions(jobs, sites)
-    for site in sites:
-        fc.zone_index(site)
     site_index = {s.id: i for i, s in enumerate(sites)}
     capacity = np.array([s.gpus for s in sites], dtype=np.int64)
     free = np.repeat(capacity[:, None], len(fc.times), axis=1)
@@ -707,12 +700,8 @@ def format_table(schedule: Schedule, width: int = 140) -> str:
     return buffer.getvalue()
 
 
-def _schedule_queue(
-    jobs: list[Job], sites: list[Site], fc: ZoneForecast, weights: Weights, solver: str, options: dict
-) -> Schedule:
-    """:func:`schedule` with a queue-level solver from :mod:`carbonsync.placement.solvers`."""
-    from carbonsync.placement import solvers
-
+def _check_queue(jobs: list[Job], sites: list[Site], fc: ZoneForecast) -> None:
+    """Sites exist, ids are unique and every site's zone is in the forecast (each raises PlacementError)."""
     if not sites:
         raise PlacementError("no sites to place jobs at")
     for kind, ids in (("job", [j.id for j in jobs]), ("site", [s.id for s in sites])):
@@ -721,6 +710,15 @@ def _schedule_queue(
             raise PlacementError(f"duplicated {kind} id(s) {', '.join(duplicated)}")
     for site in sites:
         fc.zone_index(site)
+
+
+def _schedule_queue(
+    jobs: list[Job], sites: list[Site], fc: ZoneForecast, weights: Weights, solver: str, options: dict
+) -> Schedule:
+    """:func:`schedule` with a queue-level solver from :mod:`carbonsync.placement.solvers`."""
+    from carbonsync.placement import solvers
+
+    _check_queue(jobs, sites, fc)
     problem = solvers.build_problem(jobs, sites, fc, weights)
     plan = solvers.solve_milp(problem, **options) if solver == "milp" else solvers.solve_greedy(problem, **options)
     solvers.check_plan(problem, plan)
