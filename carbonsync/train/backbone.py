@@ -1,7 +1,8 @@
 """Train the SFNO backbone: one-step pre-training, then multi-step autoregressive fine-tuning.
 
 The loss integrates squared error over the sphere with the grid's quadrature weights (per-channel weights
-default to the inverse variance of each channel's 6-hourly change). AdamW with a cosine schedule per
+from each channel's 6-hourly change on the training split, times optional multipliers by channel). After
+training, the damping toward climatology is fitted on val hindcasts and saved in the package. AdamW with a cosine schedule per
 phase, gradient clipping, bf16 autocast on CUDA, seeded data order, and an atomic checkpoint after every
 epoch: a killed run restarted with the same command resumes there and ends with the same weights.
 Launched with ``torchrun`` it trains data-parallel (DDP; gloo on CPU), each rank on its share of every
