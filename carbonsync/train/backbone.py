@@ -2,8 +2,8 @@
 
 The loss integrates squared error over the sphere with the grid's quadrature weights (per-channel weights
 from each channel's 6-hourly change on the training split, times optional multipliers by channel). After
-training, the damping toward climatology is fitted on val hindcasts and saved in the package. AdamW with a cosine schedule per
-phase, gradient clipping, bf16 autocast on CUDA, seeded data order, and an atomic checkpoint after every
+training, the damping toward climatology is fitted on val hindcasts and saved in the package. AdamW with
+a cosine schedule per phase, gradient clipping, bf16 autocast on CUDA, seeded data order, and an atomic checkpoint after every
 epoch: a killed run restarted with the same command resumes there and ends with the same weights.
 Launched with ``torchrun`` it trains data-parallel (DDP; gloo on CPU), each rank on its share of every
 batch; rank 0 writes checkpoints, logs and the model package.
