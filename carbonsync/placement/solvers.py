@@ -414,6 +414,17 @@ class _Greedy:
         self.run[j] = run
         self.free[s, run] -= self.gpus[j]
 
+    def snapshot(self, jobs: list[int]) -> dict[int, tuple[int, np.ndarray]]:
+        """Where ``jobs`` are now, for :meth:`restore`."""
+        return {k: (int(self.site[k]), self.run[k].copy()) for k in jobs}
+
+    def restore(self, before: dict[int, tuple[int, np.ndarray]]) -> None:
+        """Put the jobs of a :meth:`snapshot` back where they were (a rejected move)."""
+        for k in before:
+            self.remove(k)
+        for k, (site, run) in before.items():
+            self.put(k, site, run)
+
     def _targets(self, j: int, s: int, n_options: int) -> list[tuple[float, np.ndarray]]:
         """The job's ``n_options`` cheapest placements at site ``s`` as if the site were empty."""
         f, l, h = self.first[j], self.last[j], self.hours[j]
@@ -447,7 +458,7 @@ class _Greedy:
                 if len(in_way) > max_evicted:
                     continue
                 moved = [j, *in_way.tolist()]
-                before = {k: (int(self.site[k]), self.run[k].copy()) for k in moved}
+                before = self.snapshot(moved)
                 old_cost = sum(self.cost(k) for k in moved)
                 for k in moved:
                     self.remove(k)
@@ -460,10 +471,7 @@ class _Greedy:
                 if ok and (not np.isfinite(old_cost) or new_cost < old_cost - 1e-9 * max(1.0, old_cost)):
                     improved = True
                     continue
-                for k in moved:
-                    self.remove(k)
-                for k in moved:
-                    self.put(k, *before[k])
+                self.restore(before)
         return improved
 
 
@@ -481,7 +489,7 @@ def _ruin_and_recreate(state: _Greedy, rounds: int, seed: int) -> int:
             continue
         size = int(rng.integers(2, min(len(near), 12) + 1))
         chosen = rng.choice(near, size=size, replace=False).tolist()
-        before = {k: (int(state.site[k]), state.run[k].copy()) for k in chosen}
+        before = state.snapshot(chosen)
         old_cost = sum(state.cost(k) for k in chosen)
         for k in chosen:
             state.remove(k)
@@ -493,10 +501,7 @@ def _ruin_and_recreate(state: _Greedy, rounds: int, seed: int) -> int:
         if ok and sum(state.cost(k) for k in chosen) < old_cost - 1e-9 * max(1.0, old_cost):
             accepted += 1
             continue
-        for k in chosen:
-            state.remove(k)
-        for k in chosen:
-            state.put(k, *before[k])
+        state.restore(before)
     return accepted
 
 
