@@ -67,7 +67,7 @@ def test_fit_damping_recovers_the_optimal_shrinkage_of_persistence():
     times = pd.date_range("2020-01-01", periods=n, freq="6h")
     clim = torch.zeros(4, 2, 9, 16)
     weights = torch.as_tensor(_grid().quadrature_weights().values, dtype=torch.float32)
-    damping = fit_damping(Persistence(), states, times, _grid(), [], 6, clim, weights, lead)
+    damping = fit_damping(Persistence(), states, torch.zeros(n, 0, 9, 16), times, clim, weights, lead)
     assert damping.shape == (lead, 2)
     np.testing.assert_allclose(damping.numpy(), np.repeat(rho ** np.arange(1, lead + 1)[:, None], 2, 1), atol=0.03)
 
@@ -76,7 +76,7 @@ def test_fit_damping_needs_enough_states():
     states = torch.zeros(3, 1, 9, 16)
     times = pd.date_range("2020-01-01", periods=3, freq="6h")
     with pytest.raises(ValueError, match="too few"):
-        fit_damping(Persistence(), states, times, _grid(), [], 6, torch.zeros(4, 1, 9, 16), torch.ones(9, 16), 5)
+        fit_damping(Persistence(), states, torch.zeros(3, 0, 9, 16), times, torch.zeros(4, 1, 9, 16), torch.ones(9, 16), 5)
 
 
 def test_package_carries_damping_tensors(tmp_path):

@@ -21,9 +21,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from carbonsync.data.grid import Grid
-from carbonsync.models.inputs import backbone_forcing
-
 __all__ = ["hour_of_day_climatology", "fit_damping", "apply_damping"]
 
 
@@ -76,12 +73,13 @@ def apply_damping(states: torch.Tensor, valid_times: pd.DatetimeIndex, clim: tor
 
 
 @torch.no_grad()
-def fit_damping(model: torch.nn.Module, states: torch.Tensor, times: pd.DatetimeIndex, grid: Grid,
-                forcing_names: list[str], dt_hours: int, clim: torch.Tensor, area_weights: torch.Tensor,
-                lead_steps: int, every_steps: int = 1, batch: int = 16) -> torch.Tensor:
+def fit_damping(model: torch.nn.Module, states: torch.Tensor, forcing: torch.Tensor, times: pd.DatetimeIndex,
+                clim: torch.Tensor, area_weights: torch.Tensor, lead_steps: int, every_steps: int = 1,
+                batch: int = 16) -> torch.Tensor:
     """Least-squares damping factors ``(lead_steps, C)`` in [0, 1] from hindcasts on ``states``.
 
-    ``states`` are normalised, ``dt_hours`` apart without gaps (a held-out split); a hindcast starts at every
+    ``states`` are normalised, one backbone step apart without gaps (a held-out split), with the forcing of
+    the step starting at each (``backbone_forcing`` of ``times``); a hindcast starts at every
     ``every_steps``-th state whose ``lead_steps`` successors exist.
     """
     n = states.shape[0]
@@ -89,7 +87,6 @@ def fit_damping(model: torch.nn.Module, states: torch.Tensor, times: pd.Datetime
     if starts.size == 0:
         raise ValueError(f"{n} states are too few to fit damping over {lead_steps} steps")
     times = pd.DatetimeIndex(times)
-    forcing = backbone_forcing(times, grid, forcing_names, dt_hours)
     w = area_weights[None, None]
     fo = torch.zeros(lead_steps, states.shape[1], dtype=torch.float64)
     ff = torch.zeros_like(fo)

@@ -42,6 +42,7 @@ from carbonsync.data import lexicon
 from carbonsync.data.grid import Grid
 from carbonsync.data.store import open_canonical
 from carbonsync.data.validation import WeatherDataError, check_times, validate_weather
+from carbonsync.forecast.calibration import apply_damping
 from carbonsync.models.inputs import FORCINGS, backbone_forcing
 from carbonsync.models.package import ModelPackage, PackageError, load_package
 
@@ -265,13 +266,12 @@ class CarbonSyncPrognostic(torch.nn.Module):
         if "damping" not in tensors:
             return x
         b, t, _, c, h, w = x.shape
-        factor = tensors["damping"][min(step, tensors["damping"].shape[0]) - 1]
-        clim = tensors["damping_climatology"]
-        slot = torch.as_tensor(np.asarray(self.valid_times(coords).hour) // (24 // clim.shape[0]))
-        base = self.package.denormalise(clim[slot].to(x.device))  # (T, C, H, W) physical
-        scale = factor.to(x.device, torch.float32)[:, None, None]
-        y = base[None, :, None] + scale * (x.to(torch.float32) - base[None, :, None])
-        return y.reshape(b, t, 1, c, h, w).to(x.dtype)
+        lead = min(step, tensors["damping"].shape[0]) - 1
+        state = self.package.normalise(x.reshape(b * t, c, h, w).to(torch.float32))
+        valid = pd.DatetimeIndex(np.tile(self.valid_times(coords).values, b))  # b-major, as the reshape
+        clim = tensors["damping_climatology"].to(x.device)
+        y = apply_damping(state, valid, clim, tensors["damping"][lead : lead + 1].to(x.device))
+        return self.package.denormalise(y).reshape(b, t, 1, c, h, w).to(x.dtype)
 
     def create_iterator(self, x: torch.Tensor, coords: CoordSystem) -> Iterator[tuple[torch.Tensor, CoordSystem]]:
         """Yield the initial state, then the state after each successive step (hooks around each step)."""

@@ -405,8 +405,8 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
         dist.barrier()
     if rank != 0:
         return out_dir / "packages" / "backbone"
-    tensors, damping_note = fit_output_damping(model.cpu(), tcfg, train, val_times, val_states, grid,
-                                               list(mcfg.forcing), int(mcfg.dt_hours), weights.cpu(), channels)
+    tensors, damping_note = fit_output_damping(model.cpu(), tcfg, train, val_times, val_states, val_forcing,
+                                               int(mcfg.dt_hours), weights.cpu(), channels)
     return save_package(
         out_dir / "packages" / "backbone", model.cpu(), kind="sfno", config=model.config.to_dict(),
         channels=channels, grid=grid, dt_hours=int(mcfg.dt_hours),
@@ -419,7 +419,7 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
 
 
 def fit_output_damping(model: SFNO, tcfg: Any, train: StateSource, val_times: pd.DatetimeIndex, val_states: torch.Tensor,
-                       grid: Grid, forcing: list[str], dt_hours: int, weights: torch.Tensor,
+                       val_forcing: torch.Tensor, dt_hours: int, weights: torch.Tensor,
                        channels: list[str]) -> tuple[dict[str, torch.Tensor], dict]:
     """Fit the damping toward the training climatology on val hindcasts (``train.backbone.damping_lead_steps``).
 
@@ -432,7 +432,7 @@ def fit_output_damping(model: SFNO, tcfg: Any, train: StateSource, val_times: pd
         why = "switched off" if wanted <= 0 else "the val split is too short or has gaps"
         return {}, {"applied": False, "why": why}
     clim = hour_of_day_climatology(train.blocks(), dt_hours)
-    damping = fit_damping(model, val_states, val_times, grid, forcing, dt_hours, clim, weights, lead_steps)
+    damping = fit_damping(model, val_states, val_forcing, val_times, clim, weights, lead_steps)
     table = {c: [round(float(v), 3) for v in damping[:, i]] for i, c in enumerate(channels)}
     print("backbone output damping toward climatology (val split), by lead step: "
           + "; ".join(f"{c} {v[0]:.2f}..{v[-1]:.2f}" for c, v in table.items()), flush=True)
