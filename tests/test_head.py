@@ -17,6 +17,7 @@ from carbonsync.models.head import (
     HeadFeatures,
     RegionalHead,
     build_head_features,
+    calibrate_band,
     fit_head,
     pinball_loss,
     predict,
@@ -283,3 +284,45 @@ def test_quantile_coverage(synthetic, trained):
     assert cov["wind_cf"] == pytest.approx(manual, abs=1e-6)
     for name in ("wind_cf", "solar_cf"):
         assert 0.65 <= cov[name] <= 0.95, (name, cov)
+
+
+def test_calibrate_band_restores_coverage_on_new_rows(synthetic, trained):
+    """Observations noisier than in training leave the band too narrow; conformal widening on one half of
+    the test period brings the other half back to about 80 %, keeps the quantiles ordered, and is saved."""
+    import copy
+
+    model = copy.deepcopy(trained[0])
+    products, zones = synthetic["test"], synthetic["zones"]
+    half = products.sizes["time"] // 2
+    calib = HeadFeatures.from_products(products.isel(time=slice(0, half)), zones)
+    new = HeadFeatures.from_products(products.isel(time=slice(half, None)), zones)
+    rng = np.random.default_rng(1)
+    obs = synthetic["obs"]
+    noisier = obs.copy()
+    for name in ("wind_cf", "solar_cf"):
+        extra = rng.normal(0, 0.08, obs[name].shape)
+        noisier[name] = xr.where(obs[name] > 0, (obs[name] + extra).clip(0, 1), obs[name])
+    before = quantile_coverage(model, new, noisier)
+    assert before["wind_cf"] < 0.65 and before["solar_cf"] < 0.65, before
+    widening = calibrate_band(model, calib, noisier)
+    assert widening["wind_cf"] > 0 and widening["solar_cf"] > 0
+    assert quantile_coverage(model, calib, noisier)["wind_cf"] >= 0.8  # conformal: at least 1 - alpha in-sample
+    after = quantile_coverage(model, new, noisier)
+    for name in ("wind_cf", "solar_cf"):
+        assert 0.72 <= after[name] <= 0.9, (name, before, after)
+    q = predict(model, new)["wind_cf_quantile"]
+    assert bool((q.diff("quantile") >= 0).all())
+    restored = RegionalHead(model.zone_ids)
+    restored.load_state_dict(model.state_dict())
+    assert torch.equal(restored.band_widening, model.band_widening)
+    again = calibrate_band(model, calib, noisier)  # already calibrated: nothing more to widen
+    assert again["wind_cf"] == pytest.approx(widening["wind_cf"], abs=0.02)
+
+
+def test_calibrate_band_never_narrows(synthetic):
+    f = synthetic["f_test"]
+    fresh = RegionalHead(f.zone_ids)  # bands of +-0.5 in logit around the physical CF: too wide for y = phys
+    assert calibrate_band(fresh, f, f.phys.clone())["wind_cf"] == 0.0
+    assert torch.equal(fresh.band_widening, torch.zeros(2))
+    with pytest.raises(ValueError, match="lower < 0.5 < upper"):
+        calibrate_band(fresh, f, f.phys.clone(), lower=0.5, upper=0.9)

@@ -15,6 +15,7 @@ from carbonsync.data.grid import Grid
 from carbonsync.data.store import compute_stats, write_canonical, write_stats
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.models.afno import AFNOConfig, AFNODiagnostic, IrradianceDiagnostic, binomial_kernel, patch_edge_ratio
+from carbonsync.models.inputs import irradiance_inputs
 from carbonsync.train import irradiance as irr
 
 GRID = Grid(17, 32)
@@ -114,6 +115,28 @@ def test_clearness_baseline_exact_for_constant_clearness(tmp_path):
     assert np.abs((base["linear_time"] - target).numpy()).max() > 0.1 * target.max().item()  # the diurnal cycle
 
 
+def test_states_come_from_the_middle_of_each_accumulation_hour(tmp_path):
+    from carbonsync.models.inputs import hour_state_weights
+
+    states6 = pd.date_range("2020-06-04", periods=3, freq="6h")
+    hours = pd.DatetimeIndex(["2020-06-04T00:00", "2020-06-04T01:00", "2020-06-04T06:00", "2020-06-04T07:00"])
+    i0, i1, weight = hour_state_weights(hours, states6, 6)
+    np.testing.assert_array_equal(i0, [0, 0, 0, 1])
+    np.testing.assert_array_equal(i1, [1, 1, 1, 2])
+    # the first hour is clipped to the first state; 01:00 is the hour 00:00-01:00, its middle 00:30
+    np.testing.assert_allclose(weight, [0.0, 0.5 / 6, 5.5 / 6, 0.5 / 6])
+    with pytest.raises(ValueError, match="no state at"):
+        hour_state_weights(pd.DatetimeIndex(["2020-06-04T13:00"]), states6[[0, 1]], 6)
+    path, ds = _store(tmp_path)
+    samples = _samples(path, "val")
+    h = 8  # the hour ending 2020-06-04T09:00: its state is 2.5/6 of the way from 06:00 to 12:00
+    x, *_ = samples.batch(np.array([h]))
+    stats = samples.states[:, CHANNELS.index("tcc")]  # normalised: compare through the 6-hourly states
+    i0 = list(samples.state_times).index(pd.Timestamp("2020-06-04T06:00"))
+    expected = (1 - 2.5 / 6) * stats[i0] + 2.5 / 6 * stats[i0 + 1]
+    np.testing.assert_allclose(x[0, CHANNELS.index("tcc")].numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------- model options
 
 
@@ -182,7 +205,8 @@ def test_train_irradiance_with_static_inputs_and_report(tmp_path, capsys):
 
     path, ds = _store(tmp_path, static=True)
     cfg = compose(["size=tiny", f"run_dir={tmp_path}", "progress=false", "train.irradiance.hours_per_epoch=32",
-                   "train.irradiance.val_hours=16", "irradiance.smoothing_kernel=3", "irradiance.local_hidden=4"])
+                   "train.irradiance.val_hours=16", "irradiance.smoothing_kernel=3", "irradiance.local_hidden=4",
+                   f"irradiance.channels=[{','.join(CHANNELS)}]", "irradiance.latlon_encoding=true"])
     cfg.data.splits = OmegaConf.create(SPLITS)
     package_path = irr.train_irradiance(cfg, path, tmp_path, progress=False)
     package = load_package(package_path)
@@ -204,6 +228,13 @@ def test_train_irradiance_with_static_inputs_and_report(tmp_path, capsys):
     assert ssrd.dims == ("time", "lat", "lon") and ssrd.attrs["units"] == "J m-2"
     clear = solar.clear_sky_hourly(hours.time.values, GRID.lat, GRID.lon)
     assert np.all(ssrd.values[clear == 0] == 0) and np.all(ssrd.values >= 0)
+    # each hour's state is the mean of the states at its two ends (the first hour: its own label)
+    x = ds[CHANNELS].isel(time=slice(100, 102)).to_array("channel").transpose("time", "channel", "lat", "lon").values
+    mid = torch.from_numpy(np.stack([x[0], 0.5 * (x[0] + x[1])]).astype(np.float32))
+    cosz, clear2 = irradiance_inputs(pd.DatetimeIndex(hours.time.values[:2]), GRID)
+    with torch.no_grad():
+        by_hand = package.model(package.normalise(mid), clear2, cosz)[:, 0].numpy()
+    np.testing.assert_allclose(ssrd.values[:2], by_hand, rtol=1e-5, atol=1e-3)
     with pytest.raises(WeatherDataError, match="tcc"):
         diagnostic(hours.drop_vars("tcc"))
     # a checkpoint of another architecture is not resumed (it could not be loaded), training starts afresh

@@ -15,7 +15,12 @@ from carbonsync.data.grid import Grid
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.data.zones import Zone
 from carbonsync.forecast.calibration import apply_damping
-from carbonsync.models.inputs import backbone_forcing, interpolation_weights, irradiance_inputs
+from carbonsync.models.inputs import (
+    backbone_forcing,
+    hour_state_weights,
+    interpolation_weights,
+    irradiance_inputs,
+)
 from carbonsync.models.package import ModelPackage, load_package
 
 GRIDDED_VARIABLES = ("u100", "v100", "ssrd", "tcc", "t2m", "z500")
@@ -84,21 +89,28 @@ class Forecaster:
 
     @torch.no_grad()
     def hourly(self, times6: pd.DatetimeIndex, states: torch.Tensor, batch: int = 24) -> xr.Dataset:
-        """Hourly gridded fields: backbone channels interpolated linearly in time and AFNO ssrd."""
+        """Hourly gridded fields: backbone channels interpolated linearly in time and AFNO ssrd.
+
+        The AFNO sees the state in the middle of each accumulation hour (:func:`hour_state_weights`).
+        """
         grid = self.grid
         hours = pd.date_range(times6[0], times6[-1], freq="h")
+
+        def interpolate(i0: np.ndarray, i1: np.ndarray, weight: np.ndarray) -> torch.Tensor:
+            w = torch.from_numpy(weight)[:, None, None, None]
+            return self.backbone.denormalise((1 - w) * states[i0] + w * states[i1])  # physical units
+
         before, weight = interpolation_weights(hours, self.dt_hours)
         i0 = times6.get_indexer(before)
-        i1 = np.minimum(i0 + 1, len(times6) - 1)
-        w = torch.from_numpy(weight)[:, None, None, None]
-        interpolated = self.backbone.denormalise((1 - w) * states[i0] + w * states[i1])  # physical units
+        interpolated = interpolate(i0, np.minimum(i0 + 1, len(times6) - 1), weight)
+        mid_hour = interpolate(*hour_state_weights(hours, times6, self.dt_hours))
         afno_channels = list(self.irradiance.metadata["channels"])
         pick = [self.channels.index(c) for c in afno_channels]
         ssrd = []
         for start in range(0, len(hours), batch):
             sl = slice(start, start + batch)
             cosz, clear = irradiance_inputs(hours[sl], grid)
-            x = self.irradiance.normalise(interpolated[sl][:, pick])
+            x = self.irradiance.normalise(mid_hour[sl][:, pick])
             ssrd.append(self.irradiance.model(x, clear, cosz)[:, 0])
         physical = interpolated.numpy()
         data = {c: physical[:, i] for i, c in enumerate(self.channels)}

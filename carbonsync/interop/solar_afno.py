@@ -4,7 +4,7 @@ A :class:`SsrdDiagnostic` maps hourly weather (an ``xarray.Dataset`` with dims `
 physical units) to ``ssrd``: J m-2 accumulated over the hour ending at each time label, as ERA5 labels it.
 
 - :class:`PackageSsrd` runs a CarbonSync irradiance package (:mod:`carbonsync.models.afno`) on the
-  package's channels, computing the sun itself.
+  package's channels in the middle of each hour, computing the sun itself.
 - :class:`SolarAFNO1H` runs NVIDIA's pretrained ``SolarRadiationAFNO1H`` from earth2studio on its 24
   ERA5 channels at 0.25 degrees (721 x 1440). It needs earth2studio's ``solarradiation-afno`` extra
   (physicsnemo) and downloads its weights from NGC on first use; neither is part of the test environment,
@@ -79,11 +79,17 @@ class PackageSsrd:
         self.package.check_compatible(self.variables, grid)
         times = pd.DatetimeIndex(weather["time"].values)
         model = self.package.model.eval()
+        # the model sees the middle of each accumulation hour: the mean of the states at the label and one
+        # hour before it, where the weather has that hour (else the state at the label)
+        here = np.arange(len(times))
+        before = times.get_indexer(times - pd.Timedelta(hours=1))
+        before = np.where(before >= 0, before, here)
+        fields = weather[self.variables].to_array("channel").transpose("time", "channel", "lat", "lon")
         out = []
         for start in range(0, len(times), self.batch):
             sl = slice(start, start + self.batch)
-            values = weather[self.variables].isel(time=sl).to_array("channel").transpose("time", "channel", "lat", "lon")
-            x = self.package.normalise(torch.from_numpy(values.values.astype(np.float32)))
+            values = 0.5 * (fields.isel(time=here[sl]).values + fields.isel(time=before[sl]).values)
+            x = self.package.normalise(torch.from_numpy(values.astype(np.float32)))
             cosz, clear = irradiance_inputs(times[sl], grid)
             out.append(model(x, clear, cosz)[:, 0].numpy())
         return _ssrd_dataarray(np.concatenate(out), times, grid.lat, grid.lon, f"carbonsync package {self.package.path}")

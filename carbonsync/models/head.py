@@ -8,12 +8,17 @@ feature only extrapolates outside them. An MLP outputs,
 per CF, a shift in logit space (``cf = sigmoid(logit(phys) + delta)``) and monotone quantiles
 (``base + cumsum(softplus(offsets))``, also in logit space around the physical CF). Solar outputs are
 exactly 0 whenever the physical solar CF is 0 (sun down).
+
+Quantiles fitted on hindcasts are too narrow on new forecasts when the hindcasts' weather is partly
+in-sample for the backbone. :func:`calibrate_band` widens them by split-conformal quantile regression
+(Romano et al. 2019) on held-out rows; the widening (logit units, per target) is a buffer of the model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
@@ -28,6 +33,7 @@ from carbonsync.models.physics import PhysicsInputError, renewable_share, zone_p
 
 __all__ = [
     "build_head_features",
+    "calibrate_band",
     "quantile_coverage",
     "FEATURES",
     "TARGETS",
@@ -165,6 +171,10 @@ class RegionalHead(nn.Module):
         self.out = nn.Linear(hidden, len(TARGETS) * (1 + len(q)))
         nn.init.zeros_(self.out.weight)  # start from the physical CF
         nn.init.zeros_(self.out.bias)
+        # conformal widening of the band, logit units at the outermost levels (set by calibrate_band)
+        self.register_buffer("band_widening", torch.zeros(len(TARGETS)))
+        z = torch.tensor([NormalDist().inv_cdf(v) for v in q])
+        self.register_buffer("band_scale", z / z.abs().max().clamp_min(1e-12), persistent=False)
 
     def forward(self, x: torch.Tensor, zone_index: torch.Tensor) -> HeadOutput:
         phys = x[:, : len(TARGETS)].clamp(0.0, 1.0)
@@ -179,6 +189,7 @@ class RegionalHead(nn.Module):
             q_logit = base[..., None] + torch.cumsum(offsets, dim=-1)
         else:
             q_logit = base[..., None] + raw[..., 1:]
+        q_logit = q_logit + self.band_widening[:, None] * self.band_scale  # levels keep their order
         quant = torch.sigmoid(q_logit)
         sun_up = (phys[:, 1] > 0).to(point.dtype)  # solar stays exactly 0 at night
         mask = torch.stack([torch.ones_like(sun_up), sun_up], dim=1)
@@ -411,6 +422,30 @@ def build_head_features(
     )
 
 
+def _band(model: RegionalHead, features: HeadFeatures, targets: xr.Dataset | torch.Tensor,
+          lower: float, upper: float, min_solar_cf: float
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Observations, the ``lower``/``upper`` quantiles and the rows that count, each ``(n, len(TARGETS))``.
+
+    NaN observations do not count; solar counts only where the physical solar CF exceeds ``min_solar_cf``
+    (around sunrise observed output has a point mass at 0).
+    """
+    levels = list(model.quantile_levels)
+    for q in (lower, upper):
+        if not any(abs(q - v) < 1e-9 for v in levels):
+            raise ValueError(f"the head has no {q} quantile; its levels are {levels}")
+    if not lower < 0.5 < upper:
+        raise ValueError(f"a band needs lower < 0.5 < upper, got [{lower}, {upper}]")
+    lo, hi = (min(range(len(levels)), key=lambda i, q=q: abs(levels[i] - q)) for q in (lower, upper))
+    feats = _remap(model, features)
+    y = _as_targets(features, targets)
+    with torch.no_grad():
+        quant = model(feats.x, feats.zone_index).quantiles
+    use = torch.isfinite(y)
+    use[:, TARGETS.index("solar_cf")] &= features.phys[:, 1] > min_solar_cf
+    return y, quant[..., lo], quant[..., hi], use
+
+
 def quantile_coverage(model: RegionalHead, features: HeadFeatures, targets: xr.Dataset | torch.Tensor,
                       lower: float = 0.1, upper: float = 0.9, min_solar_cf: float = 0.05) -> dict[str, float]:
     """Fraction of observations inside the head's ``[lower, upper]`` quantile band, per target.
@@ -419,22 +454,37 @@ def quantile_coverage(model: RegionalHead, features: HeadFeatures, targets: xr.D
     solar CF exceeds ``min_solar_cf`` (around sunrise observed output has a point mass at 0), and NaN
     observations are skipped. Also returns the number of rows used (``n_<target>``).
     """
-    levels = list(model.quantile_levels)
-    for q in (lower, upper):
-        if not any(abs(q - v) < 1e-9 for v in levels):
-            raise ValueError(f"the head has no {q} quantile; its levels are {levels}")
-    lo, hi = (min(range(len(levels)), key=lambda i, q=q: abs(levels[i] - q)) for q in (lower, upper))
-    feats = _remap(model, features)
-    y = _as_targets(features, targets)
-    with torch.no_grad():
-        quant = model(feats.x, feats.zone_index).quantiles
+    y, low, high, use = _band(model, features, targets, lower, upper, min_solar_cf)
+    inside = (y >= low) & (y <= high)
     out: dict[str, float] = {}
     for k, name in enumerate(TARGETS):
-        use = torch.isfinite(y[:, k])
-        if name == "solar_cf":
-            use &= features.phys[:, 1] > min_solar_cf
-        inside = (y[:, k] >= quant[:, k, lo]) & (y[:, k] <= quant[:, k, hi])
-        n = int(use.sum())
-        out[name] = float(inside[use].float().mean()) if n else float("nan")
+        n = int(use[:, k].sum())
+        out[name] = float(inside[:, k][use[:, k]].float().mean()) if n else float("nan")
         out[f"n_{name}"] = n
+    return out
+
+
+def calibrate_band(model: RegionalHead, features: HeadFeatures, targets: xr.Dataset | torch.Tensor,
+                   lower: float = 0.1, upper: float = 0.9, min_solar_cf: float = 0.05) -> dict[str, float]:
+    """Widen the head's quantiles so that ``[lower, upper]`` covers ``upper - lower`` of held-out rows.
+
+    Split-conformal quantile regression in logit space: the conformity score of a row is how far (in
+    logit units) its observation lies outside the band, and the widening is the finite-sample
+    ``(1 - alpha)(1 + 1/n)`` quantile of the scores, ``alpha = 1 - (upper - lower)``. Other levels move in
+    proportion to their normal quantile, so they keep their order. The widening never narrows the band
+    (that could cross quantiles). ``features`` and ``targets`` must be rows the head was not fitted on.
+    Sets ``model.band_widening`` and returns it per target (with ``n_<target>``, the rows used).
+    """
+    y, low, high, use = _band(model, features, targets, lower, upper, min_solar_cf)
+    y_logit, low_logit, high_logit = (torch.logit(v.double().clamp(model.eps, 1.0 - model.eps)) for v in (y, low, high))
+    scores = torch.maximum(low_logit - y_logit, y_logit - high_logit)  # > 0 outside the band
+    widening = model.band_widening.clone()  # the scores are measured on the band as it is now
+    out: dict[str, float] = {}
+    for k, name in enumerate(TARGETS):
+        n = int(use[:, k].sum())
+        if n:
+            level = min(1.0, float(np.ceil((n + 1) * (upper - lower)) / n))
+            widening[k] = max(0.0, float(widening[k]) + float(torch.quantile(scores[:, k][use[:, k]], level)))
+        out[name], out[f"n_{name}"] = float(widening[k]), n
+    model.band_widening.copy_(widening)
     return out

@@ -14,7 +14,10 @@ import torch
 from carbonsync.data import solar
 from carbonsync.data.grid import Grid
 
-SSRD_SCALE = 3.6e6  # J m-2: one hour at 1000 W m-2, the scale of the irradiance loss
+# J m-2: one hour at 10 W m-2, the unit of the irradiance loss. Errors near the end of training are a few
+# W m-2; in units of 1000 W m-2 the loss (~1e-6) and its gradients were so small that Adam's epsilon (1e-8)
+# damped the updates (val RMSE after 8 epochs 3.0 W m-2 against 1.8 with this unit).
+SSRD_SCALE = 3.6e4
 
 
 def zenith_forcing(times: pd.DatetimeIndex, grid: Grid) -> torch.Tensor:
@@ -62,6 +65,25 @@ def interpolation_weights(times: pd.DatetimeIndex, dt_hours: int) -> tuple[pd.Da
     before = times.floor(f"{dt_hours}h")
     weight = (times - before) / pd.Timedelta(hours=dt_hours)
     return before, np.asarray(weight, dtype=np.float32)
+
+
+def hour_state_weights(hours: pd.DatetimeIndex, state_times: pd.DatetimeIndex, dt_hours: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the state for each hourly accumulation comes from: the middle of the hour ending at ``hours``.
+
+    ERA5 labels ssrd with the end of the hour it accumulates over, so the state that goes with it is the
+    one half an hour earlier, interpolated linearly between the ``dt_hours`` state times around it (and
+    clipped to the first state time). Returns the indices into ``state_times`` of the states before and
+    after each mid-hour and the linear weight of the one after.
+    """
+    state_times = pd.DatetimeIndex(state_times)
+    mid = pd.DatetimeIndex(hours - pd.Timedelta(minutes=30))
+    mid = mid.where(mid >= state_times[0], state_times[0])
+    before, weight = interpolation_weights(mid, dt_hours)
+    i0 = state_times.get_indexer(before)
+    if (i0 < 0).any():
+        raise ValueError(f"no state at {before[i0 < 0][0]} for the hour ending {hours[i0 < 0][0]}")
+    return i0, np.minimum(i0 + 1, len(state_times) - 1), weight
 
 
 def irradiance_inputs(times: pd.DatetimeIndex, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:

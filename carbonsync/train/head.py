@@ -1,8 +1,9 @@
 """Train the regional head on hindcasts: forecast weather → physical CFs → corrected CFs vs zone truth.
 
 The head learns to correct the chain's forecasts (model output statistics on reforecasts), so it trains
-on hindcasts over ``train.head.splits``, chooses its epoch count on the last quarter of them in time (the
-validation split by default) and is scored on hindcasts from the test split, which it never sees.
+on hindcasts over ``train.head.splits``, chooses its epoch count and calibrates its quantile band
+(split-conformal) on the last quarter of them in time, and is scored on hindcasts from the test split,
+which it never sees.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from carbonsync.data.store import open_canonical
 from carbonsync.data.zones import Zone
 from carbonsync.forecast.rollout import Forecaster
-from carbonsync.models.head import HeadFeatures, fit_head, quantile_coverage
+from carbonsync.models.head import HeadFeatures, calibrate_band, fit_head, quantile_coverage
 from carbonsync.models.package import save_package
 
 
@@ -59,14 +60,19 @@ def _select_times(feats: HeadFeatures, time_index: np.ndarray) -> HeadFeatures:
     return HeadFeatures(feats.x[rows], feats.zone_index[rows], feats.times[time_index], feats.zone_ids, feats.zones)
 
 
-def early_stopping_epochs(feats: HeadFeatures, targets: torch.Tensor, max_epochs: int, options: dict) -> int:
-    """Epochs that minimise the loss on the last quarter (in time) of the training hindcasts, fitting on
-    the rest (the head starts from the physical capacity factors, so few epochs stay close to them)."""
+def split_in_time(feats: HeadFeatures, targets: torch.Tensor, fraction: float = 0.75
+                  ) -> tuple[tuple[HeadFeatures, torch.Tensor], tuple[HeadFeatures, torch.Tensor]]:
+    """The first ``fraction`` (in time) of the hindcast rows and the rest, each with its targets."""
     order = np.argsort(feats.times, kind="stable")
-    cut = int(len(order) * 0.75)
-    fit, held = order[:cut], order[cut:]
-    _, history = fit_head(_select_times(feats, fit), targets[_rows(feats, fit)], epochs=max_epochs,
-                          valid=(_select_times(feats, held), targets[_rows(feats, held)]), **options)
+    cut = int(len(order) * fraction)
+    return tuple((_select_times(feats, part), targets[_rows(feats, part)]) for part in (order[:cut], order[cut:]))
+
+
+def early_stopping_epochs(fit: tuple[HeadFeatures, torch.Tensor], held: tuple[HeadFeatures, torch.Tensor],
+                          max_epochs: int, options: dict) -> int:
+    """Epochs that minimise the loss on ``held`` (the last quarter of the hindcasts), fitting on ``fit``
+    (the head starts from the physical capacity factors, so few epochs stay close to them)."""
+    _, history = fit_head(*fit, epochs=max_epochs, valid=held, **options)
     return int(np.argmin(history["val_loss"])) + 1
 
 
@@ -93,8 +99,13 @@ def train_head(cfg: Any, weather_path: str | Path, truth_path: str | Path, zones
     test_x, test_y = hindcast_features(forecaster, weather, truth, zones, test_inits, lead, progress)
     options = {"quantiles": list(hcfg.quantiles), "hidden": int(hcfg.hidden), "lr": float(tcfg.lr),
                "seed": int(cfg.train.seed)}
-    epochs = early_stopping_epochs(train_x, train_y, int(tcfg.epochs), options)
+    fit, held = split_in_time(train_x, train_y)
+    epochs = early_stopping_epochs(fit, held, int(tcfg.epochs), options)
+    # the band is calibrated on the held quarter by a head fitted without it, then carried to the final head
+    held_model, _ = fit_head(*fit, epochs=epochs, **options)
+    widening = calibrate_band(held_model, *held)
     model, history = fit_head(train_x, train_y, epochs=epochs, **options)
+    model.band_widening.copy_(held_model.band_widening)
     with torch.no_grad():
         corrected = model(test_x.x, test_x.zone_index).point
     scores = {
@@ -103,6 +114,7 @@ def train_head(cfg: Any, weather_path: str | Path, truth_path: str | Path, zones
         "epochs": epochs, "fit_on": f"hindcasts from splits {list(tcfg.get('splits', ['val']))}",
         "tuned_on": "the last quarter (in time) of those hindcasts",
         "scored_on": "test split hindcasts", "final_loss": history["loss"][-1],
+        "band_widening_logit": widening, "band_calibrated_on": "the last quarter (in time) of the fit hindcasts",
     }
     levels = list(model.quantile_levels)
     if 0.1 in levels and 0.9 in levels:

@@ -30,7 +30,7 @@ from carbonsync.data.grid import Grid
 from carbonsync.data.store import atomic_path, open_canonical, read_stats, write_json_atomic
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.models.afno import AFNOConfig, IrradianceDiagnostic, patch_edge_ratio
-from carbonsync.models.inputs import SSRD_SCALE, interpolation_weights, irradiance_inputs
+from carbonsync.models.inputs import SSRD_SCALE, hour_state_weights, interpolation_weights, irradiance_inputs
 from carbonsync.models.package import save_package
 from carbonsync.train.backbone import load_states
 from carbonsync.train.common import Checkpointer, Tracker, seed_everything, select_device
@@ -92,7 +92,7 @@ def fill_nearest_in_time(values: np.ndarray) -> np.ndarray:
 
 
 class HourlySamples:
-    """Hourly samples of one period: states interpolated between the 6-hourly ones around each hour.
+    """Hourly samples of one period: states interpolated to the middle of each hour from the 6-hourly ones.
 
     Also holds what the baselines need: the true ssrd and clearness index at the state times.
     """
@@ -132,8 +132,8 @@ class HourlySamples:
         return i0, i1, weight
 
     def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """States at each hour, hour-mean cos zenith, clear-sky and true ssrd (J m-2)."""
-        i0, i1, weight = self._neighbours(idx)
+        """States in the middle of each hour, hour-mean cos zenith, clear-sky and true ssrd (J m-2)."""
+        i0, i1, weight = hour_state_weights(self.hours[idx], self.state_times, self.dt_hours)
         w = torch.from_numpy(weight)[:, None, None, None]
         states = (1 - w) * self.states[i0] + w * self.states[i1]
         cosz, clear = irradiance_inputs(self.hours[idx], self.grid)
@@ -169,6 +169,7 @@ def build_afno(model_cfg: Any, grid: Grid, static_channels: int = 0) -> Irradian
         embed_dim=model_cfg.embed_dim, num_layers=model_cfg.num_layers, num_blocks=model_cfg.num_blocks,
         mlp_ratio=model_cfg.mlp_ratio, smoothing_kernel=int(model_cfg.get("smoothing_kernel", 0)),
         local_hidden=int(model_cfg.get("local_hidden", 0)),
+        latlon_encoding=bool(model_cfg.get("latlon_encoding", True)),
     ))
 
 
