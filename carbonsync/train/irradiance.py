@@ -337,9 +337,9 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
         model.to(device)
         tracker.log({"train/loss": float(np.mean(losses)), **{f"val/{k}": v for k, v in scores.items()}}, step=epoch)
         checkpoints.save(epoch, model, optimizer, scheduler, extra={**scores, "recipe": recipe})
-        print(f"irradiance epoch {epoch + 1}: loss {np.mean(losses):.5f}, val RMSE {scores['rmse_wm2']:.1f} W m-2 "
+        print(f"irradiance epoch {epoch + 1}: loss {np.mean(losses):.5f}, val RMSE {scores['rmse_wm2']:.2f} W m-2 "
               f"(linear in time {scores['linear_time_rmse_wm2']:.1f}, clear sky x interpolated clearness "
-              f"{scores['clear_sky_x_clearness_rmse_wm2']:.1f}) on {val_hours} hours")
+              f"{scores['clear_sky_x_clearness_rmse_wm2']:.2f}) on {val_hours} hours")
     tracker.finish()
     model.cpu()
     test = HourlySamples(ds, channels, stats, tuple(cfg.data.splits.test), dt_hours, mean_clearness=mean_k)
