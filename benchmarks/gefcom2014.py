@@ -14,9 +14,10 @@ the test window, scored for every hour (night hours included for solar, as GEFCo
 
 For each window a model is trained only on the train file's observed hours ending at or before the
 window start (rolling origin: nothing from the window or after it, for any farm). The last calendar month
-of that training period is the validation month (early stopping); the model is fitted on the months before
-it. ``--tune`` moves everything one month earlier — it scores the validation month with a model fitted on
-the months before it — and is what the hyper-parameters were chosen with; the test month is never used.
+of that training period is the validation month (early stopping, and split-conformal widening of the
+quantile band: ``StationModel.calibrate``); the model is fitted on the months before it. ``--tune``
+moves everything one month earlier — it scores the validation month with a model fitted on the months
+before it — and is what the hyper-parameters were chosen with; the test month is never used.
 
 Baselines, fitted on the whole training period of each window: ``power_curve`` — wind: per-farm binned
 empirical power curve of the 100 m speed (0.5 m/s bins with >= 5 hours, linear between bin centres);
@@ -205,6 +206,7 @@ def run(args: argparse.Namespace) -> dict:
         tw = time.perf_counter()
         model = fit_station_model(train_feats.subset(fit_mask), train_feats.subset(val_mask), seed=args.seed,
                                   num_threads=args.threads, **config)
+        widening = model.calibrate(train_feats.subset(val_mask))  # conformal band on the validation month
         point, quant = model.predict(score_feats.subset(test_mask))
         levels = model.quantile_levels
         y = score_feats.target[test_mask]
@@ -218,6 +220,7 @@ def run(args: argparse.Namespace) -> dict:
             "fit_hours": int(fit_mask.sum()), "validation_month": str(last), "validation_hours": int(val_mask.sum()),
             "test_hours": int(test_mask.sum()), "epochs_run": epochs,
             "best_val_rmse": [float(min(h["val_rmse"])) for h in model.history if h["val_rmse"]],
+            "band_widening_logit": widening,
             "ours": scores(point, y), "power_curve": scores(pc_pred, y), "climatology": scores(clim_pred, y),
             "fit_s": round(time.perf_counter() - tw, 1),
         })

@@ -253,6 +253,32 @@ def test_untrained_model_returns_the_prior_and_rejects_unknown_sites(tmp_path):
         model.predict(wind_features(frame, context_sites=()))
 
 
+def test_station_band_calibration_restores_coverage(tmp_path):
+    """Power far noisier than the untrained band: conformal widening on one half covers ~80 % of the other."""
+    frame = load_gefcom_wind(write(wind_frame(zones=2, days=20), tmp_path / "w.csv"))
+    feats = wind_features(frame)
+    model = fit_station_model(feats, None, members=1, epochs=0)
+    rng = np.random.default_rng(0)
+    logit = np.log(np.clip(feats.prior, 0.05, 0.95) / (1 - np.clip(feats.prior, 0.05, 0.95)))
+    feats.target = 1 / (1 + np.exp(-(logit + rng.normal(0, 4.0, len(logit)))))
+    times = pd.DatetimeIndex(feats.times)
+    first, second = feats.subset(times <= "2012-01-10"), feats.subset(times > "2012-01-10")
+
+    def coverage(part):
+        _, quant = model.predict(part)
+        return float(np.mean((part.target >= quant[:, 0]) & (part.target <= quant[:, -1])))
+
+    before = coverage(second)
+    widening = model.calibrate(first)
+    after = coverage(second)
+    assert widening > 0 and model.band_widening == widening
+    assert before < 0.6 and 0.72 <= after <= 0.88, (before, after)
+    assert (np.diff(model.predict(second)[1], axis=1) >= 0).all()
+    assert model.calibrate(first) == pytest.approx(widening, abs=0.05)  # calibrated: little left to widen
+    with pytest.raises(ValueError, match="central band"):
+        model.calibrate(first, lower=0.05)
+
+
 def test_solar_features_and_model_are_zero_at_night(tmp_path):
     frame = load_gefcom_solar(write(solar_frame(days=20), tmp_path / "s.csv"))
     feats = solar_features(frame, LAT, LON)

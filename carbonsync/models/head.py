@@ -33,7 +33,9 @@ from carbonsync.models.physics import PhysicsInputError, renewable_share, zone_p
 
 __all__ = [
     "build_head_features",
+    "band_scale",
     "calibrate_band",
+    "conformal_widening",
     "quantile_coverage",
     "FEATURES",
     "TARGETS",
@@ -173,8 +175,7 @@ class RegionalHead(nn.Module):
         nn.init.zeros_(self.out.bias)
         # conformal widening of the band, logit units at the outermost levels (set by calibrate_band)
         self.register_buffer("band_widening", torch.zeros(len(TARGETS)))
-        z = torch.tensor([NormalDist().inv_cdf(v) for v in q])
-        self.register_buffer("band_scale", z / z.abs().max().clamp_min(1e-12), persistent=False)
+        self.register_buffer("band_scale", band_scale(q), persistent=False)
 
     def forward(self, x: torch.Tensor, zone_index: torch.Tensor) -> HeadOutput:
         phys = x[:, : len(TARGETS)].clamp(0.0, 1.0)
@@ -194,6 +195,30 @@ class RegionalHead(nn.Module):
         sun_up = (phys[:, 1] > 0).to(point.dtype)  # solar stays exactly 0 at night
         mask = torch.stack([torch.ones_like(sun_up), sun_up], dim=1)
         return HeadOutput(point * mask, quant * mask[..., None])
+
+
+def band_scale(levels: Sequence[float]) -> torch.Tensor:
+    """How far each quantile level moves, per logit unit of band widening: its normal quantile over the
+    outermost one's (so -1 and +1 at symmetric outer levels, 0 at the median, and the order is kept)."""
+    z = torch.tensor([NormalDist().inv_cdf(float(v)) for v in levels])
+    return z / z.abs().max().clamp_min(1e-12)
+
+
+def conformal_widening(y: torch.Tensor, low: torch.Tensor, high: torch.Tensor, coverage: float,
+                       eps: float = 1e-3) -> float:
+    """Split-conformal widening (logit units) of the band ``[low, high]`` so it covers ``coverage`` of ``y``.
+
+    The conformity score of a row is how far its observation lies outside the band in logit space
+    (negative inside); the widening is their finite-sample ``coverage (1 + 1/n)`` quantile (Romano et al.
+    2019), never below 0. ``y``, ``low`` and ``high`` are 1-D over held-out rows, values in [0, 1].
+    """
+    if len(y) == 0:
+        return 0.0
+    y_logit, low_logit, high_logit = (torch.logit(torch.as_tensor(v).double().clamp(eps, 1.0 - eps))
+                                      for v in (y, low, high))
+    scores = torch.maximum(low_logit - y_logit, y_logit - high_logit)
+    level = min(1.0, float(np.ceil((len(y) + 1) * coverage) / len(y)))
+    return max(0.0, float(torch.quantile(scores, level)))
 
 
 def pinball_loss(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -468,23 +493,17 @@ def calibrate_band(model: RegionalHead, features: HeadFeatures, targets: xr.Data
                    lower: float = 0.1, upper: float = 0.9, min_solar_cf: float = 0.05) -> dict[str, float]:
     """Widen the head's quantiles so that ``[lower, upper]`` covers ``upper - lower`` of held-out rows.
 
-    Split-conformal quantile regression in logit space: the conformity score of a row is how far (in
-    logit units) its observation lies outside the band, and the widening is the finite-sample
-    ``(1 - alpha)(1 + 1/n)`` quantile of the scores, ``alpha = 1 - (upper - lower)``. Other levels move in
-    proportion to their normal quantile, so they keep their order. The widening never narrows the band
-    (that could cross quantiles). ``features`` and ``targets`` must be rows the head was not fitted on.
+    Split-conformal quantile regression in logit space (:func:`conformal_widening`); other levels move by
+    :func:`band_scale`, so they keep their order. The band is never narrowed (that could cross quantiles).
+    ``features`` and ``targets`` must be rows the head was not fitted on.
     Sets ``model.band_widening`` and returns it per target (with ``n_<target>``, the rows used).
     """
     y, low, high, use = _band(model, features, targets, lower, upper, min_solar_cf)
-    y_logit, low_logit, high_logit = (torch.logit(v.double().clamp(model.eps, 1.0 - model.eps)) for v in (y, low, high))
-    scores = torch.maximum(low_logit - y_logit, y_logit - high_logit)  # > 0 outside the band
-    widening = model.band_widening.clone()  # the scores are measured on the band as it is now
+    widening = model.band_widening.clone()  # the band as it is now: widen it further
     out: dict[str, float] = {}
     for k, name in enumerate(TARGETS):
-        n = int(use[:, k].sum())
-        if n:
-            level = min(1.0, float(np.ceil((n + 1) * (upper - lower)) / n))
-            widening[k] = max(0.0, float(widening[k]) + float(torch.quantile(scores[:, k][use[:, k]], level)))
-        out[name], out[f"n_{name}"] = float(widening[k]), n
+        rows = use[:, k]
+        widening[k] += conformal_widening(y[rows, k], low[rows, k], high[rows, k], upper - lower, model.eps)
+        out[name], out[f"n_{name}"] = float(widening[k]), int(rows.sum())
     model.band_widening.copy_(widening)
     return out

@@ -32,7 +32,7 @@ import xarray as xr
 from torch import nn
 
 from carbonsync.data.solar import hourly_mean_cos_zenith, toa_hourly
-from carbonsync.models.head import pinball_loss
+from carbonsync.models.head import band_scale, conformal_widening, pinball_loss
 from carbonsync.models.physics import hub_height_speed, power_curve, solar_capacity_factor
 
 __all__ = [
@@ -307,6 +307,7 @@ class StationModel:
     track: str
     context_sites: tuple[str, ...] = ()
     history: list[dict[str, list[float]]] = field(default_factory=list)
+    band_widening: float = 0.0  # logit units at the outermost quantiles (set by calibrate)
 
     @property
     def quantile_levels(self) -> tuple[float, ...]:
@@ -336,8 +337,31 @@ class StationModel:
                 quants.append(q.numpy())
         active = feats.active.astype(np.float64)
         point = np.mean(points, axis=0).astype(np.float64) * active
-        quant = np.sort(np.mean(quants, axis=0).astype(np.float64), axis=1) * active[:, None]
-        return point, quant
+        quant = np.sort(np.mean(quants, axis=0).astype(np.float64), axis=1)
+        eps = self.nets[0].eps
+        if self.band_widening > 0:
+            logit = torch.logit(torch.as_tensor(quant).clamp(eps, 1 - eps))
+            quant = torch.sigmoid(logit + self.band_widening * band_scale(self.quantile_levels).double()).numpy()
+        # the nets resolve CFs to within eps of 0 and 1 (their prior is clamped there): quantiles that far
+        # out stand for the point masses at 0 (calm, curtailment) and 1 (rated power)
+        quant = np.where(quant <= eps, 0.0, np.where(quant >= 1 - eps, 1.0, quant))
+        return point, quant * active[:, None]
+
+    def calibrate(self, held: StationFeatures, lower: float = 0.1, upper: float = 0.9) -> float:
+        """Widen the quantiles by split-conformal calibration so ``[lower, upper]`` covers ``upper - lower``
+        of the observed, active rows of ``held`` (rows the nets were not fitted on; for solar, rows with sun
+        only). Sets and returns :attr:`band_widening` (see :func:`carbonsync.models.head.conformal_widening`)."""
+        levels = list(self.quantile_levels)
+        if lower not in levels or upper not in levels or not lower < 0.5 < upper:
+            raise ValueError(f"[{lower}, {upper}] is not a central band of the model's quantiles {levels}")
+        rows = held.active & np.isfinite(held.target)
+        if self.track == "solar":
+            rows &= held.prior > 0  # at night the band is trivially right
+        _, quant = self.predict(held.subset(rows))
+        y = torch.as_tensor(held.target[rows])
+        low, high = (torch.as_tensor(quant[:, levels.index(q)]) for q in (lower, upper))
+        self.band_widening += conformal_widening(y, low, high, upper - lower, self.nets[0].eps)
+        return self.band_widening
 
 
 def _train_member(
