@@ -24,7 +24,7 @@ from carbonsync.data.grid import Grid
 class AFNOConfig:
     """Hyper-parameters of :class:`AFNODiagnostic`.
 
-    The network input is, in this order: ``state_channels`` (the state interpolated to the valid hour),
+    The network input is, in this order: ``state_channels`` (the state in the middle of the accumulation hour),
     ``forcing_channels`` (e.g. cos zenith), four lat/lon encodings (sin/cos lat, sin/cos lon; built from
     the grid, if ``latlon_encoding``) and ``static_channels`` (e.g. orography, land-sea mask).
     ``max_clearness`` is used only by :class:`IrradianceDiagnostic`.

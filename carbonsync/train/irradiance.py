@@ -1,4 +1,4 @@
-"""Train and score the hourly irradiance diagnostic (AFNO): 6-hourly states interpolated to the hour + sun → ssrd.
+"""Train and score the hourly irradiance diagnostic (AFNO): 6-hourly states interpolated to mid-hour + sun → ssrd.
 
 The diagnostic is compared on held-out hours with two baselines that are given the true ssrd at the
 6-hourly state times (hourly accumulations labelled there, which the diagnostic itself never sees):
