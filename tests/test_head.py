@@ -180,6 +180,17 @@ def test_fit_is_deterministic(synthetic):
     assert not torch.equal(next(m1.parameters()), next(m3.parameters()))
 
 
+def test_restore_best_returns_the_fit_of_the_best_epoch(synthetic):
+    f_fit, f_val, obs = synthetic["f_train"], synthetic["f_test"], synthetic["obs"]
+    options = {"lr": 5e-2, "hidden": 64, "seed": 2}
+    best, history = fit_head(f_fit, obs, valid=(f_val, obs), epochs=200, restore_best=True, **options)
+    epochs = int(np.argmin(history["val_loss"])) + 1
+    assert 1 < epochs < 200  # this fit overfits late, so the best epoch is not the last
+    refit, _ = fit_head(f_fit, obs, epochs=epochs, **options)
+    for p1, p2 in zip(best.parameters(), refit.parameters(), strict=True):
+        assert torch.equal(p1, p2)
+
+
 def test_pinball_and_bad_arguments(synthetic):
     levels = torch.tensor([0.1, 0.9])
     loss = pinball_loss(torch.tensor([[0.5, 0.5]]), torch.tensor([1.0]), levels)

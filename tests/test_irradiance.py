@@ -131,9 +131,9 @@ def test_states_come_from_the_middle_of_each_accumulation_hour(tmp_path):
     samples = _samples(path, "val")
     h = 8  # the hour ending 2020-06-04T09:00: its state is 2.5/6 of the way from 06:00 to 12:00
     x, *_ = samples.batch(np.array([h]))
-    stats = samples.states[:, CHANNELS.index("tcc")]  # normalised: compare through the 6-hourly states
+    tcc6 = samples.states[:, CHANNELS.index("tcc")]  # normalised: compare through the 6-hourly states
     i0 = list(samples.state_times).index(pd.Timestamp("2020-06-04T06:00"))
-    expected = (1 - 2.5 / 6) * stats[i0] + 2.5 / 6 * stats[i0 + 1]
+    expected = (1 - 2.5 / 6) * tcc6[i0] + 2.5 / 6 * tcc6[i0 + 1]
     np.testing.assert_allclose(x[0, CHANNELS.index("tcc")].numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
 
 

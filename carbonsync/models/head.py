@@ -263,6 +263,7 @@ def fit_head(
     mse_weight: float = 1.0,
     seed: int = 0,
     num_threads: int | None = 1,
+    restore_best: bool = False,
 ) -> tuple[RegionalHead, dict[str, list[float]]]:
     """Train a :class:`RegionalHead` full-batch with Adam on MSE (point) + pinball (quantiles) loss.
 
@@ -271,7 +272,8 @@ def fit_head(
     torch RNG state is restored afterwards). The head is tiny, so training runs on ``num_threads`` intra-op
     threads (default 1: faster than many on a busy CPU, and bitwise reproducible; ``None`` keeps torch's
     setting). Returns the model (in eval mode) and the per-epoch ``history`` (``loss`` and, with ``valid``,
-    ``val_loss``).
+    ``val_loss``). With ``valid`` and ``restore_best``, the model returned is the one after the epoch of
+    lowest validation loss: the same weights as a fit of that many epochs.
     """
     y = _as_targets(features, targets)
     val = None if valid is None else (valid[0], _as_targets(valid[0], valid[1]))
@@ -285,6 +287,7 @@ def fit_head(
             model = RegionalHead(features.zone_ids, features.x.shape[1], hidden, embed_dim, quantiles)
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
             val_feats = None if val is None else _remap(model, val[0])
+            best_loss, best_state = np.inf, None
             for _ in range(epochs):
                 model.train()
                 opt.zero_grad()
@@ -296,6 +299,11 @@ def fit_head(
                     model.eval()
                     with torch.no_grad():
                         history["val_loss"].append(float(_loss(model, val_feats, val[1], mse_weight)))
+                    if restore_best and history["val_loss"][-1] < best_loss:  # the earliest of equal minima
+                        best_loss = history["val_loss"][-1]
+                        best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            if best_state is not None:
+                model.load_state_dict(best_state)
     finally:
         torch.set_num_threads(threads)
     model.eval()
@@ -459,8 +467,6 @@ def _band(model: RegionalHead, features: HeadFeatures, targets: xr.Dataset | tor
     for q in (lower, upper):
         if not any(abs(q - v) < 1e-9 for v in levels):
             raise ValueError(f"the head has no {q} quantile; its levels are {levels}")
-    if not lower < 0.5 < upper:
-        raise ValueError(f"a band needs lower < 0.5 < upper, got [{lower}, {upper}]")
     lo, hi = (min(range(len(levels)), key=lambda i, q=q: abs(levels[i] - q)) for q in (lower, upper))
     feats = _remap(model, features)
     y = _as_targets(features, targets)
@@ -498,6 +504,8 @@ def calibrate_band(model: RegionalHead, features: HeadFeatures, targets: xr.Data
     ``features`` and ``targets`` must be rows the head was not fitted on.
     Sets ``model.band_widening`` and returns it per target (with ``n_<target>``, the rows used).
     """
+    if not lower < 0.5 < upper:
+        raise ValueError(f"a band needs lower < 0.5 < upper, got [{lower}, {upper}]")
     y, low, high, use = _band(model, features, targets, lower, upper, min_solar_cf)
     widening = model.band_widening.clone()  # the band as it is now: widen it further
     out: dict[str, float] = {}

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from carbonsync.data.store import open_canonical
 from carbonsync.data.zones import Zone
 from carbonsync.forecast.rollout import Forecaster
-from carbonsync.models.head import HeadFeatures, calibrate_band, fit_head, quantile_coverage
+from carbonsync.models.head import HeadFeatures, RegionalHead, calibrate_band, fit_head, quantile_coverage
 from carbonsync.models.package import save_package
 
 
@@ -69,11 +69,12 @@ def split_in_time(feats: HeadFeatures, targets: torch.Tensor, fraction: float = 
 
 
 def early_stopping_epochs(fit: tuple[HeadFeatures, torch.Tensor], held: tuple[HeadFeatures, torch.Tensor],
-                          max_epochs: int, options: dict) -> int:
+                          max_epochs: int, options: dict) -> tuple[int, RegionalHead]:
     """Epochs that minimise the loss on ``held`` (the last quarter of the hindcasts), fitting on ``fit``
-    (the head starts from the physical capacity factors, so few epochs stay close to them)."""
-    _, history = fit_head(*fit, epochs=max_epochs, valid=held, **options)
-    return int(np.argmin(history["val_loss"])) + 1
+    (the head starts from the physical capacity factors, so few epochs stay close to them), and the head
+    fitted on ``fit`` for that many epochs."""
+    model, history = fit_head(*fit, epochs=max_epochs, valid=held, restore_best=True, **options)
+    return int(np.argmin(history["val_loss"])) + 1, model
 
 
 def _rmse(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
@@ -100,9 +101,8 @@ def train_head(cfg: Any, weather_path: str | Path, truth_path: str | Path, zones
     options = {"quantiles": list(hcfg.quantiles), "hidden": int(hcfg.hidden), "lr": float(tcfg.lr),
                "seed": int(cfg.train.seed)}
     fit, held = split_in_time(train_x, train_y)
-    epochs = early_stopping_epochs(fit, held, int(tcfg.epochs), options)
     # the band is calibrated on the held quarter by a head fitted without it, then carried to the final head
-    held_model, _ = fit_head(*fit, epochs=epochs, **options)
+    epochs, held_model = early_stopping_epochs(fit, held, int(tcfg.epochs), options)
     widening = calibrate_band(held_model, *held)
     model, history = fit_head(train_x, train_y, epochs=epochs, **options)
     model.band_widening.copy_(held_model.band_widening)
