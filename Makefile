@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml Makefile
 main: $(STAMP)  ## the whole pipeline on the sample world: forecast store, ranked regions, plots
 	$(BIN)/carbonsync run $(ARGS)
 
-test: $(STAMP)  ## lint, then the test suite
+test: $(STAMP)  ## lint, the layer contract, then the test suite
 	$(BIN)/ruff check carbonsync tests benchmarks scripts
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 clean:

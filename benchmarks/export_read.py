@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from carbonsync.data.grid import Grid  # noqa: E402
 from carbonsync.forecast.export import ZONE_PRODUCTS, _with_valid_time, export_forecasts, to_lead_time  # noqa: E402
 from carbonsync.forecast.reader import ForecastReader, latest_forecast  # noqa: E402
 from carbonsync.forecast.synthetic import synthetic_forecast  # noqa: E402
+from carbonsync.physics.grid import Grid  # noqa: E402
 
 ZONES = ("north_sea", "iberia", "sahara", "patagonia", "great_plains", "east_asia")
 PROVENANCE = {"data_source": "synthetic-benchmark", "backbone_package_sha256": "0" * 64}

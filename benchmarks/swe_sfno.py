@@ -67,8 +67,8 @@ from omegaconf import OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
-from carbonsync.data.grid import Grid
 from carbonsync.models.sfno import SFNO, SFNOConfig
+from carbonsync.physics.grid import Grid
 from carbonsync.train.backbone import Batch, loss_channel_weights, rollout_loss
 
 with warnings.catch_warnings():  # torch-harmonics' example layers apply the deprecated torch.jit.script

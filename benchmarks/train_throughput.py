@@ -51,9 +51,9 @@ import xarray as xr
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
-from carbonsync.data.grid import Grid
 from carbonsync.data.sample_world import SampleWorldConfig, generate_weather
 from carbonsync.data.store import compute_stats, open_canonical, read_stats, write_canonical, write_stats
+from carbonsync.physics.grid import Grid
 from carbonsync.train.backbone import StateSource, build_sfno, epoch_order, loss_channel_weights, rollout_loss
 
 ROOT = Path(__file__).resolve().parents[1]

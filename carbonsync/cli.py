@@ -2,7 +2,10 @@
 
     carbonsync run                       # the main job on the sample world
     carbonsync run size=tiny run_dir=outputs/tiny
-    carbonsync train-backbone run_dir=outputs/main train.backbone.epochs=2
+    carbonsync -v train-backbone run_dir=outputs/main train.backbone.epochs=2
+
+Output goes through the ``carbonsync`` logger to stderr (``-q`` warnings only, ``-v`` debug and tracebacks);
+a stage's result goes to stdout. Errors print ``carbonsync: error: <message>`` and exit 1.
 """
 
 from __future__ import annotations
@@ -11,20 +14,31 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-STAGES: dict[str, tuple[str, str]] = {
-    "sample-world": ("make_data", "generate the sample world (canonical store, zones, zone truth)"),
-    "prepare": ("make_data", "build the canonical store from ERA5 (data=era5_arco or data=era5_wb2)"),
-    "train-backbone": ("train_backbone", "train the SFNO backbone (6-hourly steps)"),
-    "train-irradiance": ("train_irradiance", "train the AFNO hourly irradiance diagnostic"),
-    "train-head": ("train_head", "train the regional head on hindcasts"),
-    "forecast": ("forecast", "run forecasts and export them to the forecast Zarr store"),
-    "export": ("export", "append forecasts for new init times to a forecast store (incremental, crash-safe; "
-                         "forecast.export.{init_times | start,end,every_hours}, .store, .workers)"),
-    "rank": ("rank", "rank regions and schedule the job queue from the latest forecast"),
-    "plot": ("plots", "plot maps and zone renewable share from the forecast store"),
-    "evaluate": ("evaluate", "score the backbone by lead time against persistence and climatology (test split)"),
-    "run": ("run_all", "the main job: every stage above, end to end"),
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from carbonsync import pipeline
+from carbonsync.config import compose
+from carbonsync.core.errors import CarbonSyncError
+from carbonsync.core.logs import configure, detach, logger
+
+STAGES: dict[str, tuple[Callable, str]] = {
+    "sample-world": (pipeline.make_data, "generate the sample world (canonical store, zones, zone truth)"),
+    "prepare": (pipeline.make_data, "build the canonical store from ERA5 (data=era5_arco or data=era5_wb2)"),
+    "train-backbone": (pipeline.train_backbone, "train the SFNO backbone (6-hourly steps)"),
+    "train-irradiance": (pipeline.train_irradiance, "train the AFNO hourly irradiance diagnostic"),
+    "train-head": (pipeline.train_head, "train the regional head on hindcasts"),
+    "forecast": (pipeline.forecast, "run forecasts and export them to the forecast Zarr store"),
+    "export": (pipeline.export, "append forecasts for new init times to a forecast store (incremental, crash-safe; "
+                                "forecast.export.{init_times | start,end,every_hours}, .store, .workers)"),
+    "rank": (pipeline.rank, "rank regions and schedule the job queue from the latest forecast"),
+    "plot": (pipeline.plots, "plot maps and zone renewable share from the forecast store"),
+    "evaluate": (pipeline.evaluate, "score the backbone by lead time against persistence and climatology (test split)"),
+    "run": (pipeline.run_all, "the main job: every stage above, end to end"),
 }
+# Errors whose message says what is wrong: printed as one line (the traceback only under -v).
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (CarbonSyncError, OmegaConfBaseException, FileNotFoundError,
+                                                    ValueError, KeyError, ImportError, PermissionError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Overrides use Hydra syntax, e.g. `carbonsync run size=tiny run_dir=outputs/tiny`; "
                "`carbonsync config` prints the composed configuration.",
     )
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="count", default=0, help="debug output and tracebacks")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for name, (_, help_text) in STAGES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -43,27 +60,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from omegaconf import OmegaConf
-
-    from carbonsync.config import compose
-
+def _run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.stage == "prepare" and not any(o.startswith("data=") for o in overrides):
         overrides.append("data=era5_arco")
     cfg = compose(overrides)
     if args.stage == "config":
-        print(OmegaConf.to_yaml(cfg))
+        sys.stdout.write(OmegaConf.to_yaml(cfg))
         return 0
-    from carbonsync import pipeline
-
-    stage: Callable = getattr(pipeline, STAGES[args.stage][0])
-    result = stage(cfg)
+    result = STAGES[args.stage][0](cfg)
     if args.stage not in ("run", "rank") and result is not None:
-        print(result)
+        sys.stdout.write(f"{result}\n")
     return 0
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    verbosity = -1 if args.quiet else args.verbose
+    configure(verbosity)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("carbonsync: interrupted\n")
+        return 130
+    except EXPECTED_ERRORS as err:
+        if verbosity > 0:
+            logger.exception("%s failed", args.stage)
+        message = str(err).strip() or type(err).__name__
+        if isinstance(err, KeyError) and not isinstance(err, CarbonSyncError):
+            message = f"unknown key {err}"
+        sys.stderr.write(f"carbonsync: error: {message}\n")
+        if verbosity <= 0:
+            sys.stderr.write("(run with -v for the traceback)\n")
+        return 1
+    except Exception as err:  # an unexpected failure: still one line unless -v, but say it is unexpected
+        if verbosity > 0:
+            logger.exception("%s failed", args.stage)
+        sys.stderr.write(f"carbonsync: error: unexpected {type(err).__name__}: {err} (run with -v for the traceback)\n")
+        return 1
+    finally:
+        detach()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from carbonsync.settings import config_dir
+from carbonsync.core.fs import atomic_path
+from carbonsync.core.settings import config_dir
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "pipeline") -> DictConfig:
@@ -30,7 +31,6 @@ def compose(overrides: Sequence[str] = (), config_name: str = "pipeline") -> Dic
 
 def save_config(cfg: DictConfig, run_dir: str | Path, name: str = "config.yaml") -> Path:
     """Write the resolved config into the run directory (one record of what ran)."""
-    from carbonsync.data.store import atomic_path
 
     path = Path(run_dir) / name
     with atomic_path(path) as tmp:

@@ -12,7 +12,6 @@ Every stage reads and writes artefacts at fixed places in ``cfg.run_dir``, so st
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,39 +19,24 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from carbonsync.config import save_config
+from carbonsync.core.errors import InputNotFoundError
+from carbonsync.core.layout import RunPaths
+from carbonsync.core.logs import get_logger
+from carbonsync.data import era5
+from carbonsync.data.sample_world import SampleWorldConfig, write_sample_world, write_zone_files
+from carbonsync.data.store import open_canonical
+from carbonsync.evaluate.plots import plot_forecast
+from carbonsync.evaluate.skill import evaluate_backbone
+from carbonsync.forecast.export import export_forecasts, latest_zone_forecast
+from carbonsync.forecast.rollout import Forecaster
+from carbonsync.physics.grid import Grid
+from carbonsync.physics.zones import load_zones, zones_to_dicts
+from carbonsync.placement import Weights, format_table, load_queue, load_sites, schedule
+from carbonsync.train import backbone as backbone_training
+from carbonsync.train import head as head_training
+from carbonsync.train import irradiance as irradiance_training
 
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def weather(self) -> Path:
-        return self.data / "weather.zarr"
-
-    @property
-    def truth(self) -> Path:
-        return self.data / "zone_truth.zarr"
-
-    @property
-    def zones(self) -> Path:
-        return self.data / "zones.yaml"
-
-    @property
-    def packages(self) -> Path:
-        return self.root / "packages"
-
-    @property
-    def forecast(self) -> Path:
-        return self.root / "forecast.zarr"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
+log = get_logger(__name__)
 
 
 def paths(cfg: DictConfig) -> RunPaths:
@@ -61,7 +45,7 @@ def paths(cfg: DictConfig) -> RunPaths:
 
 def _need(path: Path, stage: str) -> Path:
     if not path.exists():
-        raise FileNotFoundError(f"'{path}' is missing: run `carbonsync {stage}` with the same run_dir first")
+        raise InputNotFoundError(f"'{path}' is missing: run `carbonsync {stage}` with the same run_dir first")
     return path
 
 
@@ -70,18 +54,11 @@ def make_data(cfg: DictConfig) -> dict[str, Path]:
     p = paths(cfg)
     save_config(cfg, p.root)
     if cfg.data.kind == "sample_world":
-        from carbonsync.data.sample_world import SampleWorldConfig, write_sample_world
-        from carbonsync.data.zones import load_zones, zones_to_dicts
 
         keys = {"nlat", "nlon", "lmax", "start", "days", "spinup_days", "seed", "solver_dt_s", "wind_scale"}
         world = SampleWorldConfig(**{k: cfg.data[k] for k in keys},
                                   zones=zones_to_dicts(load_zones(cfg.data.zones_file)))
         return write_sample_world(world, p.data, tuple(cfg.data.splits.train), progress=cfg.progress)
-    from carbonsync.data import era5
-    from carbonsync.data.grid import Grid
-    from carbonsync.data.sample_world import write_zone_files
-    from carbonsync.data.store import open_canonical
-    from carbonsync.data.zones import load_zones
 
     openers = {"era5_arco": era5.open_arco, "era5_wb2": era5.open_wb2}
     if cfg.data.kind not in openers:
@@ -95,35 +72,28 @@ def make_data(cfg: DictConfig) -> dict[str, Path]:
 
 
 def train_backbone(cfg: DictConfig) -> Path:
-    from carbonsync.train.backbone import train_backbone as train
 
     p = paths(cfg)
-    return train(cfg, _need(p.weather, "sample-world"), p.root, progress=cfg.progress)
+    return backbone_training.train_backbone(cfg, _need(p.weather, "sample-world"), p.root, progress=cfg.progress)
 
 
 def train_irradiance(cfg: DictConfig) -> Path:
-    from carbonsync.train.irradiance import train_irradiance as train
 
     p = paths(cfg)
-    return train(cfg, _need(p.weather, "sample-world"), p.root, progress=cfg.progress)
+    return irradiance_training.train_irradiance(cfg, _need(p.weather, "sample-world"), p.root, progress=cfg.progress)
 
 
 def train_head(cfg: DictConfig) -> tuple[Path, dict]:
-    from carbonsync.data.zones import load_zones
-    from carbonsync.train.head import train_head as train
 
     p = paths(cfg)
     _need(p.packages / "irradiance", "train-irradiance")
-    return train(cfg, _need(p.weather, "sample-world"), _need(p.truth, "sample-world"),
+    return head_training.train_head(cfg, _need(p.weather, "sample-world"), _need(p.truth, "sample-world"),
                  load_zones(_need(p.zones, "sample-world")), _need(p.packages / "backbone", "train-backbone").parent,
                  progress=cfg.progress)
 
 
 def _forecast_source(cfg: DictConfig):
     """The trained chain as ``init_time -> (gridded, zones)`` and the provenance of what it reads."""
-    from carbonsync.data.store import open_canonical
-    from carbonsync.data.zones import load_zones
-    from carbonsync.forecast.rollout import Forecaster
 
     p = paths(cfg)
     forecaster = Forecaster.from_dir(_need(p.packages / "head", "train-head").parent)
@@ -144,7 +114,6 @@ def _forecast_source(cfg: DictConfig):
 def forecast(cfg: DictConfig) -> Path:
     """Stage ``forecast``: run the chain for each of ``forecast.init_times`` and write a new forecast store
     (replacing the old one atomically), ``forecast.export.workers`` init times at a time."""
-    from carbonsync.forecast.export import export_forecasts
 
     forecast_fn, provenance = _forecast_source(cfg)
     workers = int(cfg.forecast.get("export", {}).get("workers", 1))
@@ -175,7 +144,6 @@ def export_init_times(cfg: DictConfig) -> list[pd.Timestamp]:
 def export(cfg: DictConfig):
     """Stage ``export``: append forecasts for new init times to ``forecast.export.store`` (incremental,
     crash-safe: init times already committed are skipped, a killed export's leftovers are repaired)."""
-    from carbonsync.forecast.export import export_forecasts
 
     forecast_fn, provenance = _forecast_source(cfg)
     ecfg = cfg.forecast.get("export", {}) or {}
@@ -185,8 +153,6 @@ def export(cfg: DictConfig):
 
 def rank(cfg: DictConfig, print_table: bool = True) -> Any:
     """Stage ``rank``: place the job queue on the sites using the latest zone forecast."""
-    from carbonsync.forecast.export import latest_zone_forecast
-    from carbonsync.placement import Weights, format_table, load_queue, load_sites, schedule
 
     jobs = load_queue(cfg.placement.queue)
     sites = load_sites(cfg.placement.sites)
@@ -198,13 +164,12 @@ def rank(cfg: DictConfig, print_table: bool = True) -> Any:
     plan = schedule(jobs, sites, fc, Weights(**OmegaConf.to_container(cfg.placement.weights)),
                     solver=str(cfg.placement.get("solver", "greedy")))
     if print_table:
-        print(format_table(plan))
+        log.info("%s", format_table(plan))
     return plan
 
 
 def evaluate(cfg: DictConfig) -> Path:
     """Stage ``evaluate``: WeatherBench2-style scores of the backbone by lead time (NetCDF + plot)."""
-    from carbonsync.evaluate.skill import evaluate_backbone
 
     _need(paths(cfg).packages / "backbone", "train-backbone")
     ecfg = cfg.get("evaluate", {})
@@ -214,7 +179,6 @@ def evaluate(cfg: DictConfig) -> Path:
 
 
 def plots(cfg: DictConfig) -> list[Path]:
-    from carbonsync.plots import plot_forecast
 
     p = paths(cfg)
     return plot_forecast(p.forecast, p.truth, p.plots)
@@ -230,10 +194,10 @@ def run_all(cfg: DictConfig) -> dict[str, Any]:
         stages.append(("plots", plots))
     for name, stage in stages:
         tic = time.perf_counter()
-        print(f"== {name}", flush=True)
+        log.info("== %s", name)
         out[name] = stage(cfg)
         timings[name] = time.perf_counter() - tic
     out["timings_s"] = timings
     summary = ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
-    print(f"== done in {sum(timings.values()):.0f} s ({summary}); outputs in {cfg.run_dir}")
+    log.info(f"== done in {sum(timings.values()):.0f} s ({summary}); outputs in {cfg.run_dir}")
     return out

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from carbonsync.config import compose
+from carbonsync.pipeline import run_all
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -34,21 +37,6 @@ class TinyRun:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     """The whole pipeline on the tiny configuration (about a minute on 2 cores)."""
-    from carbonsync.config import compose
-    from carbonsync.pipeline import run_all
-
     run_dir = tmp_path_factory.mktemp("tiny_run")
     cfg = compose(["size=tiny", f"run_dir={run_dir}", "progress=false"])
     return TinyRun(run_dir, cfg, run_all(cfg))
-
-
-def shared_data_dir() -> Path:
-    from carbonsync.settings import data_dir
-
-    return data_dir()
-
-
-requires_shared_data = pytest.mark.skipif(
-    not shared_data_dir().is_dir(),
-    reason=f"real data not found at {shared_data_dir()} (set CARBONSYNC_DATA_DIR to the shared data directory)",
-)

@@ -13,14 +13,15 @@ import xarray as xr
 
 from carbonsync.cli import STAGES
 from carbonsync.config import compose
-from carbonsync.data.grid import Grid
+from carbonsync.core.layout import RunPaths
 from carbonsync.data.store import open_canonical, read_stats
 from carbonsync.data.validation import WeatherDataError
-from carbonsync.data.zones import load_zones
 from carbonsync.forecast.export import ForecastStoreError, latest_zone_forecast, write_forecast_store
 from carbonsync.forecast.rollout import Forecaster
 from carbonsync.models.package import PackageError, load_package
-from carbonsync.pipeline import RunPaths
+from carbonsync.physics.grid import Grid
+from carbonsync.physics.zones import load_zones
+from tests.helpers.era5 import make_store
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_forecast_is_deterministic_and_solar_is_dark_at_night(run):
     xr.testing.assert_identical(z1, z2)
     stored = xr.open_zarr(paths.forecast, group="zones").sel(init_time=pd.Timestamp(init)).isel(lead_time=slice(0, 13))
     np.testing.assert_allclose(stored["renewable_share"].values, z1["renewable_share"].values, rtol=1e-5, atol=1e-6)
-    from carbonsync.data.solar import clear_sky_hourly
+    from carbonsync.physics.solar import clear_sky_hourly
 
     clear = clear_sky_hourly(g1.time.values, g1.lat.values, g1.lon.values)
     assert np.all(g1["ssrd"].values[clear == 0] == 0)
@@ -240,7 +241,6 @@ def test_prepare_era5_arco_layout_through_the_cli(tmp_path):
     """`carbonsync prepare data=era5_arco` on a local store in the ARCO layout: canonical store,
     training-split statistics and reanalysis-derived zone truth, all checked."""
     from carbonsync.cli import main
-    from tests.test_era5 import make_store
 
     times = pd.date_range("2021-01-01", periods=72, freq="h")
     source = make_store(tmp_path / "arco.zarr", np.linspace(90, -90, 19), np.arange(36) * 10.0, times)

@@ -2,7 +2,7 @@
 
 - :func:`open_arco` / :func:`open_wb2` open the ARCO-ERA5 and WeatherBench2 Zarr stores lazily (dask),
   select variables, times and a region, and normalise the layout (``lat`` north to south, ``lon`` 0..360).
-- :func:`regrid` interpolates to a training :class:`~carbonsync.data.grid.Grid` with periodic longitude
+- :func:`regrid` interpolates to a training :class:`~carbonsync.physics.grid.Grid` with periodic longitude
   and pole handling, staying lazy.
 - :func:`prepare_canonical` chains lexicon → regrid → validation → canonical store → statistics.
 - :func:`read_era5_file` reads local ERA5 NetCDF (old and new CDS layouts) and GRIB files.
@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from carbonsync import settings
-from carbonsync._optional import optional_import
+from carbonsync.core import settings
+from carbonsync.core.logs import on_terminal
+from carbonsync.core.optional import optional_import
 from carbonsync.data import lexicon
-from carbonsync.data.grid import Grid, GridError
 from carbonsync.data.store import compute_stats, write_canonical, write_stats
 from carbonsync.data.validation import (
     CANONICAL_DIMS,
@@ -32,6 +32,7 @@ from carbonsync.data.validation import (
     check_times,
     validate_weather,
 )
+from carbonsync.physics.grid import Grid, GridError
 
 ARCO_ERA5_URL = "gs://gcp-public-data-arco-era5/ar/full_37-1h-0p25deg-chunk-1.zarr-v3"
 WB2_ERA5_URL = "gs://weatherbench2/datasets/era5/1959-2023_01_10-6h-64x32_equiangular_conservative.zarr"
@@ -47,7 +48,7 @@ TimeSelection = slice | str | Sequence[Any] | None
 
 
 class Region(NamedTuple):
-    """A lat/lon box in degrees; as in :class:`~carbonsync.data.zones.Zone`, ``lon_max`` may pass 360."""
+    """A lat/lon box in degrees; as in :class:`~carbonsync.physics.zones.Zone`, ``lon_max`` may pass 360."""
 
     lat_min: float
     lat_max: float
@@ -341,7 +342,7 @@ def _concat(pieces: list[xr.Dataset], dim: str) -> xr.Dataset:
 
 @contextmanager
 def _progress(enabled: bool) -> Iterator[None]:
-    if not enabled:
+    if not (enabled and on_terminal()):  # dask's bar redraws with carriage returns: a terminal only
         yield
         return
     from dask.diagnostics import ProgressBar

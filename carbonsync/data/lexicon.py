@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from carbonsync.core.errors import CarbonSyncError
+
 SOURCES = ("era5", "arco", "wb2", "earth2studio")
 GRAVITY = 9.80665  # m s-2, WMO standard gravity used by ECMWF
 
 
-class LexiconError(KeyError):
+class LexiconError(CarbonSyncError, KeyError):
     """A variable name or unit the lexicon does not know."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable

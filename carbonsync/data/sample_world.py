@@ -8,11 +8,11 @@ forcing, so eddies form, travel and decay as weather does. From the flow:
 - ``z500``: the layer's geopotential mapped to a 500 hPa-like height;
 - ``tcc``: cloud cover from height anomalies (cyclones are cloudy), convergence and climate belts;
 - ``t2m``: a latitude/season/diurnal temperature with synoptic anomalies;
-- ``tisr`` and ``ssrd``: exact solar geometry (see ``carbonsync.data.solar``) with Haurwitz clear-sky
+- ``tisr`` and ``ssrd``: exact solar geometry (see ``carbonsync.physics.solar``) with Haurwitz clear-sky
   irradiance attenuated by cloud (Kasten & Czeplak 1980: 1 - 0.75 tcc^3.4), hourly accumulations.
 
 Zone truth (wind/solar capacity factors, renewable share) follows from the weather through the same
-physics the regional head uses (``carbonsync.models.physics``).
+physics the regional head uses (``carbonsync.physics.renewables``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,18 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from carbonsync import __version__
-from carbonsync.data import lexicon, solar
-from carbonsync.data.grid import Grid
-from carbonsync.data.zones import Zone
+from carbonsync.core.fs import atomic_path
+from carbonsync.core.logs import Progress, get_logger
+from carbonsync.data import lexicon
+from carbonsync.data.store import compute_stats, to_zarr, write_canonical, write_stats
+from carbonsync.physics import solar
+from carbonsync.physics.grid import Grid
+from carbonsync.physics.renewables import zone_products
+from carbonsync.physics.zones import Zone, load_zones, zones_to_dicts
+
+log = get_logger(__name__)
 
 WEATHER_VARIABLES = ("u100", "v100", "z500", "tcc", "t2m", "tisr", "ssrd")
 
@@ -153,8 +159,8 @@ def _integrate(cfg: SampleWorldConfig, progress: bool) -> dict[str, np.ndarray]:
         raise ValueError(f"solver_dt_s={cfg.solver_dt_s} must divide one hour")
     n_hours, spinup = cfg.days * 24, cfg.spinup_days * 24
     fields = {k: np.empty((n_hours, cfg.nlat, cfg.nlon), np.float32) for k in ("h", "u", "v", "div")}
-    for hour in tqdm(range(spinup + n_hours), desc="sample world: dynamics", unit="h",
-                     disable=not progress, mininterval=1.0):
+    for hour in Progress(range(spinup + n_hours), desc="sample world: dynamics", unit="h",
+                     enabled=progress):
         model.step(steps_per_hour)
         if hour >= spinup:
             for key, value in model.fields().items():
@@ -226,7 +232,6 @@ def zone_truth(weather: xr.Dataset, zones: list[Zone]) -> xr.Dataset:
     For the sample world these are its observations; for a reanalysis they are reanalysis-derived
     capacity factors (as renewables.ninja makes them), the stand-in until real zone observations are used.
     """
-    from carbonsync.models.physics import zone_products  # physics is a leaf module of models
 
     grid = Grid.from_attr(weather.attrs["grid"])
     truth = zone_products(weather["u100"], weather["v100"], weather["ssrd"], zones, grid, t2m=weather.get("t2m"))
@@ -239,8 +244,6 @@ def write_zone_files(weather: xr.Dataset, zones: list[Zone], out_dir: str | Path
     """Write ``zone_truth.zarr`` (zone products implied by ``weather``) and ``zones.yaml`` into ``out_dir``."""
     import yaml
 
-    from carbonsync.data.store import atomic_path, to_zarr
-    from carbonsync.data.zones import zones_to_dicts
 
     out = Path(out_dir)
     with atomic_path(out / "zone_truth.zarr") as tmp:
@@ -253,8 +256,6 @@ def write_zone_files(weather: xr.Dataset, zones: list[Zone], out_dir: str | Path
 def write_sample_world(cfg: SampleWorldConfig, out_dir: str | Path, train_period: tuple[str, str],
                        progress: bool = True) -> dict[str, Path]:
     """Generate the sample world and write weather.zarr (+ training-split statistics), zones and truth."""
-    from carbonsync.data.store import compute_stats, write_canonical, write_stats
-    from carbonsync.data.zones import load_zones
 
     out = Path(out_dir)
     zones = load_zones(cfg.zones)

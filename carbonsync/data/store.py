@@ -7,50 +7,18 @@ half-written store and a killed writer leaves only a ``*.tmp-*`` directory behin
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from carbonsync.data.grid import Grid
+from carbonsync.core.fs import atomic_path, write_json_atomic
 from carbonsync.data.validation import WeatherDataError, validate_weather
+from carbonsync.physics.grid import Grid
 
 STATS_FILE = "normalisation.json"
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; on success replace ``path`` with it, on error delete it."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f"{final.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        yield tmp
-        if final.exists():
-            old = final.with_name(f"{final.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
-        raise
-
-
-def write_json_atomic(obj: object, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=str))
 
 
 def to_zarr(ds: xr.Dataset, path: str | Path, group: str | None = None, mode: str = "w",

@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from carbonsync.core.errors import CarbonSyncError
 from carbonsync.data import lexicon
-from carbonsync.data.grid import Grid, GridError
+from carbonsync.physics.grid import Grid, GridError
 
 CANONICAL_DIMS = ("time", "lat", "lon")
 
 
-class WeatherDataError(ValueError):
+class WeatherDataError(CarbonSyncError, ValueError):
     """Gridded weather that breaks the canonical contract."""
 
 

@@ -15,7 +15,6 @@ training-split climatology by hour of day and day of year at the valid time, see
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from carbonsync.core.fs import atomic_path, netcdf_engine
+from carbonsync.core.layout import RunPaths
+from carbonsync.core.logs import Progress, get_logger
 from carbonsync.data import lexicon
+from carbonsync.data.store import open_canonical
 from carbonsync.evaluate import metrics
 from carbonsync.evaluate.climatology import climatology_at, compute_climatology
+from carbonsync.evaluate.plots import save_png
+from carbonsync.forecast.rollout import Forecaster
+from carbonsync.models.package import load_package
+from carbonsync.physics.grid import Grid
+
+log = get_logger(__name__)
 
 MODELS = ("model", "persistence", "climatology")
 BASELINES = ("persistence", "climatology")
@@ -44,7 +53,6 @@ def hindcast(forecaster, weather: xr.Dataset, init_times: Sequence, lead_steps: 
     coordinate. ``tcc`` is clipped to [0, 1] as the forecast chain does (``clip_tcc``); the package's damping
     toward climatology is applied as the forecast chain applies it, unless ``damped=False``.
     """
-    from tqdm.auto import tqdm
 
     if lead_steps < 1:
         raise ValueError(f"lead_steps must be >= 1, got {lead_steps}")
@@ -53,7 +61,7 @@ def hindcast(forecaster, weather: xr.Dataset, init_times: Sequence, lead_steps: 
         raise ValueError("hindcast needs at least one init time")
     channels, grid, dt = forecaster.channels, forecaster.grid, forecaster.dt_hours
     out = np.empty((init_times.size, lead_steps, len(channels), *grid.shape), np.float32)
-    for i, init in enumerate(tqdm(init_times, desc="hindcast", disable=not progress)):
+    for i, init in enumerate(Progress(init_times, desc="hindcast", enabled=progress)):
         _, states = forecaster.rollout(forecaster.initial_state(weather, init), init, lead_steps, damped=damped)
         out[i] = forecaster.backbone.denormalise(states[1:]).numpy()
     lead_time = pd.to_timedelta(np.arange(1, lead_steps + 1) * dt, unit="h")
@@ -181,13 +189,6 @@ def _init_times(weather: xr.Dataset, split: str, span: tuple[pd.Timestamp, pd.Ti
     return inits
 
 
-def _netcdf_engine() -> str:
-    for engine, module in (("h5netcdf", "h5netcdf"), ("netcdf4", "netCDF4"), ("scipy", "scipy")):
-        if importlib.util.find_spec(module) is not None:
-            return engine
-    raise ImportError("writing NetCDF needs h5netcdf or netCDF4 (pip install 'carbonsync[era5]')")
-
-
 def _lead_label(hours: int) -> str:
     return f"{hours // 24} d" if hours % 24 == 0 else f"{hours} h"
 
@@ -216,7 +217,6 @@ def plot_skill(scores: xr.Dataset, path: str | Path, title: str = "") -> Path:
     """RMSE (top) and ACC (bottom) against lead time per channel: model, persistence and climatology."""
     from matplotlib.figure import Figure  # no pyplot: never switches the caller's backend
 
-    from carbonsync.plots import save_png
 
     channels = [str(c) for c in scores.channel.values]
     lead = scores.lead_hours.values / 24.0
@@ -259,11 +259,6 @@ def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours
     Needs only ``data/weather.zarr`` and ``packages/backbone``. ``damped=False`` scores the raw model (without
     the package's damping toward climatology) and writes ``..._undamped`` files.
     """
-    from carbonsync.data.grid import Grid
-    from carbonsync.data.store import atomic_path, open_canonical
-    from carbonsync.forecast.rollout import Forecaster
-    from carbonsync.models.package import load_package
-    from carbonsync.pipeline import RunPaths
 
     splits = cfg.data.splits
     if split not in splits:
@@ -322,14 +317,14 @@ def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours
     name = f"backbone_{split}" if damped else f"backbone_{split}_undamped"
     out = p.root / "evaluation" / f"{name}.nc"
     with atomic_path(out) as tmp:
-        scores.to_netcdf(tmp, engine=_netcdf_engine())
+        scores.to_netcdf(tmp, engine=netcdf_engine())
     first, last = inits[0], inits[-1]
     title = (f"backbone skill, {split} split: {inits.size} inits {first:%Y-%m-%d %H} to {last:%Y-%m-%d %H} UTC "
              f"every {every_hours} h ({attrs['data_source']}; damping {attrs['damping_toward_climatology']})")
     figure = p.plots / f"{name.replace('backbone_', 'backbone_skill_')}.png"
     plot_skill(scores, figure, title)
-    print(f"{title}\nmodel RMSE (RMSE skill 1 - rmse/rmse_ref vs the better baseline: pers = persistence, "
+    log.info(f"{title}\nmodel RMSE (RMSE skill 1 - rmse/rmse_ref vs the better baseline: pers = persistence, "
           "clim = climatology)")
-    print(format_table(scores))
-    print(f"written {out} and {figure}")
+    log.info(format_table(scores))
+    log.info(f"written {out} and {figure}")
     return out

@@ -52,7 +52,11 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync import __version__
-from carbonsync.data.store import atomic_path
+from carbonsync.core.errors import CarbonSyncError
+from carbonsync.core.fs import atomic_path
+from carbonsync.core.logs import Progress, get_logger
+
+log = get_logger(__name__)
 
 ZONE_PRODUCTS = ("wind_cf", "solar_cf", "renewable_share", "carbon_intensity")
 GROUPS = ("gridded", "zones")
@@ -68,7 +72,7 @@ _PROVENANCE_KEYS_CHECKED_ON_APPEND = ("data_source", "grid")
 ForecastFn = Callable[[pd.Timestamp], tuple[xr.Dataset, xr.Dataset]]
 
 
-class ForecastStoreError(ValueError):
+class ForecastStoreError(CarbonSyncError, ValueError):
     """A forecast store that is missing, malformed or does not cover the request."""
 
 
@@ -438,7 +442,6 @@ def _export_into(path: Path, times: list[pd.Timestamp], forecast_fn: ForecastFn,
                  attrs: dict[str, str], workers: int, zone_chunk: int, lead_chunk: int,
                  before_commit: Callable[[list[pd.Timestamp]], None] | None, progress: bool) -> ExportReport:
     import dask
-    from tqdm.auto import tqdm
 
     report = ExportReport(path)
     committed: list[pd.Timestamp] = []
@@ -463,7 +466,7 @@ def _export_into(path: Path, times: list[pd.Timestamp], forecast_fn: ForecastFn,
         raise ForecastStoreError(
             f"initial time {todo[0]} is not after the store's last committed init time {committed[-1]}: "
             "an append-only store takes new init times in order; export earlier ones to a new store")
-    bar = tqdm(total=len(todo), desc="export", disable=not progress)
+    bar = Progress(total=len(todo), desc="export", enabled=progress)
 
     def produce(t: pd.Timestamp) -> tuple[xr.Dataset, xr.Dataset]:
         gridded, zones = forecast_fn(t)

@@ -11,10 +11,9 @@ import torch
 import xarray as xr
 
 from carbonsync.data import lexicon
-from carbonsync.data.grid import Grid
 from carbonsync.data.validation import WeatherDataError
-from carbonsync.data.zones import Zone
 from carbonsync.forecast.calibration import apply_damping
+from carbonsync.models.head import HeadFeatures, predict
 from carbonsync.models.inputs import (
     backbone_forcing,
     hour_state_weights,
@@ -22,6 +21,9 @@ from carbonsync.models.inputs import (
     irradiance_inputs,
 )
 from carbonsync.models.package import ModelPackage, load_package
+from carbonsync.physics.grid import Grid
+from carbonsync.physics.renewables import zone_products
+from carbonsync.physics.zones import Zone
 
 GRIDDED_VARIABLES = ("u100", "v100", "ssrd", "tcc", "t2m", "z500")
 
@@ -128,15 +130,12 @@ class Forecaster:
     @staticmethod
     def head_features(physical: xr.Dataset, zones: list[Zone]):
         """Head features of one forecast's physical products; lead time counts from its first time."""
-        from carbonsync.models.head import HeadFeatures
 
         times = pd.DatetimeIndex(physical.time.values)
         return HeadFeatures.from_products(physical, zones, lead_hours=(times - times[0]) / pd.Timedelta(hours=1))
 
     def zone_products(self, hourly: xr.Dataset, zones: list[Zone]) -> xr.Dataset:
         """Zone wind/solar CF and renewable share (time, zone[, quantile]) from hourly gridded fields."""
-        from carbonsync.models.head import predict
-        from carbonsync.models.physics import zone_products
 
         physical = zone_products(hourly["u100"], hourly["v100"], hourly["ssrd"], zones, self.grid,
                                  t2m=hourly.get("t2m"), turbine=self.turbine)

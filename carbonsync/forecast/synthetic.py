@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync.data import lexicon
-from carbonsync.data.grid import Grid
+from carbonsync.physics.grid import Grid
 
 QUANTILES = (0.1, 0.5, 0.9)
 TINY_GRID = Grid(17, 32)

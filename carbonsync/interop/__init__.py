@@ -6,16 +6,6 @@
   ``pip install 'carbonsync[earth2studio]'`` only when used, not when imported.
 """
 
-from __future__ import annotations
-
-from typing import Any
+from carbonsync.interop.earth2studio import CanonicalStoreSource, CarbonSyncPrognostic, CoordinateError
 
 __all__ = ["CanonicalStoreSource", "CarbonSyncPrognostic", "CoordinateError"]
-
-
-def __getattr__(name: str) -> Any:  # lazy: importing carbonsync.interop loads nothing heavy
-    if name in __all__:
-        from carbonsync.interop import earth2studio
-
-        return getattr(earth2studio, name)
-    raise AttributeError(f"module 'carbonsync.interop' has no attribute '{name}'")

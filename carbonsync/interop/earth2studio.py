@@ -37,14 +37,15 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from carbonsync._optional import optional_import
+from carbonsync.core.errors import CarbonSyncError
+from carbonsync.core.optional import optional_import
 from carbonsync.data import lexicon
-from carbonsync.data.grid import Grid
 from carbonsync.data.store import open_canonical
 from carbonsync.data.validation import WeatherDataError, check_times, validate_weather
 from carbonsync.forecast.calibration import apply_damping
 from carbonsync.models.inputs import FORCINGS, backbone_forcing
 from carbonsync.models.package import ModelPackage, PackageError, load_package
+from carbonsync.physics.grid import Grid
 
 __all__ = ["CanonicalStoreSource", "CarbonSyncPrognostic", "CoordinateError", "e2s_names", "canonical_names"]
 
@@ -53,7 +54,7 @@ SUPPORTED_FORCING = tuple(FORCINGS)
 CoordSystem = OrderedDict  # earth2studio.utils.type.CoordSystem: OrderedDict[str, np.ndarray]
 
 
-class CoordinateError(ValueError):
+class CoordinateError(CarbonSyncError, ValueError):
     """Tensor coordinates that do not fit what a CarbonSync model expects."""
 
 

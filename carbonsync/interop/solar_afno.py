@@ -24,11 +24,13 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from carbonsync._optional import optional_import
+from carbonsync.core.optional import optional_import
 from carbonsync.data import lexicon
-from carbonsync.data.grid import Grid
 from carbonsync.data.validation import WeatherDataError
+from carbonsync.interop.earth2studio import canonical_names
 from carbonsync.models.inputs import irradiance_inputs
+from carbonsync.models.package import ModelPackage, load_package
+from carbonsync.physics.grid import Grid
 
 __all__ = ["SsrdDiagnostic", "PackageSsrd", "SolarAFNO1H", "EXTRA", "solar_afno_available"]
 
@@ -58,7 +60,6 @@ class PackageSsrd:
     """A CarbonSync irradiance package (``packages/irradiance``) as an :class:`SsrdDiagnostic`."""
 
     def __init__(self, package: Any, batch: int = 24) -> None:
-        from carbonsync.models.package import ModelPackage, load_package
 
         self.package: ModelPackage = package if isinstance(package, ModelPackage) else load_package(Path(package))
         if self.package.kind != "afno":
@@ -140,7 +141,6 @@ class SolarAFNO1H:
     def _field(self, weather: xr.Dataset, name: str) -> xr.DataArray:
         if name in weather.data_vars:
             return weather[name]
-        from carbonsync.interop.earth2studio import canonical_names
 
         canonical = canonical_names([name])[0]
         if canonical in weather.data_vars:

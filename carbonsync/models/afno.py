@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from carbonsync.data.grid import Grid
+from carbonsync.physics.grid import Grid
 
 
 @dataclass

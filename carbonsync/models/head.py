@@ -27,9 +27,15 @@ import xarray as xr
 from torch import nn
 from torch.nn import functional as F
 
-from carbonsync.data.grid import Grid
-from carbonsync.data.zones import Zone
-from carbonsync.models.physics import PhysicsInputError, renewable_share, zone_products
+from carbonsync.physics.grid import Grid
+from carbonsync.physics.renewables import (
+    PhysicsInputError,
+    renewable_share,
+    solar_capacity_factor,
+    wind_capacity_factor,
+    zone_products,
+)
+from carbonsync.physics.zones import Zone
 
 __all__ = [
     "build_head_features",
@@ -85,7 +91,7 @@ class HeadFeatures:
         ghi: xr.DataArray | None = None,
         lead_hours: np.ndarray | None = None,
     ) -> HeadFeatures:
-        """Build features from a :func:`~carbonsync.models.physics.zone_products` Dataset.
+        """Build features from a :func:`~carbonsync.physics.renewables.zone_products` Dataset.
 
         ``wind_speed`` (m s-1) and ``ghi`` (W m-2), both ``(time, zone)``, default to the Dataset's own
         ``wind_speed`` and ``ghi`` variables. ``lead_hours`` (one per time) is the forecast lead time;
@@ -380,7 +386,6 @@ def _gridded_products(ds: xr.Dataset, zones: Sequence[Zone], turbine: str, hub_h
 
 def _station_products(ds: xr.Dataset, zone: Zone, turbine: str, hub_height: float | None) -> xr.Dataset:
     """Physical products of one zone from a time series at one location (the zone's box centre by default)."""
-    from carbonsync.models.physics import solar_capacity_factor, wind_capacity_factor
 
     lat = float(ds["lat"]) if "lat" in ds.coords and ds["lat"].size == 1 else 0.5 * (zone.lat_min + zone.lat_max)
     lon = float(ds["lon"]) if "lon" in ds.coords and ds["lon"].size == 1 else 0.5 * (zone.lon_min + zone.lon_max)
@@ -410,7 +415,7 @@ def build_head_features(
     """Head features from any of the weather sources the head accepts, told apart by their dimensions.
 
     - **gridded** analyses or reanalyses (ERA5-like canonical data), dims ``(time, lat, lon)`` on a global
-      grid: physical CFs per cell (:func:`~carbonsync.models.physics.zone_products`, optionally
+      grid: physical CFs per cell (:func:`~carbonsync.physics.renewables.zone_products`, optionally
       capacity-weighted), averaged over each zone; ``lead_hours`` as given (default 0).
     - **backbone forecasts**, dims ``(init_time, lead_time, lat, lon)`` (the forecast store's ``gridded``
       group): each init time as above at valid times ``init_time + lead_time`` with its lead hours,

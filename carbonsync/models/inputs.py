@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from carbonsync.data import solar
-from carbonsync.data.grid import Grid
+from carbonsync.physics import solar
+from carbonsync.physics.grid import Grid
 
 # J m-2: one hour at 10 W m-2, the unit of the irradiance loss. Errors near the end of training are a few
 # W m-2; in units of 1000 W m-2 the loss (~1e-6) and its gradients were so small that Adam's epsilon (1e-8)

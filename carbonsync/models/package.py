@@ -31,11 +31,12 @@ import torch
 from torch import nn
 
 import carbonsync
-from carbonsync.data.grid import Grid
-from carbonsync.data.store import atomic_path
+from carbonsync.core.errors import CarbonSyncError
+from carbonsync.core.fs import atomic_path
 from carbonsync.models.afno import AFNODiagnostic, IrradianceDiagnostic
 from carbonsync.models.head import RegionalHead
 from carbonsync.models.sfno import SFNO
+from carbonsync.physics.grid import Grid
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
@@ -45,7 +46,7 @@ TENSORS_FILE = "tensors.pt"
 MODEL_KINDS = ("sfno", "afno", "head")
 
 
-class PackageError(ValueError):
+class PackageError(CarbonSyncError, ValueError):
     """A model package that is malformed, or does not fit the data or model it is used with."""
 
 

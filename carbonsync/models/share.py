@@ -6,7 +6,7 @@ The model is physics-structured: ``share = (C_wind * cf_wind(x) + C_solar * cf_s
   the GFS 10 m region-mean wind speed scaled by a few hub-height/farm-site factors (a 10 m regional mean
   understates hub winds at the farms), at the hour, three hours either side and as 6 h / 12 h centred means
   (region-mean forecasts misplace fronts in time). Solar: pvlib's PVWatts chain
-  (:func:`carbonsync.models.physics.solar_capacity_factor`) on the Haurwitz clear-sky irradiance at the area's
+  (:func:`carbonsync.physics.renewables.solar_capacity_factor`) on the Haurwitz clear-sky irradiance at the area's
   centroid, times a clearness index from the GFS irradiance (``dswrf`` is a GFS interval mean, so it is
   re-timed by the lag between its diurnal centre and the clear sky's, measured on the training data, and
   averaged over 5 h). The centroid's longitude is fitted so that the clear-sky diurnal centre matches the
@@ -45,8 +45,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from carbonsync.data.solar import clear_sky_hourly
-from carbonsync.models.physics import power_curve, solar_capacity_factor
+from carbonsync.core.errors import CarbonSyncError
+from carbonsync.physics.renewables import power_curve, solar_capacity_factor
+from carbonsync.physics.solar import clear_sky_hourly
 
 __all__ = [
     "AREA_LATITUDES",
@@ -78,7 +79,7 @@ COMFORT_K = 291.0  # ~18 °C balance point of heating and cooling degrees
 DARK_WM2 = 1.0
 
 
-class ShareModelError(ValueError):
+class ShareModelError(CarbonSyncError, ValueError):
     """Inputs the share model cannot use, naming the column or value."""
 
 

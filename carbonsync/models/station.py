@@ -6,9 +6,9 @@ point series or the backbone's forecasts interpolated to a site would:
 
 - wind: ``u10, v10, u100, v100`` (m s-1). Prior: hub-height speed from the 100 m wind with the power-law
   exponent measured between 10 and 100 m at each hour, through a fleet-smoothed windpowerlib power curve
-  (:func:`carbonsync.models.physics.power_curve`).
+  (:func:`carbonsync.physics.renewables.power_curve`).
 - solar: ``ssrd`` (J m-2 over the hour), optionally ``t2m, u10, v10, tcc, tclw, tciw, r, sp, strd, tsr, tp``.
-  Prior: pvlib's PVWatts chain of :func:`carbonsync.models.physics.solar_capacity_factor` (solar position,
+  Prior: pvlib's PVWatts chain of :func:`carbonsync.physics.renewables.solar_capacity_factor` (solar position,
   Erbs decomposition, Hay-Davies transposition, Faiman cell temperature) at a given site location.
 
 The correction is an MLP ensemble on features known at forecast time only — the NWP values at the hour and
@@ -31,9 +31,9 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
-from carbonsync.data.solar import hourly_mean_cos_zenith, toa_hourly
 from carbonsync.models.head import band_scale, conformal_widening, pinball_loss
-from carbonsync.models.physics import hub_height_speed, power_curve, solar_capacity_factor
+from carbonsync.physics.renewables import hub_height_speed, power_curve, solar_capacity_factor
+from carbonsync.physics.solar import hourly_mean_cos_zenith, toa_hourly
 
 __all__ = [
     "StationFeatures",
@@ -205,7 +205,7 @@ def solar_features(
     """Solar features: PVWatts prior CF, ssrd, clearness, sun geometry, t±k ssrd and priors, clouds, time.
 
     All sites of ``frame`` are taken at ``(lat, lon)`` (degrees north/east); ``tilt`` ``None`` uses
-    :func:`carbonsync.models.physics.default_tilt`, ``azimuth`` is mirrored south of the equator as there.
+    :func:`carbonsync.physics.renewables.default_tilt`, ``azimuth`` is mirrored south of the equator as there.
     ``season`` adds day-of-year terms (the sun's geometry already carries the season).
     """
     _check_frame(frame, ("ssrd",), "solar features")

@@ -19,17 +19,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-HOUR = pd.Timedelta(hours=1)
+from carbonsync.core.errors import CarbonSyncError
+from carbonsync.core.time import HOUR, fmt_time
+
 DEFAULT_GPU_KW = 0.7
 
 
-class PlacementError(ValueError):
+class PlacementError(CarbonSyncError, ValueError):
     """A job, site, forecast or queue that cannot be placed as described."""
-
-
-def fmt_time(ts: pd.Timestamp) -> str:
-    """``2020-11-20T06:00``: the ISO form used in messages."""
-    return ts.strftime("%Y-%m-%dT%H:%M")
 
 
 def to_utc_hour(value: Any, what: str) -> pd.Timestamp:

@@ -24,17 +24,19 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import xarray as xr
-from tqdm.auto import tqdm
 
-from carbonsync.data.grid import Grid
+from carbonsync.core.logs import Progress, get_logger
 from carbonsync.data.store import open_canonical, read_stats
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.forecast.calibration import fit_damping, hour_of_day_climatology
 from carbonsync.models.inputs import backbone_forcing
 from carbonsync.models.package import save_package
 from carbonsync.models.sfno import SFNO, SFNOConfig
+from carbonsync.physics.grid import Grid
 from carbonsync.train.common import Checkpointer, Tracker, seed_everything, select_device
 from carbonsync.train.losses import spherical_l2
+
+log = get_logger(__name__)
 
 
 def normalise(values: np.ndarray, channels: list[str], stats: dict) -> np.ndarray:
@@ -366,8 +368,8 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
             train.input_wait_s = 0.0
             # every rank sees every batch and trains on its slice of it: DDP's mean gradient is the batch's
             batches = train.batches(order, tcfg.batch_size, phase.steps)
-            bar = tqdm(batches, total=steps_per_epoch, desc=f"backbone {phase.name} epoch {epoch + 1}/{phase.epochs}",
-                       disable=not progress or rank != 0, leave=False)
+            bar = Progress(batches, total=steps_per_epoch, desc=f"backbone {phase.name} epoch {epoch + 1}/{phase.epochs}",
+                       enabled=progress and rank == 0)
             for batch in bar:
                 share = 1.0
                 if world > 1:
@@ -397,9 +399,9 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
             tracker.log(metrics, step=number)
             checkpoints.save(number, model, optimizer, scheduler,
                              extra={"phase": phase.name, "val": {k: v.tolist() for k, v in val.items()}})
-            print(f"backbone {phase.name} epoch {epoch + 1}/{phase.epochs} ({phase.steps}-step): loss "
+            log.info(f"backbone {phase.name} epoch {epoch + 1}/{phase.epochs} ({phase.steps}-step): loss "
                   f"{metrics['train/loss']:.4f}, {metrics['samples_per_s']:.1f} samples/s, val 6 h RMSE skill vs "
-                  "persistence " + ", ".join(f"{c} {s:+.0%}" for c, s in zip(channels, skill, strict=True)), flush=True)
+                  "persistence " + ", ".join(f"{c} {s:+.0%}" for c, s in zip(channels, skill, strict=True)))
     tracker.finish()
     if world > 1:
         dist.barrier()
@@ -434,8 +436,8 @@ def fit_output_damping(model: SFNO, tcfg: Any, train: StateSource, val_times: pd
     clim = hour_of_day_climatology(train.blocks(), dt_hours)
     damping = fit_damping(model, val_states, val_forcing, val_times, clim, weights, lead_steps)
     table = {c: [round(float(v), 3) for v in damping[:, i]] for i, c in enumerate(channels)}
-    print("backbone output damping toward climatology (val split), by lead step: "
-          + "; ".join(f"{c} {v[0]:.2f}..{v[-1]:.2f}" for c, v in table.items()), flush=True)
+    log.info("backbone output damping toward climatology (val split), by lead step: "
+          + "; ".join(f"{c} {v[0]:.2f}..{v[-1]:.2f}" for c, v in table.items()))
     note = {"applied": True, "fitted_on": "val split hindcasts", "lead_steps": lead_steps,
             "climatology": "training-split mean by hour of day", "factors": table}
     return {"damping": damping, "damping_climatology": clim}, note

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from carbonsync.data.store import atomic_path
+from carbonsync.core.fs import atomic_path
+from carbonsync.core.optional import optional_import
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -89,7 +90,6 @@ class Tracker:
             return
         if cfg.backend != "wandb":
             raise ValueError(f"logging.backend '{cfg.backend}' is not one of: none, wandb")
-        from carbonsync._optional import optional_import
 
         wandb = optional_import("wandb", "tracking")
         os.environ.setdefault("WANDB_SILENT", "true")

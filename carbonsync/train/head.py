@@ -15,13 +15,15 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
+from carbonsync.core.logs import Progress, get_logger
 from carbonsync.data.store import open_canonical
-from carbonsync.data.zones import Zone
 from carbonsync.forecast.rollout import Forecaster
 from carbonsync.models.head import HeadFeatures, RegionalHead, calibrate_band, fit_head, quantile_coverage
 from carbonsync.models.package import save_package
+from carbonsync.physics.zones import Zone
+
+log = get_logger(__name__)
 
 
 def hindcast_init_times(period: tuple[str, str], every_h: int, lead_hours: int) -> pd.DatetimeIndex:
@@ -38,7 +40,7 @@ def hindcast_features(forecaster: Forecaster, weather: xr.Dataset, truth: xr.Dat
                       ) -> tuple[HeadFeatures, torch.Tensor]:
     """Head features and observed targets stacked over hindcasts."""
     feats, targets = [], []
-    for init in tqdm(init_times, desc="head: hindcasts", disable=not progress, leave=False):
+    for init in Progress(init_times, desc="head: hindcasts", enabled=progress):
         _, physical = forecaster.forecast(weather, init, lead_hours, zones)
         f = forecaster.head_features(physical, zones)  # lead 0 included: there the head should change nothing
         feats.append(f)
@@ -119,11 +121,11 @@ def train_head(cfg: Any, weather_path: str | Path, truth_path: str | Path, zones
     levels = list(model.quantile_levels)
     if 0.1 in levels and 0.9 in levels:
         scores["coverage_10_90"] = quantile_coverage(model, test_x, test_y, 0.1, 0.9)
-    print("head on test hindcasts, RMSE physical -> corrected: " + ", ".join(
+    log.info("head on test hindcasts, RMSE physical -> corrected: " + ", ".join(
         f"{k} {scores['physical_rmse'][k]:.3f} -> {scores['head_rmse'][k]:.3f}" for k in ("wind_cf", "solar_cf")))
     if "coverage_10_90" in scores:
         cov = scores["coverage_10_90"]
-        print("head 10-90 % band coverage on test hindcasts (calibrated: 0.80): " + ", ".join(
+        log.info("head 10-90 % band coverage on test hindcasts (calibrated: 0.80): " + ", ".join(
             f"{k} {cov[k]:.2f} (n={cov['n_' + k]})" for k in ("wind_cf", "solar_cf")))
     config = {"zone_ids": list(model.zone_ids), "n_features": int(train_x.x.shape[1]), "hidden": int(hcfg.hidden),
               "embed_dim": model.embedding.embedding_dim, "quantiles": list(model.quantile_levels)}

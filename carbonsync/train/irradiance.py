@@ -23,17 +23,20 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
-from carbonsync.data import solar
-from carbonsync.data.grid import Grid
-from carbonsync.data.store import atomic_path, open_canonical, read_stats, write_json_atomic
+from carbonsync.core.fs import atomic_path, netcdf_engine, write_json_atomic
+from carbonsync.core.logs import Progress, get_logger
+from carbonsync.data.store import open_canonical, read_stats
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.models.afno import AFNOConfig, IrradianceDiagnostic, patch_edge_ratio
 from carbonsync.models.inputs import SSRD_SCALE, hour_state_weights, interpolation_weights, irradiance_inputs
 from carbonsync.models.package import save_package
+from carbonsync.physics import solar
+from carbonsync.physics.grid import Grid
 from carbonsync.train.backbone import load_states
 from carbonsync.train.common import Checkpointer, Tracker, seed_everything, select_device
+
+log = get_logger(__name__)
 
 STATIC_VARIABLES = ("zs", "lsm")  # orography (surface geopotential) and land-sea mask, when the store has them
 METHODS = ("model", "linear_time", "clear_sky_x_clearness", "clear_sky_x_mean_clearness")
@@ -256,12 +259,11 @@ def format_scores(scores: xr.Dataset) -> str:
 
 def write_scores(scores: xr.Dataset, out_dir: str | Path) -> tuple[Path, Path]:
     """``irradiance_scores.nc`` and ``.json`` in ``out_dir`` (each written to a temp path, then renamed)."""
-    from carbonsync.evaluate.skill import _netcdf_engine
 
     out_dir = Path(out_dir)
     nc, js = out_dir / "irradiance_scores.nc", out_dir / "irradiance_scores.json"
     with atomic_path(nc) as tmp:
-        scores.to_netcdf(tmp, engine=_netcdf_engine())
+        scores.to_netcdf(tmp, engine=netcdf_engine())
     summary = {str(s): {str(m): {k: float(scores[k].sel(split=s, model=m)) for k in ("rmse", "rmse_between", "bias")}
                         for m in scores.model.values} for s in scores.split.values}
     summary["units"] = "W m-2"
@@ -309,7 +311,7 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
               "train": {k: tcfg[k] for k in ("batch_size", "lr", "weight_decay", "hours_per_epoch")}}
     state = checkpoints.load()
     if state is not None and state.get("extra", {}).get("recipe") != recipe:
-        print(f"irradiance: ignoring {checkpoints.path}: it was trained with another model or recipe; starting afresh")
+        log.info(f"irradiance: ignoring {checkpoints.path}: it was trained with another model or recipe; starting afresh")
         start_epoch = 0
     else:
         start_epoch, _ = checkpoints.resume(model, optimizer, scheduler)
@@ -320,8 +322,8 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
         order = generator.permutation(len(train))[: tcfg.hours_per_epoch]
         model.train()
         losses = []
-        bar = tqdm(range(0, len(order), tcfg.batch_size), desc=f"irradiance epoch {epoch + 1}/{tcfg.epochs}",
-                   disable=not progress, leave=False)
+        bar = Progress(range(0, len(order), tcfg.batch_size), desc=f"irradiance epoch {epoch + 1}/{tcfg.epochs}",
+                   enabled=progress)
         for start in bar:
             x, cosz, clear, target = train.batch(order[start:start + tcfg.batch_size])
             pred = model(x.to(device), clear.to(device), cosz.to(device))
@@ -337,7 +339,7 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
         model.to(device)
         tracker.log({"train/loss": float(np.mean(losses)), **{f"val/{k}": v for k, v in scores.items()}}, step=epoch)
         checkpoints.save(epoch, model, optimizer, scheduler, extra={**scores, "recipe": recipe})
-        print(f"irradiance epoch {epoch + 1}: loss {np.mean(losses):.5f}, val RMSE {scores['rmse_wm2']:.2f} W m-2 "
+        log.info(f"irradiance epoch {epoch + 1}: loss {np.mean(losses):.5f}, val RMSE {scores['rmse_wm2']:.2f} W m-2 "
               f"(linear in time {scores['linear_time_rmse_wm2']:.1f}, clear sky x interpolated clearness "
               f"{scores['clear_sky_x_clearness_rmse_wm2']:.2f}) on {val_hours} hours")
     tracker.finish()
@@ -349,9 +351,9 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
                   "tuned_on": "val", "static_inputs": ",".join(static_names) or "none",
                   "note": "baselines are given the true ssrd at the 6-hourly state times; the model is not"}
     nc, _ = write_scores(full, out_dir / "evaluation")
-    print("irradiance diagnostic, area-weighted RMSE (hours between state times) and bias, W m-2:")
-    print(format_scores(full))
-    print(f"written {nc} (.json alongside)")
+    log.info("irradiance diagnostic, area-weighted RMSE (hours between state times) and bias, W m-2:")
+    log.info(format_scores(full))
+    log.info(f"written {nc} (.json alongside)")
     summary = {str(s): {str(m): round(float(full.rmse.sel(split=s, model=m)), 3) for m in METHODS}
                for s in ("val", "test")}
     return save_package(

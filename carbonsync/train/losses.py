@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from carbonsync.data.grid import Grid
+from carbonsync.physics.grid import Grid
 
 WeightsLike = Grid | torch.Tensor | np.ndarray
 

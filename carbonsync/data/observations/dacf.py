@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from carbonsync.core.errors import CarbonSyncError
+
 __all__ = [
     "DacfError",
     "DacfArea",
@@ -74,7 +76,7 @@ RENEWABLES = ("wind", "solar")
 GLOB_CHARS = set("*?[")
 
 
-class DacfError(ValueError):
+class DacfError(CarbonSyncError, ValueError):
     """A DACF file that breaks the format, with the file, column and value at fault."""
 
 

@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from carbonsync.core.errors import CarbonSyncError
+
 TRACE_COLUMNS = ("carbon_intensity", "carbon_intensity_lca", "renewable_share", "low_carbon_share", "estimated")
 API_URL = "https://api.electricitymap.org/v3/carbon-intensity/history"
 API_KEY_ENV = "ELECTRICITYMAPS_API_KEY"
@@ -43,7 +45,7 @@ MAX_GAP_H = 3
 HOUR = pd.Timedelta(hours=1)
 
 
-class ObservationError(ValueError):
+class ObservationError(CarbonSyncError, ValueError):
     """An observation file or API response that cannot be read as described."""
 
 

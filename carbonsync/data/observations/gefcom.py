@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from carbonsync.core.errors import CarbonSyncError
+
 __all__ = [
     "GefcomDataError",
     "WIND_COLUMNS",
@@ -89,7 +91,7 @@ POWER_TOLERANCE = 0.01
 NEGATIVE_ACCUMULATION_TOLERANCE = 10.0 * 3600  # J m-2 in an hour (10 W m-2): larger drops are errors
 
 
-class GefcomDataError(ValueError):
+class GefcomDataError(CarbonSyncError, ValueError):
     """A GEFCom2014 file that breaks the documented format; the message names file, column and value."""
 
 

@@ -1,0 +1,206 @@
+"""Grid carbon-intensity traces: Electricity Maps portal exports and API, ENTSO-E files, checks and repairs."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.error
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carbonsync.data.observations import electricitymaps as em
+from carbonsync.data.observations import entsoe
+from carbonsync.data.observations.electricitymaps import ObservationError
+from tests.helpers import requires_shared_data, shared_data_dir
+
+HEADER = (
+    "Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA),"
+    "Low Carbon Percentage,Renewable Percentage,Data Source,Data Estimated,Data Estimation Method"
+)
+
+
+def portal_rows(start: str, hours: int, zone: str = "ES", base: float = 100.0) -> list[list]:
+    times = pd.date_range(start, periods=hours, freq="h")
+    return [
+        [t.strftime("%Y-%m-%d %H:%M:%S"), "Spain", "Spain", zone, base + i, 1.4 * (base + i), 80.0, 50.0 + i % 10,
+         "entsoe.eu", "false", ""]
+        for i, t in enumerate(times)
+    ]
+
+
+def write_portal(path, rows, header: str = HEADER):
+    lines = [header] + [",".join(map(str, r)) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_portal_csv_reads_and_merges_years(tmp_path):
+    a = write_portal(tmp_path / "ES_2021_hourly.csv", portal_rows("2021-12-31 00:00", 24))
+    b = write_portal(tmp_path / "ES_2022_hourly.csv", portal_rows("2022-01-01 00:00", 24, base=200.0))
+    frame = em.read_portal_csv(a)
+    assert frame.attrs["zone"] == "ES" and len(frame) == 24 and frame.attrs["repairs"] == []
+    assert frame["carbon_intensity"].iloc[3] == 103.0
+    assert frame["carbon_intensity_lca"].iloc[3] == pytest.approx(1.4 * 103.0)
+    assert frame["renewable_share"].iloc[3] == pytest.approx(0.53)
+    assert not frame["estimated"].any()
+    merged = em.load_zone([b, a])
+    assert merged.index[0] == pd.Timestamp("2021-12-31") and len(merged) == 48
+    assert merged.index.is_monotonic_increasing and merged["carbon_intensity"].iloc[24] == 200.0
+    ds = em.load_traces(tmp_path)
+    assert ds.sizes == {"time": 48, "zone": 1} and float(ds["carbon_intensity"][25, 0]) == 201.0
+
+
+def test_duplicates_dst_and_gaps(tmp_path):
+    rows = portal_rows("2021-03-01 00:00", 48)
+    exact = write_portal(tmp_path / "exact.csv", rows[:10] + [rows[9]] + rows[10:])
+    frame = em.read_portal_csv(exact)
+    assert len(frame) == 48 and "dropped 1 exact duplicate row(s)" in frame.attrs["repairs"]
+
+    conflicting = [*rows[:10], [rows[9][0], *rows[9][1:4], 999.0, *rows[9][5:]], *rows[10:]]
+    with pytest.raises(ObservationError, match="2021-03-01 09:00 appears twice with different values"):
+        em.read_portal_csv(write_portal(tmp_path / "conflict.csv", conflicting))
+
+    # local time with DST in autumn: 02:00 twice with different values
+    autumn = portal_rows("2021-10-31 00:00", 24)
+    local = [*autumn[:3], [autumn[2][0], *autumn[2][1:4], 77.0, *autumn[2][5:]], *autumn[3:]]
+    with pytest.raises(ObservationError, match="daylight-saving"):
+        em.read_portal_csv(write_portal(tmp_path / "dst.csv", local))
+
+    short_gap = write_portal(tmp_path / "gap.csv", rows[:5] + rows[8:])
+    frame = em.read_portal_csv(short_gap)
+    assert len(frame) == 48 and frame["carbon_intensity"].iloc[6] == pytest.approx(106.0)
+    assert frame["estimated"].iloc[6] and "interpolated 3 missing hour(s)" in frame.attrs["repairs"][0]
+    with pytest.raises(ObservationError, match="4 missing hour\\(s\\) in a row from 2021-03-01 05:00"):
+        em.read_portal_csv(write_portal(tmp_path / "long_gap.csv", rows[:5] + rows[9:]))
+    blank = [r if i != 7 else [*r[:4], "", *r[5:]] for i, r in enumerate(rows)]
+    assert em.read_portal_csv(write_portal(tmp_path / "blank.csv", blank))["carbon_intensity"].iloc[7] == 107.0
+
+
+def test_times_units_and_structure(tmp_path):
+    rows = portal_rows("2021-06-01 00:00", 30)
+    shifted = [[pd.Timestamp(r[0]).tz_localize("UTC").tz_convert("Europe/Madrid").isoformat(), *r[1:]] for r in rows]
+    frame = em.read_portal_csv(write_portal(tmp_path / "offset.csv", shifted))
+    assert frame.index[0] == pd.Timestamp("2021-06-01 00:00") and "UTC offset" in frame.attrs["repairs"][0]
+    with pytest.raises(ObservationError, match="not on a whole hour"):
+        half = [[r[0].replace(":00:00", ":30:00"), *r[1:]] for r in rows]
+        em.read_portal_csv(write_portal(tmp_path / "half.csv", half))
+
+    kg_header = HEADER.replace("gCO₂eq/kWh (direct)", "kgCO₂eq/kWh (direct)")
+    kg_rows = [[*r[:4], r[4] / 1000, *r[5:]] for r in rows]
+    frame = em.read_portal_csv(write_portal(tmp_path / "kg.csv", kg_rows, kg_header))
+    assert frame["carbon_intensity"].iloc[2] == pytest.approx(102.0) and "kg to g" in frame.attrs["repairs"][0]
+    with pytest.raises(ObservationError, match="look like kgCO2eq/kWh"):
+        em.read_portal_csv(write_portal(tmp_path / "mixed.csv", kg_rows))
+    low = write_portal(tmp_path / "ES_a.csv", [[*r[:4], 0.5 + r[4] / 1000, *r[5:]] for r in rows[:20]])
+    high = write_portal(tmp_path / "ES_b.csv", portal_rows("2021-06-02 00:00", 20))
+    with pytest.raises(ObservationError, match="unit mix-up between files"):
+        em.load_zone([low, high])
+
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ObservationError, match="is empty"):
+        em.read_portal_csv(tmp_path / "empty.csv")
+    with pytest.raises(ObservationError, match="header but no rows"):
+        em.read_portal_csv(write_portal(tmp_path / "header_only.csv", []))
+    no_renewable = HEADER.replace("Renewable Percentage", "Renewables")
+    with pytest.raises(ObservationError, match="missing column\\(s\\) Renewable Percentage"):
+        em.read_portal_csv(write_portal(tmp_path / "cols.csv", rows, no_renewable))
+    two_zones = rows[:10] + portal_rows("2021-06-01 10:00", 5, zone="PT")
+    with pytest.raises(ObservationError, match="one zone per file, found Zone Id ES, PT"):
+        em.read_portal_csv(write_portal(tmp_path / "zones.csv", two_zones))
+    with pytest.raises(ObservationError, match="does not exist"):
+        em.read_portal_csv(tmp_path / "nope.csv")
+
+
+def test_load_traces_inner_join_and_disjoint_spans(tmp_path):
+    write_portal(tmp_path / "ES_x.csv", portal_rows("2021-01-01 00:00", 48))
+    write_portal(tmp_path / "NO_x.csv", portal_rows("2021-01-01 12:00", 48, zone="NO", base=10.0))
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
+    ds = em.load_traces(tmp_path)
+    assert list(ds["zone"].values) == ["ES", "NO"] and ds.sizes["time"] == 36
+    assert json.loads(ds.attrs["skipped"]) == ["notes.csv"]
+    assert em.load_traces(tmp_path, join="outer").sizes["time"] == 60
+    write_portal(tmp_path / "BR_x.csv", portal_rows("2022-01-01 00:00", 24, zone="BR"))
+    with pytest.raises(ObservationError, match="share no hours"):
+        em.load_traces(tmp_path)
+
+
+def test_entsoe_half_hourly_to_hourly_with_production_share(tmp_path):
+    times = pd.date_range("2020-01-01", periods=8, freq="30min")
+    times = times.append(pd.date_range("2020-01-01 04:00", periods=8, freq="15min"))  # resolution changes
+    values = np.arange(len(times), dtype=float) * 10 + 100
+    ci = pd.DataFrame({"Time": times.strftime("%Y-%m-%d %H:%M:%S"), "Carbon Intensity": values})
+    ci.to_csv(tmp_path / "gb_ci.csv", index=False)
+    prod_times = pd.date_range("2020-01-01", periods=8, freq="30min")
+    production = pd.DataFrame(
+        {"Fossil Gas": 300.0, "Wind Onshore": 100.0, "Solar": 0.0, "Hydro Pumped Storage": -50.0, "FR": 999.0}, index=prod_times
+    )
+    production.to_csv(tmp_path / "gb_production.csv")
+    frame = entsoe.read_ci_csv(tmp_path / "gb_ci.csv")
+    assert frame.attrs["zone"] == "GB" and list(frame.index.hour) == [0, 1, 2, 3, 4, 5]
+    assert frame["carbon_intensity"].iloc[0] == pytest.approx(105.0)  # mean of 100, 110
+    assert frame["carbon_intensity"].iloc[4] == pytest.approx(np.mean(values[8:12]))
+    assert frame["renewable_share"].iloc[0] == pytest.approx(0.25)  # wind / (gas + wind), flows and pumping out
+    assert np.isnan(frame["renewable_share"].iloc[-1])  # production file ends earlier
+    ds = em.load_traces(tmp_path)
+    assert list(ds["zone"].values) == ["GB"] and json.loads(ds.attrs["skipped"]) == ["gb_production.csv"]
+
+    pd.DataFrame({"Time": ["2020-01-01 00:10:00"], "Carbon Intensity": [1.0]}).to_csv(tmp_path / "x_ci.csv", index=False)
+    with pytest.raises(ObservationError, match="not on a 15-minute boundary"):
+        entsoe.read_ci_csv(tmp_path / "x_ci.csv")
+    pd.DataFrame({"Time": times.strftime("%Y-%m-%d %H:%M:%S"), "Intensity": values}).to_csv(tmp_path / "y_ci.csv", index=False)
+    with pytest.raises(ObservationError, match="missing column\\(s\\) Carbon Intensity"):
+        entsoe.read_ci_csv(tmp_path / "y_ci.csv")
+
+
+class FakeResponse(io.BytesIO):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_api_client_through_a_fake_http_layer(monkeypatch):
+    seen = {}
+    history = [
+        {"zone": "DE", "carbonIntensity": 300 + i, "datetime": f"2026-11-21T{i:02d}:00:00.000Z", "isEstimated": i == 3}
+        for i in range(24)
+    ]
+
+    def opener(request, timeout):
+        seen.update(url=request.full_url, token=request.get_header("Auth-token"), timeout=timeout)
+        return FakeResponse(json.dumps({"zone": "DE", "history": history}).encode())
+
+    monkeypatch.setenv(em.API_KEY_ENV, "secret-key")
+    monkeypatch.setattr(em, "_urlopen", opener)
+    frame = em.fetch_history("DE")
+    assert seen["url"] == "https://api.electricitymap.org/v3/carbon-intensity/history?zone=DE"
+    assert seen["token"] == "secret-key"
+    assert len(frame) == 24 and frame["carbon_intensity"].iloc[5] == 305 and frame["estimated"].iloc[3]
+    assert frame.index[0] == pd.Timestamp("2026-11-21 00:00")
+
+    def denied(request, timeout):
+        raise urllib.error.HTTPError(request.full_url, 401, "Unauthorized", {}, None)
+
+    with pytest.raises(ObservationError, match="HTTP 401 Unauthorized for zone DE \\(check the API key\\)"):
+        em.fetch_history("DE", opener=denied)
+    with pytest.raises(ObservationError, match="has no 'history' list"):
+        em.fetch_history("DE", opener=lambda r, timeout: FakeResponse(b'{"error": "zone unknown"}'))
+    monkeypatch.delenv(em.API_KEY_ENV)
+    with pytest.raises(ObservationError, match="ELECTRICITYMAPS_API_KEY"):
+        em.fetch_history("DE")
+
+
+@requires_shared_data
+def test_shared_traces_load():
+    ds = em.load_traces(shared_data_dir() / "electricitymaps")
+    assert list(ds["zone"].values) == ["BR", "ES", "NO", "US-CAL-CISO"]
+    assert ds.sizes["time"] == 2 * 8760 and str(ds["time"].values[0])[:10] == "2021-01-01"
+    assert np.isfinite(ds["carbon_intensity"]).all() and float(ds["carbon_intensity"].sel(zone="NO").mean()) < 20
+    fr = entsoe.read_ci_csv(shared_data_dir() / "entsoe" / "fr_ci.csv")
+    gb = entsoe.read_ci_csv(shared_data_dir() / "entsoe" / "gb_ci.csv")
+    assert fr.index.freq is None or fr.index.freqstr == "h"
+    assert (np.diff(gb.index.values) == np.timedelta64(1, "h")).all() and len(gb) > 9000
+    assert 0 < gb["renewable_share"].mean() < 1

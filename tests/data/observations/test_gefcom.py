@@ -1,0 +1,350 @@
+"""GEFCom2014 loaders, the station/NWP power model and the GEFCom2014 benchmark script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carbonsync.data.observations.gefcom import (
+    GefcomDataError,
+    hour_ending_month,
+    last_observed_month,
+    load_gefcom,
+    load_gefcom_solar,
+    load_gefcom_wind,
+)
+from carbonsync.models.station import fit_station_model, solar_features, wind_features
+from carbonsync.physics.solar import toa_hourly
+from tests.helpers import REPO_ROOT, requires_shared_data, shared_data_dir
+
+ROOT = REPO_ROOT
+LAT, LON = -35.0, 149.0
+
+
+# ------------------------------------------------------------------------------------------ synthetic files
+
+
+def _smooth(rng: np.random.Generator, n: int, scale: float, phi: float = 0.97) -> np.ndarray:
+    out = np.empty(n)
+    out[0] = rng.normal(0, scale)
+    for i in range(1, n):
+        out[i] = phi * out[i - 1] + rng.normal(0, scale * np.sqrt(1 - phi**2))
+    return out
+
+
+def wind_frame(zones: int = 2, days: int = 30, seed: int = 0, start: str = "2012-01-01 01:00") -> pd.DataFrame:
+    """Hourly synthetic farms: power follows a farm-specific logistic curve of the 100 m speed, with a
+    direction effect and a one-hour lag to the forecast that a plain power curve cannot represent."""
+    rng = np.random.default_rng(seed)
+    n = days * 24
+    times = pd.date_range(start, periods=n, freq="h")
+    rows = []
+    for z in range(1, zones + 1):
+        u100 = 4.0 + _smooth(rng, n, 5.0)
+        v100 = _smooth(rng, n, 5.0)
+        speed = np.hypot(u100, v100)
+        lagged = np.concatenate([[speed[0]], speed[:-1]])
+        direction_gain = 1.0 + 0.25 * np.sign(v100)
+        power = 1 / (1 + np.exp(-(lagged * direction_gain - 7.0 - z) / 1.2))
+        power = np.clip(power + rng.normal(0, 0.03, n), 0, 1)
+        rows.append(pd.DataFrame({
+            "zone": z, "time": times.strftime("%Y-%m-%d %H:%M"), "u10": 0.7 * u100, "v10": 0.7 * v100,
+            "u100": u100, "v100": v100, "power_norm": power, "power_source": "synthetic",
+        }))
+    return pd.concat(rows, ignore_index=True)
+
+
+def solar_frame(days: int = 20, seed: int = 0, start: str = "2013-01-01 01:00") -> pd.DataFrame:
+    """Two synthetic PV sites in the GEFCom2014 solar layout (VAR169 accumulated since the 00 UTC run)."""
+    rng = np.random.default_rng(seed)
+    n = days * 24
+    times = pd.date_range(start, periods=n, freq="h")
+    toa = toa_hourly(times, np.array([LAT]), np.array([LON]))[:, 0, 0]
+    rows = []
+    for z in (1, 2):
+        tcc = np.clip(0.5 + _smooth(rng, n, 0.4), 0, 1)
+        ssrd = toa * 0.75 * (1 - 0.7 * tcc)  # J m-2 in the hour
+        run = (times - pd.Timedelta(hours=1)).floor("D")
+        acc = pd.Series(ssrd).groupby(run).cumsum().to_numpy()
+        power = np.clip(0.9 * ssrd / 3600 / 1000 + rng.normal(0, 0.01, n) * (ssrd > 0), 0, 1)
+        hourly_zero = np.zeros(n)
+        rows.append(pd.DataFrame({
+            "zone": z, "time": times.strftime("%Y-%m-%d %H:%M"), "VAR78": 0.05 * tcc, "VAR79": 0.01 * tcc,
+            "VAR134": 95000.0, "VAR157": 60 + 20 * tcc, "VAR164": tcc, "VAR165": 2.0, "VAR166": -1.0,
+            "VAR167": 293.0 + 5 * np.sin(np.arange(n) * 2 * np.pi / 24),
+            "VAR169": acc, "VAR175": pd.Series(np.full(n, 1.2e6)).groupby(run).cumsum().to_numpy(),
+            "VAR178": pd.Series(ssrd * 1.1).groupby(run).cumsum().to_numpy(),
+            "VAR228": pd.Series(hourly_zero).groupby(run).cumsum().to_numpy(),
+            "ssrd_hourly_Wm2": ssrd / 3600, "power_norm": power, "power_source": "synthetic",
+        }))
+    return pd.concat(rows, ignore_index=True)
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- loaders
+
+
+def test_wind_loader_reads_a_valid_file(tmp_path):
+    frame = load_gefcom_wind(write(wind_frame(days=3), tmp_path / "w.csv"))
+    assert list(frame.columns) == ["zone", "time", "u10", "v10", "u100", "v100", "capacity_factor"]
+    assert frame["zone"].tolist()[:1] == ["1"] and len(frame) == 2 * 72
+    assert frame["time"].dtype == np.dtype("datetime64[ns]")
+    assert frame.attrs["track"] == "wind" and frame.attrs["repairs"] == []
+    assert frame["capacity_factor"].between(0, 1).all()
+
+
+def test_competition_headers_and_compact_times_are_accepted(tmp_path):
+    raw = wind_frame(days=2)
+    raw["time"] = pd.to_datetime(raw["time"]).dt.strftime("%Y%m%d %-H:%M")
+    raw = raw.rename(columns={"zone": "ZONEID", "time": "TIMESTAMP", "power_norm": "TARGETVAR", "u10": "U10",
+                              "v10": "V10", "u100": "U100", "v100": "V100"})
+    frame = load_gefcom(write(raw, tmp_path / "w.csv"))
+    assert frame.attrs["track"] == "wind"
+    assert frame["time"].iloc[0] == pd.Timestamp("2012-01-01 01:00") and len(frame) == 96
+
+
+@pytest.mark.parametrize("content, match", [
+    ("", "file is empty"),
+    ("zone,time,u10,v10,u100,v100,power_norm\n", "no data rows"),
+    ("zone,time,u10,v10,u100,power_norm\n1,2012-01-01 01:00,1,1,1,0.5\n", "missing column.*v100"),
+    ("zone,time,u10,v10,u100,v100,power_norm\n1,yesterday,1,1,1,1,0.5\n", "row 2: cannot parse 'yesterday'"),
+    ("zone,time,u10,v10,u100,v100,power_norm\n1,2012-01-01 01:00,1,1,1,x,0.5\n", "'v100' row 2: 'x' is not a number"),
+])
+def test_wind_loader_rejects_malformed_files(tmp_path, content, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(GefcomDataError, match=match) as err:
+        load_gefcom_wind(path)
+    assert "bad.csv" in str(err.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(GefcomDataError, match="nope.csv: file not found"):
+        load_gefcom_wind(tmp_path / "nope.csv")
+
+
+def test_duplicated_hour_is_an_error_with_a_dst_hint(tmp_path):
+    raw = wind_frame(zones=1, days=2)
+    raw = pd.concat([raw.iloc[:5], raw.iloc[4:5], raw.iloc[5:]], ignore_index=True)
+    with pytest.raises(GefcomDataError, match=r"zone 1: time 2012-01-01 05:00:00 appears 2 times.*daylight"):
+        load_gefcom_wind(write(raw, tmp_path / "w.csv"))
+
+
+def test_time_going_backwards_is_an_error(tmp_path):
+    raw = wind_frame(zones=1, days=2)
+    raw.iloc[[3, 4]] = raw.iloc[[4, 3]].to_numpy()
+    with pytest.raises(GefcomDataError, match="time goes backwards, 2012-01-01 04:00:00 follows 2012-01-01 05:00:00"):
+        load_gefcom_wind(write(raw, tmp_path / "w.csv"))
+
+
+def test_percent_power_is_recognised(tmp_path):
+    raw = wind_frame(zones=1, days=2)
+    raw["power_norm"] *= 100
+    with pytest.raises(GefcomDataError, match=r"'power_norm'.*looks like percent"):
+        load_gefcom_wind(write(raw, tmp_path / "w.csv"))
+
+
+def test_negative_power_is_an_error_and_tiny_excess_is_clipped(tmp_path):
+    raw = wind_frame(zones=1, days=2)
+    raw.loc[3, "power_norm"] = 1.004
+    frame = load_gefcom_wind(write(raw, tmp_path / "w.csv"))
+    assert frame["capacity_factor"].max() == 1.0
+    assert any("clipped" in r for r in frame.attrs["repairs"])
+    raw.loc[3, "power_norm"] = -0.2
+    with pytest.raises(GefcomDataError, match="negative value -0.2"):
+        load_gefcom_wind(write(raw, tmp_path / "w.csv"))
+
+
+def test_wind_in_km_per_hour_is_an_error(tmp_path):
+    raw = wind_frame(zones=1, days=2)
+    raw["u100"] *= 3.6 * 10
+    with pytest.raises(GefcomDataError, match=r"'u100' value .* outside \[-80, 80\]: m s-1 expected \(km/h"):
+        load_gefcom_wind(write(raw, tmp_path / "w.csv"))
+
+
+def test_short_gaps_are_interpolated_and_long_gaps_dropped(tmp_path):
+    raw = wind_frame(zones=1, days=3)
+    short = raw.drop(index=[10, 11])  # e.g. a spring-forward hour and its neighbour
+    frame = load_gefcom_wind(write(short, tmp_path / "s.csv"))
+    assert len(frame) == 72
+    filled = frame.set_index("time").loc["2012-01-01 11:00"]
+    expected = raw.loc[9, "u100"] + (raw.loc[12, "u100"] - raw.loc[9, "u100"]) / 3
+    assert filled["u100"] == pytest.approx(expected) and np.isnan(filled["capacity_factor"])
+    assert any("interpolated" in r for r in frame.attrs["repairs"])
+    long = raw.drop(index=range(20, 26))
+    frame = load_gefcom_wind(write(long, tmp_path / "l.csv"), max_fill_hours=3)
+    assert len(frame) == 66 and any("dropped" in r for r in frame.attrs["repairs"])
+
+
+def test_hour_ending_months_and_last_observed_month(tmp_path):
+    months = hour_ending_month(pd.to_datetime(["2013-02-01 00:00", "2013-02-01 01:00"]))
+    assert [str(m) for m in months] == ["2013-01", "2013-02"]
+    raw = wind_frame(zones=2, days=70)
+    raw.loc[(raw["zone"] == 2) & (pd.to_datetime(raw["time"]) > "2012-02-01 00:00"), "power_norm"] = np.nan
+    frame = load_gefcom_wind(write(raw, tmp_path / "w.csv"))
+    assert {z: str(m) for z, m in last_observed_month(frame).items()} == {"1": "2012-03", "2": "2012-01"}
+
+
+def test_solar_loader_deaccumulates_and_renames(tmp_path):
+    raw = solar_frame(days=3)
+    frame = load_gefcom_solar(write(raw, tmp_path / "s.csv"))
+    assert {"ssrd", "strd", "tsr", "tp", "tcc", "t2m"} <= set(frame.columns) and len(frame) == 144
+    np.testing.assert_allclose(frame["ssrd"].to_numpy(), raw["ssrd_hourly_Wm2"].to_numpy() * 3600, atol=1e-3)
+    np.testing.assert_allclose(frame["strd"], 1.2e6)
+    only_hourly = raw.drop(columns=["VAR169"])
+    frame2 = load_gefcom(write(only_hourly, tmp_path / "h.csv"))
+    np.testing.assert_allclose(frame2["ssrd"], frame["ssrd"], atol=1e-3)
+
+
+def test_solar_wrong_reset_hour_and_celsius_are_errors(tmp_path):
+    raw = solar_frame(days=3)
+    path = write(raw, tmp_path / "s.csv")
+    with pytest.raises(GefcomDataError, match=r"accumulated column 'VAR169' drops by .* reset hour"):
+        load_gefcom_solar(path, reset_hour=5)
+    raw["VAR167"] -= 273.15
+    with pytest.raises(GefcomDataError, match=r"'VAR167' \(t2m\) value .*degrees Celsius"):
+        load_gefcom_solar(write(raw, tmp_path / "c.csv"))
+
+
+# ---------------------------------------------------------------------------------------------------- model
+
+
+def test_station_model_beats_its_prior_and_a_binned_curve_on_a_synthetic_farm(tmp_path):
+    frame = load_gefcom_wind(write(wind_frame(zones=2, days=45), tmp_path / "w.csv"))
+    feats = wind_features(frame)
+    times = pd.DatetimeIndex(feats.times)
+    fit, val, test = times <= "2012-01-31", (times > "2012-01-31") & (times <= "2012-02-07"), times > "2012-02-07"
+    kwargs = {"members": 1, "epochs": 30, "patience": 6, "batch_size": 256, "lr": 3e-3, "seed": 3}
+    model = fit_station_model(feats.subset(fit), feats.subset(val), **kwargs)
+    point, quant = model.predict(feats.subset(test))
+    y = feats.target[test]
+    rmse = np.sqrt(np.mean((point - y) ** 2))
+    prior_rmse = np.sqrt(np.mean((feats.prior[test] - y) ** 2))
+    # the best any function of the hour's own 100 m speed can do (fitted on the test rows themselves)
+    s100 = np.hypot(frame["u100"], frame["v100"]).to_numpy()[test]
+    bins = pd.Series(y).groupby(np.floor(s100 / 0.5)).transform("mean").to_numpy()
+    curve_rmse = np.sqrt(np.mean((bins - y) ** 2))
+    assert rmse < 0.5 * prior_rmse and rmse < 0.9 * curve_rmse, (rmse, prior_rmse, curve_rmse)
+    assert quant.shape == (test.sum(), 5) and (np.diff(quant, axis=1) >= 0).all()
+    assert ((quant >= 0) & (quant <= 1)).all()
+    again = fit_station_model(feats.subset(fit), feats.subset(val), **kwargs)
+    np.testing.assert_array_equal(again.predict(feats.subset(test))[0], point)
+
+
+def test_untrained_model_returns_the_prior_and_rejects_unknown_sites(tmp_path):
+    frame = load_gefcom_wind(write(wind_frame(zones=2, days=5), tmp_path / "w.csv"))
+    feats = wind_features(frame)
+    model = fit_station_model(feats, None, members=1, epochs=0)
+    np.testing.assert_allclose(model.predict(feats)[0], np.clip(feats.prior, 0.01, 0.99), atol=1e-6)
+    other = wind_features(frame.assign(zone=frame["zone"].replace({"2": "7"})), context_sites=model.context_sites)
+    with pytest.raises(KeyError, match=r"not trained on site\(s\) \['7'\]"):
+        model.predict(other)
+    with pytest.raises(ValueError, match="features differ"):
+        model.predict(wind_features(frame, context_sites=()))
+
+
+def test_station_band_calibration_restores_coverage(tmp_path):
+    """Power far noisier than the untrained band: conformal widening on one half covers ~80 % of the other."""
+    frame = load_gefcom_wind(write(wind_frame(zones=2, days=20), tmp_path / "w.csv"))
+    feats = wind_features(frame)
+    model = fit_station_model(feats, None, members=1, epochs=0)
+    rng = np.random.default_rng(0)
+    logit = np.log(np.clip(feats.prior, 0.05, 0.95) / (1 - np.clip(feats.prior, 0.05, 0.95)))
+    feats.target = 1 / (1 + np.exp(-(logit + rng.normal(0, 4.0, len(logit)))))
+    times = pd.DatetimeIndex(feats.times)
+    first, second = feats.subset(times <= "2012-01-10"), feats.subset(times > "2012-01-10")
+
+    def coverage(part):
+        _, quant = model.predict(part)
+        return float(np.mean((part.target >= quant[:, 0]) & (part.target <= quant[:, -1])))
+
+    before = coverage(second)
+    widening = model.calibrate(first)
+    after = coverage(second)
+    assert widening > 0 and model.band_widening == widening
+    assert before < 0.6 and 0.72 <= after <= 0.88, (before, after)
+    assert (np.diff(model.predict(second)[1], axis=1) >= 0).all()
+    assert model.calibrate(first) == pytest.approx(widening, abs=0.05)  # calibrated: little left to widen
+    with pytest.raises(ValueError, match="central band"):
+        model.calibrate(first, lower=0.05)
+
+
+def test_solar_features_and_model_are_zero_at_night(tmp_path):
+    frame = load_gefcom_solar(write(solar_frame(days=20), tmp_path / "s.csv"))
+    feats = solar_features(frame, LAT, LON)
+    night = ~feats.active
+    assert night.any() and (feats.prior[night] == 0).all()
+    times = pd.DatetimeIndex(feats.times)
+    model = fit_station_model(feats.subset(times <= "2013-01-15"), feats.subset(times > "2013-01-15"),
+                              members=1, epochs=15, seed=0)
+    point, _ = model.predict(feats)
+    assert (point[night] == 0).all()
+    day = feats.active & (feats.target > 0.05)
+    assert np.sqrt(np.mean((point - feats.target)[day] ** 2)) < 0.1
+    with pytest.raises(KeyError, match="needs column.*ssrd"):
+        solar_features(frame.drop(columns=["ssrd"]), LAT, LON)
+
+
+# ------------------------------------------------------------------------------------------------ benchmark
+
+
+def test_benchmark_script_prints_json_on_a_tiny_wind_file(tmp_path):
+    raw = wind_frame(zones=2, days=130)
+    raw.loc[(raw["zone"] == 2) & (pd.to_datetime(raw["time"]) > "2012-04-01 00:00"), "power_norm"] = np.nan
+    path = write(raw, tmp_path / "tiny_wind.csv")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gefcom2014.py"), "--track", "wind", "--train", str(path),
+         "--test", str(path), "--holdout", "last-month", "--members", "1", "--epochs", "2"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert {"rmse", "mae", "baselines", "pinball"} <= set(result)
+    assert set(result["baselines"]) == {"power_curve", "climatology"}
+    assert all(np.isfinite(v) for v in (result["rmse"], result["baselines"]["power_curve"]["rmse"]))
+    windows = {tuple(w["zones"]): (w["window"], w["validation_month"]) for w in result["windows"]}
+    assert windows == {("1",): (["2012-05-01 00:00:00", "2012-06-01 00:00:00"], "2012-04"),
+                       ("2",): (["2012-03-01 00:00:00", "2012-04-01 00:00:00"], "2012-02")}
+    assert result["n_test_hours"] == 9 * 24 + 31 * 24
+
+
+def test_benchmark_solar_with_separate_files_and_test_from(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gefcom2014 as bench
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    raw = solar_frame(days=75)
+    path = write(raw, tmp_path / "solar.csv")
+    result = bench.run(bench.parse_args(["--track", "solar", "--train", str(path), "--test", str(path),
+                                         "--test-from", "2013-03-01", "--members", "1", "--epochs", "5"]))
+    assert result["n_test_hours"] == 2 * 16 * 24 and result["windows"][0]["validation_month"] == "2013-02"
+    assert result["rmse"] < result["baselines"]["climatology"]["rmse"]
+    with pytest.raises(SystemExit, match="needs --holdout last-month or --test-from"):
+        bench.run(bench.parse_args(["--track", "solar", "--train", str(path), "--test", str(path)]))
+
+
+# ---------------------------------------------------------------------------------------------- real data
+
+
+@requires_shared_data
+def test_real_gefcom_files_load_and_validate():
+    root = shared_data_dir() / "gefcom2014"
+    wind = load_gefcom(root / "wind" / "gefcom2014_wind.csv.gz")
+    assert wind.attrs["track"] == "wind" and wind["zone"].nunique() == 10 and wind.attrs["repairs"] == []
+    months = {z: str(m) for z, m in last_observed_month(wind).items()}
+    assert months.pop("1") == "2013-11" and set(months.values()) == {"2013-01"}
+    solar = load_gefcom(root / "solar" / "gefcom2014_solar.csv.gz")
+    assert solar.attrs["track"] == "solar" and solar["zone"].nunique() == 3
+    assert {str(m) for m in last_observed_month(solar).values()} == {"2014-05"}
+    assert solar["ssrd"].max() < 1300 * 3600 and solar["capacity_factor"].between(0, 1).all()

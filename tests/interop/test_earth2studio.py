@@ -1,0 +1,196 @@
+"""earth2studio interop: a tiny SFNO package runs in ``earth2studio.run.deterministic`` on a local canonical store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from carbonsync.data import lexicon
+from carbonsync.data.store import write_canonical
+from carbonsync.models.inputs import zenith_forcing
+from carbonsync.models.package import load_package, save_package
+from carbonsync.models.sfno import SFNO, SFNOConfig
+from carbonsync.physics.grid import Grid
+
+pytest.importorskip("earth2studio", reason="earth2studio is not installed (pip install 'carbonsync[earth2studio]')")
+
+from carbonsync.interop.earth2studio import (  # noqa: E402
+    CanonicalStoreSource,
+    CarbonSyncPrognostic,
+    CoordinateError,
+    canonical_names,
+    e2s_names,
+)
+
+CHANNELS = ["u100", "v100", "z500", "tcc", "t2m"]
+E2S = ["u100m", "v100m", "z500", "tcc", "t2m"]
+GRID = Grid(17, 32)
+INIT = pd.Timestamp("2024-03-01T06:00")
+NSTEPS = 4
+
+# a compiled dependency of earth2studio warns about numpy's ABI on import; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:numpy.ndarray size changed:RuntimeWarning")
+
+
+def tiny_dataset(variables: list[str] = CHANNELS) -> xr.Dataset:
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024-03-01", periods=3, freq="6h")
+    shape = (len(times), GRID.nlat, GRID.nlon)
+    values = {
+        "u100": rng.normal(0, 5, shape), "v100": rng.normal(0, 4, shape), "z500": 5.5e4 + rng.normal(0, 500, shape),
+        "tcc": rng.uniform(0, 1, shape), "t2m": 280 + rng.normal(0, 10, shape),
+    }
+    ds = xr.Dataset(
+        {v: (("time", "lat", "lon"), values[v].astype(np.float32), lexicon.get(v).attrs) for v in variables},
+        coords={"time": times, **GRID.coords()},
+    )
+    ds.attrs["grid"] = GRID.attr()
+    return ds
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("e2s")
+    ds = tiny_dataset()
+    store = write_canonical(ds, root / "canonical.zarr")
+    torch.manual_seed(0)
+    model = SFNO(SFNOConfig(in_channels=5, nlat=17, nlon=32, forcing_channels=1, embed_dim=8, num_layers=2, lmax=8, mmax=8))
+    stats = {v: {"mean": float(ds[v].mean()), "std": float(ds[v].std())} for v in CHANNELS}
+    package = save_package(root / "backbone", model, kind="sfno", config=None, channels=CHANNELS, grid=GRID, dt_hours=6,
+                           stats=stats, extra={"forcing": ["cos_zenith"]}, forcing_channels=["cos_zenith"])
+    return root, ds, store, package
+
+
+def reference_rollout(package_path, ds: xr.Dataset) -> np.ndarray:
+    """Our own rollout, Forecaster-style: normalise -> SFNO(x, zenith_forcing) -> denormalise, step by step."""
+    pkg = load_package(package_path)
+    x = torch.from_numpy(ds[CHANNELS].sel(time=INIT).to_array("channel").values.astype(np.float32))[None]
+    times = pd.date_range(INIT, periods=NSTEPS + 1, freq="6h")
+    out = [x[0]]
+    with torch.no_grad():
+        for i in range(NSTEPS):
+            x = pkg.denormalise(pkg.model(pkg.normalise(x), zenith_forcing(times[i : i + 1], pkg.grid)))
+            out.append(x[0])
+    return torch.stack(out).numpy()  # (lead, C, H, W)
+
+
+def test_deterministic_matches_our_rollout(setup) -> None:
+    from earth2studio.io import ZarrBackend
+    from earth2studio.run import deterministic
+
+    root, ds, store, package = setup
+    prognostic = CarbonSyncPrognostic.from_package(package)
+    out_path = root / "forecast.zarr"
+    io = deterministic([INIT.to_datetime64()], NSTEPS, prognostic, CanonicalStoreSource(store), ZarrBackend(str(out_path)),
+                       device=torch.device("cpu"), verbose=False)
+    assert set(E2S) <= set(io)
+
+    written = xr.open_zarr(out_path, consolidated=False)  # what the backend put on disk
+    assert set(E2S) <= set(written.data_vars)
+    for v in E2S:
+        assert written[v].dims == ("time", "lead_time", "lat", "lon")
+    np.testing.assert_array_equal(written.time.values, [INIT.to_datetime64()])
+    np.testing.assert_array_equal(written.lead_time.values, np.arange(0, 25, 6).astype("timedelta64[h]"))
+    np.testing.assert_allclose(written.lat.values, GRID.lat)
+    np.testing.assert_allclose(written.lon.values, GRID.lon)
+
+    forecast = np.stack([written[v].values[0] for v in E2S], axis=1)  # (lead, C, H, W)
+    assert np.isfinite(forecast).all()
+    np.testing.assert_array_equal(forecast[0], ds[CHANNELS].sel(time=INIT).to_array().values)  # lead 0 = source
+    expected = reference_rollout(package, ds)
+    std = np.array([float(ds[v].std()) for v in CHANNELS])[None, :, None, None]
+    np.testing.assert_allclose(forecast / std, expected / std, rtol=0, atol=1e-5)
+    assert np.abs(forecast[1:] - forecast[:1]).max() > 0  # the model did step
+
+
+def test_coords_use_earth2studio_names(setup) -> None:
+    from earth2studio.data.base import DataSource
+    from earth2studio.models.px.base import PrognosticModel
+
+    _, _, store, package = setup
+    prognostic = CarbonSyncPrognostic.from_package(package)
+    assert isinstance(prognostic, PrognosticModel)
+    assert isinstance(CanonicalStoreSource(store), DataSource)
+    ic = prognostic.input_coords()
+    assert list(ic) == ["batch", "time", "lead_time", "variable", "lat", "lon"]
+    assert ic["variable"].tolist() == E2S == e2s_names(CHANNELS)
+    assert canonical_names(E2S) == CHANNELS
+    np.testing.assert_array_equal(ic["lead_time"], [np.timedelta64(0, "h")])
+    np.testing.assert_array_equal(ic["lat"], GRID.lat)
+    oc = prognostic.output_coords(ic)
+    np.testing.assert_array_equal(oc["lead_time"], [np.timedelta64(6, "h")])
+    assert oc["variable"].tolist() == E2S
+
+
+def test_call_iterator_and_hooks(setup) -> None:
+    _, ds, store, package = setup
+    prognostic = CarbonSyncPrognostic.from_package(package)
+    da = CanonicalStoreSource(store)(np.array([INIT.to_datetime64()]), E2S)
+    assert da.dims == ("time", "variable", "lat", "lon") and da["variable"].values.tolist() == E2S
+    x = torch.from_numpy(da.values)[:, None]  # (time, lead_time, variable, lat, lon)
+    coords = OrderedDict(time=da.time.values, lead_time=np.array([np.timedelta64(0, "h")]), variable=da["variable"].values,
+                         lat=da.lat.values, lon=da.lon.values)
+    y, ycoords = prognostic(x, coords)
+    assert y.shape == x.shape and list(ycoords) == list(coords)
+    np.testing.assert_array_equal(ycoords["lead_time"], [np.timedelta64(6, "h")])
+
+    # extra leading dims (an ensemble) and several times: each time gets the forcing of its own valid time
+    later = INIT + pd.Timedelta(hours=6)
+    x_later = torch.from_numpy(CanonicalStoreSource(ds)([later], E2S).values)[:, None]
+    y_later, _ = prognostic(x_later, OrderedDict(coords, time=np.array([later.to_datetime64()])))
+    xs = torch.cat([x, x_later]).expand(3, -1, -1, -1, -1, -1)
+    ys, yscoords = prognostic(xs, OrderedDict(ensemble=np.arange(3), **OrderedDict(coords, time=np.array(
+        [INIT.to_datetime64(), later.to_datetime64()]))))
+    assert list(yscoords) == ["ensemble", *coords] and ys.shape == xs.shape
+    for member in ys:
+        torch.testing.assert_close(member, torch.cat([y, y_later]))
+
+    calls = []
+    prognostic.rear_hook = lambda x, c: (calls.append(c["lead_time"][0]) or x, c)
+    steps = prognostic.create_iterator(x, coords)
+    x0, c0 = next(steps)
+    torch.testing.assert_close(x0, x)
+    x1, c1 = next(steps)
+    torch.testing.assert_close(x1, y)
+    x2, c2 = next(steps)
+    np.testing.assert_array_equal(c2["lead_time"], [np.timedelta64(12, "h")])
+    assert calls == [np.timedelta64(6, "h"), np.timedelta64(12, "h")]
+
+    # wrong variable order / grid: clear errors from the handshake
+    with pytest.raises(CoordinateError, match="order differs"):
+        prognostic(x.flip(2), OrderedDict(coords, variable=coords["variable"][::-1]))
+    with pytest.raises(CoordinateError, match="missing \\['t2m'\\]"):
+        prognostic(x[:, :, :4], OrderedDict(coords, variable=coords["variable"][:4]))
+    with pytest.raises(CoordinateError, match="grid equiangular 17x32"):
+        prognostic(x[..., :16], OrderedDict(coords, lon=coords["lon"][:16]))
+
+
+def test_source_lacking_a_variable(setup) -> None:
+    from earth2studio.io import ZarrBackend
+    from earth2studio.run import deterministic
+
+    _, _, _, package = setup
+    source = CanonicalStoreSource(tiny_dataset(["u100", "v100", "z500", "t2m"]))  # an in-memory dataset, no tcc
+    with pytest.raises(KeyError, match="has no variable 'tcc'"):
+        source([INIT.to_pydatetime()], ["u100m", "tcc"])
+    with pytest.raises(KeyError, match="'u100m' \\(CarbonSync 'u100'\\)"):
+        CanonicalStoreSource(tiny_dataset(["v100"]))(INIT, "u100m")
+    with pytest.raises(KeyError, match="has no variable 'tcc'"):
+        deterministic([INIT.to_datetime64()], 1, CarbonSyncPrognostic.from_package(package), source, ZarrBackend(),
+                      device=torch.device("cpu"), verbose=False)
+    with pytest.raises(ValueError, match="no data at 2025-01-01"):
+        source(["2025-01-01T00:00"], ["u100m"])
+    with pytest.raises(KeyError, match="no CarbonSync name"):
+        source(INIT, ["not_a_variable"])
+
+
+def test_import_does_not_load_earth2studio() -> None:
+    code = "import sys, carbonsync.interop.earth2studio; sys.exit('earth2studio' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
