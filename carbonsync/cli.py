@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -37,7 +38,7 @@ STAGES: dict[str, tuple[Callable, str]] = {
     "run": (pipeline.run_all, "the main job: every stage above, end to end"),
 }
 # Errors whose message says what is wrong: printed as one line (the traceback only under -v).
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (CarbonSyncError, OmegaConfBaseException, FileNotFoundError,
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (CarbonSyncError, HydraException, OmegaConfBaseException, FileNotFoundError,
                                                     ValueError, KeyError, ImportError, PermissionError)
 
 
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EXPECTED_ERRORS as err:
         if verbosity > 0:
             logger.exception("%s failed", args.stage)
-        message = str(err).strip() or type(err).__name__
+        message = " ".join(str(err).split()) or type(err).__name__  # one line
         if isinstance(err, KeyError) and not isinstance(err, CarbonSyncError):
             message = f"unknown key {err}"
         sys.stderr.write(f"carbonsync: error: {message}\n")
@@ -96,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # an unexpected failure: still one line unless -v, but say it is unexpected
         if verbosity > 0:
             logger.exception("%s failed", args.stage)
-        sys.stderr.write(f"carbonsync: error: unexpected {type(err).__name__}: {err} (run with -v for the traceback)\n")
+        message = " ".join(str(err).split())
+        sys.stderr.write(f"carbonsync: error: unexpected {type(err).__name__}: {message}\n(run with -v for the traceback)\n")
         return 1
     finally:
         detach()

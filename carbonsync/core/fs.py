@@ -78,7 +78,8 @@ def replace_atomically(src: str | Path, dst: str | Path) -> None:
     """Move ``src`` onto ``dst`` in one step (fsynced), replacing a file or a directory that exists there."""
     src, dst = Path(src), Path(dst)
     fsync_tree(src)
-    if dst.is_dir() and not dst.is_symlink():
+    either_is_dir = (dst.is_dir() and not dst.is_symlink()) or src.is_dir()
+    if either_is_dir and (dst.exists() or dst.is_symlink()):
         if _exchange(src, dst):
             _fsync_path(dst.parent)
             _remove(src)  # src now holds the old directory
