@@ -4,14 +4,16 @@
     carbonsync run size=tiny run_dir=outputs/tiny
     carbonsync -v train-backbone run_dir=outputs/main train.backbone.epochs=2
 
-Output goes through the ``carbonsync`` logger to stderr (``-q`` warnings only, ``-v`` debug and tracebacks);
-a stage's result goes to stdout. Errors print ``carbonsync: error: <message>`` and exit 1.
+The run's report goes through the ``carbonsync`` logger to stdout (``-q`` warnings only, ``-v`` debug and
+tracebacks), followed by the stage's result; progress bars (on a terminal only) and errors go to stderr. Errors
+print ``carbonsync: error: <message>`` and exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from hydra.errors import HydraException
@@ -21,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 from carbonsync import pipeline
 from carbonsync.config import compose
 from carbonsync.core.errors import CarbonSyncError
-from carbonsync.core.logs import configure, detach, logger
+from carbonsync.core.logs import configure, detach
 
 STAGES: dict[str, tuple[Callable, str]] = {
     "sample-world": (pipeline.make_data, "generate the sample world (canonical store, zones, zone truth)"),
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except EXPECTED_ERRORS as err:
         if verbosity > 0:
-            logger.exception("%s failed", args.stage)
+            traceback.print_exc(file=sys.stderr)
         message = " ".join(str(err).split()) or type(err).__name__  # one line
         if isinstance(err, KeyError) and not isinstance(err, CarbonSyncError):
             message = f"unknown key {err}"
@@ -96,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as err:  # an unexpected failure: still one line unless -v, but say it is unexpected
         if verbosity > 0:
-            logger.exception("%s failed", args.stage)
+            traceback.print_exc(file=sys.stderr)
         message = " ".join(str(err).split())
         sys.stderr.write(f"carbonsync: error: unexpected {type(err).__name__}: {message}\n(run with -v for the traceback)\n")
         return 1

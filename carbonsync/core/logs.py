@@ -25,9 +25,10 @@ def get_logger(name: str) -> logging.Logger:
 
 
 def configure(verbosity: int = 0, stream: Any = None) -> None:
-    """Send ``carbonsync`` records to ``stream`` (stderr): WARNING at -1 (``-q``), INFO at 0, DEBUG at 1+ (``-v``)."""
+    """Send ``carbonsync`` records to ``stream`` (stdout, the run's report, so ``carbonsync run > log`` keeps it):
+    WARNING at -1 (``-q``), INFO at 0, DEBUG at 1+ (``-v``). Progress bars and errors stay on stderr."""
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stdout)
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbosity > 0 else "%(message)s"
     handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
     detach()
