@@ -11,7 +11,10 @@ import numpy as np
 import torch
 
 from carbonsync.core.fs import atomic_path
+from carbonsync.core.logs import get_logger
 from carbonsync.core.optional import optional_import
+
+log = get_logger(__name__)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -97,10 +100,20 @@ class Tracker:
                               dir=str(run_dir), name=name, config=config or {}, reinit="finish_previous")
 
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:
-        if self.run is not None:
+        """Send ``metrics`` to the tracker; a tracker failure is logged once and tracking stops, the run goes on."""
+        if self.run is None:
+            return
+        try:
             self.run.log(metrics, step=step)
+        except Exception as err:  # tracking must never fail a training run
+            log.warning("experiment tracking failed (%s: %s); training goes on without it", type(err).__name__, err)
+            self.run = None
 
     def finish(self) -> None:
-        if self.run is not None:
+        if self.run is None:
+            return
+        try:
             self.run.finish()
-            self.run = None
+        except Exception as err:  # as in log(): never fail the run
+            log.warning("experiment tracking could not finish (%s: %s)", type(err).__name__, err)
+        self.run = None
