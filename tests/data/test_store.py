@@ -289,3 +289,55 @@ def test_stats_round_trip(tmp_path: Path) -> None:
 def test_read_stats_missing(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=f"normalisation statistics '.*{STATS_FILE}' not found"):
         read_stats(tmp_path)
+
+
+# ------------------------------------------------------------------------------ store values on open
+
+
+def _store(tmp_path: Path) -> Path:
+    ds = weather(n_times=30)
+    ds.attrs = {"source": "test", "grid": GRID.attr()}
+    return write_canonical(ds, tmp_path / "weather.zarr", chunks={"time": 6})
+
+
+def _set(path: Path, name: str, index: tuple[int, int, int], value: float) -> None:
+    import zarr
+
+    zarr.open_group(str(path), mode="r+")[name][index] = value
+
+
+@pytest.mark.parametrize(("value", "match"), [
+    (np.nan, r"variable 'u100' has 1 NaN value\(s\), first at time=2021-03-01T07:00:00, lat=.*: nan"),
+    (np.inf, r"variable 'u100' has 1 non-finite value\(s\) \(0 NaN, 1 inf\), first at time=2021-03-01T07:00:00.*: inf"),
+    (1e4, r"variable 'u100' spans .* outside its physical range \[-150, 150\].*first at time=2021-03-01T07:00:00.*: 10000"),
+])
+def test_open_canonical_checks_values(tmp_path: Path, value: float, match: str) -> None:
+    path = _store(tmp_path)
+    open_canonical(path)  # passes, and is remembered as checked ...
+    _set(path, "u100", (7, 2, 5), value)
+    with pytest.raises(WeatherDataError, match=match):  # ... until its files change
+        open_canonical(path)
+    with pytest.raises(WeatherDataError, match="u100"):
+        open_canonical(path, ["u100"])
+    open_canonical(path, ["t2m", "tcc"])  # the other variables are fine
+    assert open_canonical(path, check_values=False)["u100"].isnull().sum() == int(np.isnan(value))
+
+
+def test_open_canonical_names_a_deleted_chunk(tmp_path: Path) -> None:
+    path = _store(tmp_path)
+    (path / "t2m" / "c" / "2" / "0" / "0").unlink()
+    expected = (r"variable 't2m' is missing 1 of its 5 chunk files, e.g. 't2m/c/2/0/0' "
+                r"\(times 2021-03-01T12:00:00 to 2021-03-01T17:00:00\)")
+    with pytest.raises(WeatherDataError, match=expected):
+        open_canonical(path)
+
+
+def test_missing_chunk_is_named_by_the_value_check(tmp_path: Path) -> None:
+    """Even when the chunk listing is not consulted, the NaN the missing chunk reads as names the file."""
+    from carbonsync.data.validation import check_values
+
+    path = _store(tmp_path)
+    (path / "tcc" / "c" / "1" / "0" / "0").unlink()
+    expected = r"'tcc' has 864 NaN.*time=2021-03-01T06:00:00.*chunk file 'tcc/c/1/0/0' is missing"
+    with pytest.raises(WeatherDataError, match=expected):
+        check_values(xr.open_zarr(path), ["tcc"], "store", store=path)
