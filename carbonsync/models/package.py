@@ -8,9 +8,13 @@ Layout::
         stats.json      per-channel normalisation mean/std (``{"variables": {name: {"mean", "std"}}}``)
         tensors.pt      optional named tensors inference needs besides the weights (e.g. the backbone's
                         damping toward climatology), also read with ``weights_only=True``
+        hash.json       sha256 of each file above and the package hash over all of them
 
 Packages are written into a temporary sibling directory and renamed into place, so a failed save never
-leaves anything at the final path.
+leaves anything at the final path. Non-finite weights or tensors are refused (nothing is written).
+:func:`load_package` recomputes the hashes first: a package whose metadata (channels, ``dt_hours`` ...),
+stats, weights or tensors were edited after saving is rejected by name, before anything in it is used.
+The hash guards against edits and corruption, not against someone who rewrites ``hash.json`` as well.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ WEIGHTS_FILE = "weights.pt"
 METADATA_FILE = "metadata.json"
 STATS_FILE = "stats.json"
 TENSORS_FILE = "tensors.pt"
+HASH_FILE = "hash.json"
 MODEL_KINDS = ("sfno", "afno", "head")
 
 
@@ -224,30 +229,85 @@ def save_package(
         raise PackageError(f"package metadata is not JSON-serialisable: {err}") from err
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {str(k): torch.as_tensor(v).detach().cpu().contiguous() for k, v in (tensors or {}).items()}
+    _check_finite(state, f"weights of the {cls_name}")
+    _check_finite(tensors, f"tensors saved with the {cls_name}")
     with atomic_path(path) as tmp:
         tmp.mkdir()
         torch.save(state, tmp / WEIGHTS_FILE)
         (tmp / METADATA_FILE).write_text(text)
         (tmp / STATS_FILE).write_text(stats_text)
         if tensors:
-            torch.save({str(k): torch.as_tensor(v).detach().cpu().contiguous() for k, v in tensors.items()},
-                       tmp / TENSORS_FILE)
+            torch.save(tensors, tmp / TENSORS_FILE)
+        _write_hash(tmp)
     return Path(path)
 
 
-def package_hash(path: str | Path) -> str:
-    """sha256 over the package's weights, metadata, stats (and tensors) files, names included."""
-    h = hashlib.sha256()
-    optional = [TENSORS_FILE] if (Path(path) / TENSORS_FILE).is_file() else []
+def _check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in tensors.items() if v.is_floating_point() or v.is_complex()}
+    bad = {k: n for k, n in bad.items() if n}
+    if bad:
+        total = sum(v.numel() for v in tensors.values())
+        raise PackageError(f"{what}: {sum(bad.values())} of {total} values are NaN or inf (in "
+                           f"{', '.join(list(bad)[:3])}{' ...' if len(bad) > 3 else ''}); not saving the package")
+
+
+def _file_hashes(path: Path) -> tuple[dict[str, str], str]:
+    """sha256 per package file, and the package hash over all of them (names included), in one read."""
+    total = hashlib.sha256()
+    files = {}
+    optional = [TENSORS_FILE] if (path / TENSORS_FILE).is_file() else []
     for name in (WEIGHTS_FILE, METADATA_FILE, STATS_FILE, *optional):
-        file = Path(path) / name
+        file = path / name
         if not file.is_file():
             raise PackageError(f"package '{path}' has no {name}")
-        h.update(name.encode() + b"\0")
+        one = hashlib.sha256()
+        total.update(name.encode() + b"\0")
         with file.open("rb") as f:
             for chunk in iter(lambda f=f: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+                total.update(chunk)
+                one.update(chunk)
+        files[name] = one.hexdigest()
+    return files, total.hexdigest()
+
+
+def _write_hash(path: str | Path) -> None:
+    files, total = _file_hashes(Path(path))
+    (Path(path) / HASH_FILE).write_text(json.dumps({"sha256": total, "files": files}, indent=2))
+
+
+def verify_package(path: str | Path) -> str:
+    """Check the package's files against the hashes recorded when it was saved; return the package hash.
+
+    Raises PackageError naming the package and the file that does not match (or is missing or extra).
+    """
+    path = Path(path)
+    record_file = path / HASH_FILE
+    if not record_file.is_file():
+        raise PackageError(f"model package '{path}' has no {HASH_FILE}, so its files cannot be verified "
+                           "(saved by an older CarbonSync, or incomplete): retrain it or save it again")
+    try:
+        record = json.loads(record_file.read_text())
+        recorded, total = dict(record["files"]), str(record["sha256"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise PackageError(f"model package '{path}': {HASH_FILE} is not a package hash record ({err})") from None
+    files, actual = _file_hashes(path)
+    changed = [n for n in sorted(set(files) | set(recorded)) if files.get(n) != recorded.get(n)]
+    if changed or actual != total:
+        detail = ", ".join(
+            f"{n} ({'not in the package' if n not in files else 'not recorded' if n not in recorded else 'changed'})"
+            for n in changed) or "the package hash itself"
+        raise PackageError(
+            f"model package '{path}' does not match its package hash: {detail} since it was saved; "
+            "refusing to load an edited or corrupted package (retrain it or save it again)"
+        )
+    return actual
+
+
+def package_hash(path: str | Path) -> str:
+    """sha256 over the package's weights, metadata, stats (and tensors) files, names included (as they are
+    now; :func:`verify_package` compares it with the one recorded at saving)."""
+    return _file_hashes(Path(path))[1]
 
 
 @dataclass
@@ -368,10 +428,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def load_package(path: str | Path, map_location: str | torch.device = "cpu") -> ModelPackage:
-    """Rebuild the packaged model from its metadata, load its weights (``weights_only=True``), eval mode."""
+    """Verify the package hash, rebuild the model from its metadata, load its weights (``weights_only=True``),
+    eval mode. A package edited after saving raises PackageError (see :func:`verify_package`)."""
     path = Path(path)
     if not path.is_dir():
         raise PackageError(f"model package '{path}' does not exist or is not a directory")
+    verify_package(path)  # before anything in it is read
     metadata = _read_json(path / METADATA_FILE)
     stats = _read_json(path / STATS_FILE)
     version = metadata.get("format_version")

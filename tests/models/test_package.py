@@ -239,7 +239,7 @@ def _save_sfno(tmp_path, **kw):
 
 def test_package_roundtrip_sfno(tmp_path) -> None:
     model, path = _save_sfno(tmp_path)
-    assert sorted(p.name for p in path.iterdir()) == ["metadata.json", "stats.json", "weights.pt"]
+    assert sorted(p.name for p in path.iterdir()) == ["hash.json", "metadata.json", "stats.json", "weights.pt"]
     assert not list(tmp_path.glob("*.tmp-*"))
     loaded = load_package(path)
     assert isinstance(loaded.model, SFNO) and not loaded.model.training
@@ -320,6 +320,9 @@ def test_package_weights_loaded_with_weights_only(tmp_path, monkeypatch) -> None
             return (print, ("pwned",))
 
     torch.save({"x": Evil()}, path / "weights.pt")
+    with pytest.raises(PackageError, match="weights.pt \\(changed\\)"):  # the hash check comes first
+        load_package(path)
+    pkg._write_hash(path)  # even with a matching hash, the pickle is refused
     with pytest.raises(PackageError, match="weights_only"):
         load_package(path)
 
@@ -378,7 +381,73 @@ def test_corrupt_package_raises(tmp_path) -> None:
     meta = json.loads((path / "metadata.json").read_text())
     meta["config"]["embed_dim"] = 32
     (path / "metadata.json").write_text(json.dumps(meta))
+    pkg._write_hash(path)  # consistent hashes, inconsistent contents
     with pytest.raises(PackageError, match="do not fit"):
         load_package(path)
     with pytest.raises(PackageError, match="does not exist"):
         load_package(tmp_path / "nope")
+
+
+# --- package integrity ------------------------------------------------------------------------------------
+
+
+def _edit_metadata(path, change) -> None:
+    meta = json.loads((path / "metadata.json").read_text())
+    change(meta)
+    (path / "metadata.json").write_text(json.dumps(meta, indent=2))
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.update(channels=list(reversed(m["channels"]))),  # swapped channels: silently wrong forecasts
+    lambda m: m.update(dt_hours=3.0),  # a 6-hourly model labelled 3-hourly
+    lambda m: m.update(extra={}),
+], ids=["channels", "dt_hours", "extra"])
+def test_edited_metadata_fails_the_package_hash(tmp_path, change) -> None:
+    _, path = _save_sfno(tmp_path)
+    saved = json.loads((path / "hash.json").read_text())
+    assert saved["sha256"] == package_hash(path) and set(saved["files"]) == {"weights.pt", "metadata.json", "stats.json"}
+    _edit_metadata(path, change)
+    expected = rf"model package '{path}' does not match its package hash: metadata.json \(changed\)"
+    with pytest.raises(PackageError, match=expected):
+        load_package(path)
+
+
+def test_edited_stats_tensors_or_missing_hash_are_refused(tmp_path) -> None:
+    model = small_sfno()
+    tensors = {"damping": torch.ones(3, 4)}
+    path = save_package(tmp_path / "p", model, "sfno", None, CHANNELS, Grid(17, 32), 6, STATS, tensors=tensors)
+    load_package(path)
+    torch.save({"damping": torch.zeros(3, 4)}, path / "tensors.pt")
+    with pytest.raises(PackageError, match=r"tensors.pt \(changed\)"):
+        load_package(path)
+    (path / "tensors.pt").unlink()
+    with pytest.raises(PackageError, match=r"tensors.pt \(not in the package\)"):
+        load_package(path)
+    path = save_package(tmp_path / "q", model, "sfno", None, CHANNELS, Grid(17, 32), 6, STATS)
+    torch.save({"damping": torch.zeros(3, 4)}, path / "tensors.pt")  # planted
+    with pytest.raises(PackageError, match=r"tensors.pt \(not recorded\)"):
+        load_package(path)
+    (path / "tensors.pt").unlink()
+    stats = json.loads((path / "stats.json").read_text())
+    stats["variables"]["t2m"]["mean"] = 0.0
+    (path / "stats.json").write_text(json.dumps(stats))
+    with pytest.raises(PackageError, match=r"stats.json \(changed\)"):
+        load_package(path)
+    (path / "hash.json").unlink()
+    with pytest.raises(PackageError, match=f"model package '{path}' has no hash.json"):
+        load_package(path)
+
+
+def test_non_finite_weights_are_not_saved(tmp_path) -> None:
+    _, path = _save_sfno(tmp_path)
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    model = small_sfno(forcing_channels=1, scale_factor=2)
+    with torch.no_grad():
+        next(model.parameters())[..., 0] = float("nan")
+    with pytest.raises(PackageError, match=r"weights of the SFNO: \d+ of \d+ values are NaN or inf"):
+        save_package(path, model, "sfno", None, CHANNELS, Grid(17, 32), 6, STATS, forcing_channels=["cos_zenith"])
+    with pytest.raises(PackageError, match="tensors saved with the SFNO"):
+        save_package(path, small_sfno(forcing_channels=1, scale_factor=2), "sfno", None, CHANNELS, Grid(17, 32), 6,
+                     STATS, forcing_channels=["cos_zenith"], tensors={"damping": torch.tensor([1.0, float("inf")])})
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before  # the old package is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["sfno-pkg"]
