@@ -27,8 +27,10 @@ from carbonsync.data.sample_world import SampleWorldConfig, write_sample_world, 
 from carbonsync.data.store import open_canonical
 from carbonsync.evaluate.plots import plot_forecast
 from carbonsync.evaluate.skill import evaluate_backbone
-from carbonsync.forecast.export import export_forecasts, latest_zone_forecast
+from carbonsync.forecast.export import export_forecasts
+from carbonsync.forecast.reader import latest_zone_forecast
 from carbonsync.forecast.rollout import Forecaster
+from carbonsync.forecast.store import StoreLocation
 from carbonsync.physics.grid import Grid
 from carbonsync.physics.zones import load_zones, zones_to_dicts
 from carbonsync.placement import Weights, format_table, load_queue, load_sites, schedule
@@ -117,9 +119,9 @@ def forecast(cfg: DictConfig) -> Path:
 
     forecast_fn, provenance = _forecast_source(cfg)
     workers = int(cfg.forecast.get("export", {}).get("workers", 1))
-    export_forecasts(cfg.forecast.store, list(cfg.forecast.init_times), forecast_fn, provenance, workers=workers,
-                     replace=True, progress=cfg.progress)
-    return Path(cfg.forecast.store)
+    report = export_forecasts(cfg.forecast.store, list(cfg.forecast.init_times), forecast_fn, provenance,
+                              workers=workers, replace=True, progress=cfg.progress)
+    return report.store
 
 
 def export_init_times(cfg: DictConfig) -> list[pd.Timestamp]:
@@ -159,7 +161,9 @@ def rank(cfg: DictConfig, print_table: bool = True) -> Any:
     start = min(j.earliest_start for j in jobs)
     end = max(j.deadline for j in jobs)
     zone_ids = sorted({s.zone for s in sites})
-    fc = latest_zone_forecast(_need(Path(cfg.forecast.store), "forecast"), zone_ids, start, end,
+    store = cfg.forecast.store
+    fc = latest_zone_forecast(_need(Path(store), "forecast") if StoreLocation.parse(store).is_local else store,
+                              zone_ids, start, end,
                               products=("renewable_share", "carbon_intensity"))
     plan = schedule(jobs, sites, fc, Weights(**OmegaConf.to_container(cfg.placement.weights)),
                     solver=str(cfg.placement.get("solver", "greedy")))

@@ -16,7 +16,8 @@ from carbonsync.config import compose
 from carbonsync.core.layout import RunPaths
 from carbonsync.data.store import open_canonical, read_stats
 from carbonsync.data.validation import WeatherDataError
-from carbonsync.forecast.export import ForecastStoreError, latest_zone_forecast, write_forecast_store
+from carbonsync.forecast.export import ForecastStoreError, write_forecast_store
+from carbonsync.forecast.reader import latest_zone_forecast
 from carbonsync.forecast.rollout import Forecaster
 from carbonsync.models.package import PackageError, load_package
 from carbonsync.physics.grid import Grid

@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync.core.fs import atomic_path
-from carbonsync.forecast.export import open_forecast
+from carbonsync.forecast.reader import open_forecast
 
 
 def save_png(fig, path: str | Path) -> Path:

@@ -3,37 +3,71 @@
     from carbonsync.forecast.reader import latest_forecast
     fc = latest_forecast("outputs/main/forecast.zarr", ["iberia", "nordics"], "2020-11-20", "2020-11-22")
     fc["renewable_share"]          # (time, zone), hourly, the newest init time covering the window
+    fc.attrs["snapshot_id"]        # the Icechunk snapshot it came from: pin it to re-read exactly this
+    latest_forecast(store, ["iberia"], "2020-11-20", "2020-11-22", snapshot=fc.attrs["snapshot_id"])
 
-Only committed init times are visible (see :mod:`carbonsync.forecast.export` for the commit protocol), so a
-reader polling during an export sees each new init time appear complete or not at all. The store's metadata
-(committed init times, lead times, zones, array handles) is parsed once per commit and cached per store: each
-commit replaces the root ``zarr.json`` by rename, so its (inode, mtime, size) identifies the commit, and a
-call costs one ``stat`` plus one chunk read per product (figures in ``benchmarks/export_read.py``).
+The store is an Icechunk repository (:mod:`carbonsync.forecast.store`; written by
+:mod:`carbonsync.forecast.export`, one commit per export batch). A reader reads one snapshot: by default the
+tip of branch ``main`` at the time of the call, or a named one (``snapshot=`` a tag or a snapshot id), so a
+scheduler can pin the forecast it planned on. A snapshot never changes, so a reader polling during an export
+sees each new batch of init times appear complete or not at all, and never a chunk of an unfinished write.
+
+Per store (and pinned snapshot) one :class:`ForecastReader` is cached (:func:`reader_for`). Its metadata (init
+times, lead times, zones, array handles) is parsed once per snapshot; a call costs one look-up of ``main``'s
+tip (skipped for a pinned snapshot) plus one chunk read per product, and zone chunks already read are kept
+in a small in-memory cache keyed by snapshot id (snapshots are immutable, so it cannot go stale; bytes
+bounded by ``cache_bytes``; figures in ``benchmarks/export_read.py``).
+
+The same data through xarray (lazy, any group)::
+
+    import icechunk, xarray as xr
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage("outputs/main/forecast.zarr"))
+    session = repo.readonly_session("main")          # or tag="...", or snapshot_id="..."
+    zones = xr.open_zarr(session.store, group="zones", consolidated=False)
+
+which is what :func:`open_forecast` does.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+import icechunk
 import numpy as np
 import pandas as pd
 import xarray as xr
+import zarr
 
-from carbonsync.forecast.export import GROUPS, ZONE_PRODUCTS, ForecastStoreError
+from carbonsync.core.logs import get_logger
+from carbonsync.forecast.store import (
+    BRANCH,
+    GROUPS,
+    ZONE_PRODUCTS,
+    ForecastStoreError,
+    Location,
+    StoreLocation,
+    first_line,
+    open_repository,
+    resolve_snapshot,
+)
+
+__all__ = ["ForecastReader", "Snapshot", "committed_init_times", "latest_forecast", "latest_zone_forecast",
+           "open_forecast", "reader_for"]
+
+log = get_logger(__name__)
 
 _STATIC_COORDS = ("lead_time", "lat", "lon", "zone", "quantile", "zone_name")
 _DROP_ATTRS = ("_FillValue", "coordinates")
+CACHE_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
 class _GroupView:
-    arrays: dict[str, object]          # zarr arrays with an init_time dim, by name
+    arrays: dict[str, zarr.Array]      # zarr arrays with an init_time dim, by name
     attrs: dict[str, dict]             # their CF attributes
     coords: dict[str, xr.Variable]     # decoded static coordinates (lead_time, lat, lon, zone, ...)
     lead: pd.TimedeltaIndex
@@ -42,50 +76,33 @@ class _GroupView:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One commit of a store: its committed init times and the arrays to read them from."""
+    """One Icechunk snapshot of a store: its init times and the arrays to read them from."""
 
-    stamp: tuple[int, int, int]
+    id: str
     inits: pd.DatetimeIndex
     attrs: dict
     groups: dict[str, _GroupView]
 
 
-def _stamp(path: Path) -> tuple[int, int, int]:
-    try:
-        st = os.stat(path / "zarr.json")
-    except FileNotFoundError:
-        raise ForecastStoreError(f"forecast store '{path}' does not exist (run `carbonsync forecast` or "
-                                 "`carbonsync export`)") from None
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def _decode(arrays: dict[str, object]) -> dict[str, xr.Variable]:
-    """Whole (small) zarr arrays, read in one trip, as CF-decoded xarray variables."""
-    names = list(arrays)
-    values = _read_many([arrays[n] for n in names], [(slice(None),) * arrays[n].ndim for n in names])
-    raw = xr.Dataset({n: xr.Variable(tuple(arrays[n].metadata.dimension_names), v, attrs=dict(arrays[n].attrs))
-                      for n, v in zip(names, values, strict=True)})
+def _decode(arrays: dict[str, zarr.Array]) -> dict[str, xr.Variable]:
+    """Whole (small) zarr arrays as CF-decoded xarray variables."""
+    raw = xr.Dataset({n: xr.Variable(tuple(a.metadata.dimension_names), a[...], attrs=dict(a.attrs))
+                      for n, a in arrays.items()})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=xr.SerializationWarning)
         decoded = xr.decode_cf(raw, decode_coords=False)
-    return {n: decoded[n].variable.load() for n in names}
+    return {n: decoded[n].variable.load() for n in arrays}
 
 
-def _load(path: Path, stamp: tuple[int, int, int]) -> Snapshot:
-    import zarr
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata")
-        try:
-            root = zarr.open_group(str(path), mode="r", use_consolidated=True)
-        except (ValueError, FileNotFoundError) as err:
-            raise ForecastStoreError(f"'{path}' is not a consolidated forecast store: {err}") from None
-    attrs = root.attrs.asdict()
+def _load(repo: icechunk.Repository, snapshot_id: str, where: str) -> Snapshot:
+    session = repo.readonly_session(snapshot_id=snapshot_id)
+    root = zarr.open_group(session.store, mode="r")
+    if not all(name in root for name in GROUPS):
+        raise ForecastStoreError(f"forecast store '{where}' has no committed forecast yet (snapshot {snapshot_id} "
+                                 f"has no {' / '.join(GROUPS)} groups)")
     groups: dict[str, _GroupView] = {}
     init_values = None
     for name in GROUPS:
-        if name not in root:
-            raise ForecastStoreError(f"forecast store '{path}' has no '{name}' group")
         group = root[name]
         arrays, static = {}, {}
         for key, arr in group.arrays():
@@ -100,54 +117,102 @@ def _load(path: Path, stamp: tuple[int, int, int]) -> Snapshot:
         zone_pos = {str(z): i for i, z in enumerate(coords["zone"].values)} if "zone" in coords else {}
         attrs_of = {k: {a: v for a, v in arr.attrs.items() if a not in _DROP_ATTRS} for k, arr in arrays.items()}
         groups[name] = _GroupView(arrays, attrs_of, coords, pd.TimedeltaIndex(coords["lead_time"].values), zone_pos)
-    committed = attrs.get("committed_init_times")
-    if committed is None:  # a store written whole, before append-only exports: everything in it is complete
-        inits = init_values
-    else:
-        inits = pd.DatetimeIndex([pd.Timestamp(t) for t in committed])
-        if len(inits) > len(init_values) or not np.array_equal(inits.values, init_values.values[: len(inits)]):
-            raise ForecastStoreError(f"forecast store '{path}': committed_init_times do not match its init_time "
-                                     "array (the store is damaged)")
-    return Snapshot(stamp, inits, attrs, groups)
+    return Snapshot(snapshot_id, init_values, root.attrs.asdict(), groups)
 
 
-def _read_many(arrays: list, selections: list[tuple]) -> list[np.ndarray]:
-    """Orthogonal selections of several zarr arrays in one trip to zarr's event loop (concurrent chunk reads)."""
-    from zarr.core.sync import sync
+class _SlabCache:
+    """Least-recently-used whole zone slabs ``(snapshot id, product, init index) -> array``, bounded in bytes."""
 
-    async def gather():
-        reads = (a.async_array.get_orthogonal_selection(s) for a, s in zip(arrays, selections, strict=True))
-        return await asyncio.gather(*reads)
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.nbytes = max_bytes, 0
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
-    return [np.asarray(v) for v in sync(gather())]
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: np.ndarray) -> None:
+        if value.nbytes > self.max_bytes:
+            return
+        value.setflags(write=False)
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self.nbytes += value.nbytes
+            while self.nbytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self.nbytes -= old.nbytes
 
 
 class ForecastReader:
-    """Cached reads of one forecast store; :func:`latest_forecast` keeps one per store path."""
+    """Cached reads of one forecast store (at the tip of ``main``, or pinned to ``snapshot``: a tag or a
+    snapshot id); :func:`latest_forecast` keeps one per store. ``cache_bytes=0`` reads every chunk anew."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, store: Location, snapshot: str | None = None, cache_bytes: int = CACHE_BYTES):
+        self.location = StoreLocation.parse(store)
+        self.path = str(self.location)
+        self.pinned = snapshot
+        self._repo: icechunk.Repository | None = None
+        self._pinned_id: str | None = None
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self._cache = _SlabCache(cache_bytes) if cache_bytes > 0 else None
+
+    def _repository(self) -> icechunk.Repository:
+        if self._repo is None:
+            self._repo = open_repository(self.location)
+        return self._repo
+
+    def snapshot_id(self) -> str:
+        """The id of the snapshot a call reads now: the tip of ``main``, or the pinned one."""
+        repo = self._repository()
+        if self.pinned is None:
+            try:
+                return repo.lookup_branch(BRANCH)
+            except icechunk.IcechunkError as err:
+                raise ForecastStoreError(f"forecast store '{self.path}': cannot read branch '{BRANCH}': "
+                                         f"{first_line(err)}") from None
+        if self._pinned_id is None:
+            self._pinned_id = resolve_snapshot(repo, self.pinned, f"'{self.path}'")
+        return self._pinned_id
 
     def snapshot(self) -> Snapshot:
-        """The store's current commit (re-read only when the root ``zarr.json`` was replaced)."""
-        stamp = _stamp(self.path)
+        """The snapshot a call reads now (its metadata parsed once per snapshot)."""
+        snapshot_id = self.snapshot_id()
         snap = self._snapshot
-        if snap is not None and snap.stamp == stamp:
+        if snap is not None and snap.id == snapshot_id:
             return snap
         with self._lock:
-            for _ in range(5):  # a commit landing while we read: read again
-                snap = _load(self.path, stamp)
-                after = _stamp(self.path)
-                if after == stamp:
-                    break
-                stamp = after
-            self._snapshot = snap
+            snap = self._snapshot
+            if snap is None or snap.id != snapshot_id:
+                snap = _load(self._repository(), snapshot_id, self.path)
+                self._snapshot = snap
         return snap
 
     def committed_init_times(self) -> pd.DatetimeIndex:
         return self.snapshot().inits
+
+    def _read(self, snap: Snapshot, group: str, name: str, arr: zarr.Array, i: int, pick: dict) -> np.ndarray:
+        """``arr`` at init index ``i`` with the other dims selected by ``pick``; zone slabs via the cache."""
+        dims = tuple(arr.metadata.dimension_names)
+        if self._cache is None or group != "zones":
+            return np.asarray(arr.get_orthogonal_selection(tuple(pick.get(d, slice(None)) for d in dims)))
+        key = (snap.id, name, i)
+        slab = self._cache.get(key)
+        if slab is None:
+            slab = np.asarray(arr[i])
+            self._cache.put(key, slab)
+        sel = tuple(pick.get(d, slice(None)) for d in dims[1:])
+        out = slab
+        for axis, s in enumerate(sel):   # orthogonal selection, one axis at a time
+            if not (isinstance(s, slice) and s == slice(None)):
+                out = out[(slice(None),) * axis + (s,)]
+        return np.array(out)
 
     def latest(self, zones: Sequence[str] | None = None, start: str | pd.Timestamp | None = None,
                end: str | pd.Timestamp | None = None, products: Sequence[str] | None = None,
@@ -196,10 +261,10 @@ class ForecastReader:
         else:
             zone_sel = zone_idx if zone_idx is not None else slice(None)
         pick = {"init_time": i, "lead_time": slice(lo, hi), "zone": zone_sel}
-        arrays = [view.arrays[name] for name in products]
-        selections = [tuple(pick.get(d, slice(None)) for d in arr.metadata.dimension_names) for arr in arrays]
         data, used = {}, {"time"}
-        for name, arr, values in zip(products, arrays, _read_many(arrays, selections), strict=True):
+        for name in products:
+            arr = view.arrays[name]
+            values = self._read(snap, group, name, arr, i, pick)
             dims = tuple("time" if d == "lead_time" else d for d in arr.metadata.dimension_names if d != "init_time")
             used.update(dims)
             data[name] = (dims, values, view.attrs[name])
@@ -210,33 +275,61 @@ class ForecastReader:
             if "zone" in var.dims and zone_idx is not None:
                 var = var[{"zone": zone_sel}]
             coords[name] = var
-        return xr.Dataset(data, coords=coords, attrs={"init_time": str(pd.Timestamp(init)), "store": str(self.path)})
+        return xr.Dataset(data, coords=coords, attrs={"init_time": str(pd.Timestamp(init)), "store": self.path,
+                                                      "snapshot_id": snap.id})
 
 
-_READERS: dict[str, ForecastReader] = {}
+_READERS: dict[tuple[str, str | None], ForecastReader] = {}
 _READERS_LOCK = threading.Lock()
 
 
-def reader_for(store: str | Path) -> ForecastReader:
-    """The process-wide cached reader of ``store``."""
-    key = os.path.realpath(store)
+def reader_for(store: Location, snapshot: str | None = None) -> ForecastReader:
+    """The process-wide cached reader of ``store`` (at ``main``'s tip, or pinned to ``snapshot``). Two names
+    of one local directory (symlinks) share a reader."""
+    key = (StoreLocation.parse(store).key(), snapshot)
     with _READERS_LOCK:
         if key not in _READERS:
-            _READERS[key] = ForecastReader(store)
+            _READERS[key] = ForecastReader(store, snapshot)
         return _READERS[key]
 
 
-def latest_forecast(store: str | Path, zones: Sequence[str] | None = None, start: str | pd.Timestamp | None = None,
+def latest_forecast(store: Location, zones: Sequence[str] | None = None, start: str | pd.Timestamp | None = None,
                     end: str | pd.Timestamp | None = None, products: Sequence[str] | None = None,
-                    group: str = "zones") -> xr.Dataset:
+                    group: str = "zones", snapshot: str | None = None) -> xr.Dataset:
     """The newest committed forecast covering ``[start, end]`` for ``zones``, loaded, as ``(time, zone)``.
 
     The init time used is the latest one not after ``start`` whose forecast reaches ``end`` (either may be
-    ``None``); ``time`` is hourly valid time within ``[start, end]`` and ``attrs["init_time"]`` says which
-    forecast it is. ``products`` default to the zone products (wind and solar CF, renewable share, carbon
-    intensity); quantile products (``<product>_quantile``) come as ``(quantile, time, zone)``. With
-    ``group="gridded"`` the same selection returns global fields ``(time, lat, lon)`` (``zones`` is ignored).
-    Raises :class:`ForecastStoreError` naming unknown zones or products, or the init times when none covers
-    the window.
+    ``None``); ``time`` is hourly valid time within ``[start, end]``, ``attrs["init_time"]`` says which
+    forecast it is and ``attrs["snapshot_id"]`` which Icechunk snapshot. ``products`` default to the zone
+    products (wind and solar CF, renewable share, carbon intensity); quantile products (``<product>_quantile``)
+    come as ``(quantile, time, zone)``. With ``group="gridded"`` the same selection returns global fields
+    ``(time, lat, lon)`` (``zones`` is ignored). ``snapshot`` (a tag or a snapshot id) reads that snapshot
+    instead of the tip of ``main``. Raises :class:`ForecastStoreError` naming unknown zones or products, or
+    the init times when none covers the window.
     """
-    return reader_for(store).latest(zones, start, end, products, group)
+    return reader_for(store, snapshot).latest(zones, start, end, products, group)
+
+
+def latest_zone_forecast(store: Location, zones: Sequence[str] | None = None,
+                         start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None,
+                         products: Sequence[str] = ZONE_PRODUCTS, snapshot: str | None = None) -> xr.Dataset:
+    """The latest forecast of ``products`` for ``zones`` over ``[start, end]`` as ``(time, zone)``
+    (:func:`latest_forecast` with the zone products)."""
+    return latest_forecast(store, zones, start, end, products=products, snapshot=snapshot)
+
+
+def open_forecast(store: Location, group: str = "zones", snapshot: str | None = None) -> xr.Dataset:
+    """One group (``zones`` or ``gridded``) of a forecast store, lazily, through xarray: the init times of the
+    tip of ``main`` (or of ``snapshot``, a tag or a snapshot id), every one complete."""
+    if group not in GROUPS:
+        raise ForecastStoreError(f"forecast store group '{group}' is not 'zones' or 'gridded'")
+    repo = open_repository(store)
+    session = repo.readonly_session(snapshot_id=resolve_snapshot(repo, snapshot, f"'{store}'"))
+    if group not in zarr.open_group(session.store, mode="r"):
+        raise ForecastStoreError(f"forecast store '{store}' has no committed forecast yet (no '{group}' group)")
+    return xr.open_zarr(session.store, group=group, consolidated=False)
+
+
+def committed_init_times(store: Location, snapshot: str | None = None) -> list[pd.Timestamp]:
+    """The init times of the tip of ``main`` (or of ``snapshot``): every one committed and complete."""
+    return list(ForecastReader(store, snapshot, cache_bytes=0).committed_init_times())

@@ -1,5 +1,6 @@
-"""Batch export to the forecast store and the schedulers' reader: incremental appends, commits that a concurrent
-reader or a SIGKILL cannot tear, repair on rerun, parallel (dask) export, and the `export` stage on the tiny run.
+"""Batch export to the Icechunk forecast store: incremental appends in init-time order, one commit per batch,
+commits that a concurrent reader or a SIGKILL cannot tear, resume on rerun, parallel (dask) export, replace,
+and the `export` stage on the tiny run.
 
 Most tests use :func:`carbonsync.forecast.synthetic.synthetic_forecast` (the chain's exact output layout, no
 models) so they run without ``../shared`` or a trained run; the last ones use the session's tiny run.
@@ -7,6 +8,7 @@ models) so they run without ``../shared`` or a trained run; the last ones use th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -14,23 +16,19 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
+import icechunk
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import zarr
 
-from carbonsync.forecast.export import (
-    ForecastStoreError,
-    committed_init_times,
-    export_forecasts,
-    latest_zone_forecast,
-    open_forecast,
-)
-from carbonsync.forecast.reader import latest_forecast, reader_for
+from carbonsync.forecast.export import ForecastStoreError, export_forecasts, write_forecast_store
+from carbonsync.forecast.reader import committed_init_times, latest_forecast, open_forecast
+from carbonsync.forecast.store import history, open_repository
 from carbonsync.forecast.synthetic import synthetic_forecast
 from tests.helpers import REPO_ROOT
 
@@ -61,11 +59,19 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _child(store: Path, n: int, pause: float = 0.0, kill_batch: int = 0, marker: Path | None = None) -> subprocess.Popen:
+def child_export(store: Path, n: int, pause: float = 0.0, kill_batch: int = 0,
+                 marker: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-c", CHILD, str(store), str(n), str(pause), str(kill_batch),
                              str(marker or ""), json.dumps(PROVENANCE)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(marker: Path, child: subprocess.Popen, timeout: float = 90) -> None:
+    tic = time.monotonic()
+    while not marker.exists() and child.poll() is None and time.monotonic() - tic < timeout:
+        time.sleep(0.02)
+    assert marker.exists(), child.communicate()[1]
 
 
 def _load(store: Path) -> dict[str, xr.Dataset]:
@@ -80,21 +86,26 @@ def reference(tmp_path_factory) -> dict[str, xr.Dataset]:
     return _load(store)
 
 
-def _check_visible(store: Path, reference: dict[str, xr.Dataset]) -> list[pd.Timestamp]:
-    """What a reader sees: committed init times only, a prefix of the full list, complete and equal to an
-    uninterrupted export's values. Returns the init times of the zones group as opened (each open reads the
-    commit current at that moment, so with an export running the two groups may be one commit apart)."""
+def check_visible(store: Path, reference: dict[str, xr.Dataset]) -> list[pd.Timestamp]:
+    """What a reader sees: a prefix of INITS, complete and equal to an uninterrupted export's values. Returns
+    the init times of the zones group as opened (each open reads the snapshot current at that moment, so with
+    an export running the two groups may be one commit apart)."""
     visible = {}
     for group in ("zones", "gridded"):
         ds = open_forecast(store, group).load()
         inits = list(pd.DatetimeIndex(ds.init_time.values))
         assert inits == list(INITS[: len(inits)]), group
-        assert committed_init_times(store)[: len(inits)] == inits, group
         for name in ds.data_vars:
             assert np.isfinite(ds[name].values).all(), f"{group}/{name} has non-finite values"
         xr.testing.assert_equal(ds, reference[group].sel(init_time=inits))
         visible[group] = inits
     return visible["zones"]
+
+
+def orphaned_chunks(store: Path) -> int:
+    """Chunk objects that no branch or tag reaches (written by an export that never committed them)."""
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(store)))
+    return repo.garbage_collect(dt.datetime.now(dt.timezone.utc), dry_run=True).chunks_deleted
 
 
 def test_incremental_export_layout_units_and_provenance(tmp_path, reference):
@@ -103,7 +114,8 @@ def test_incremental_export_layout_units_and_provenance(tmp_path, reference):
     assert first.written == list(INITS[:3]) and first.committed == list(INITS[:3])
     again = export_forecasts(store, INITS[:5], synthetic_forecast, PROVENANCE, workers=2)
     assert again.skipped == list(INITS[:3]) and again.written == list(INITS[3:5])
-    assert _check_visible(store, reference) == list(INITS[:5])
+    assert check_visible(store, reference) == list(INITS[:5])
+    assert committed_init_times(store) == list(INITS[:5])
 
     zones, gridded = open_forecast(store, "zones"), open_forecast(store, "gridded")
     assert zones["renewable_share"].dims == ("init_time", "lead_time", "zone")
@@ -120,74 +132,28 @@ def test_incremental_export_layout_units_and_provenance(tmp_path, reference):
         assert attrs["Conventions"] == "CF-1.8" and attrs["data_source"] == "synthetic-test"
         assert attrs["backbone_package_sha256"] == "b" * 64 and attrs["code_version"].startswith("carbonsync")
         assert attrs["code_commit"]
-    root = json.loads((store / "zarr.json").read_text())
-    assert root["attributes"]["committed_init_times"] == [t.isoformat() for t in INITS[:5]]
-    assert "renewable_share(init_time, lead_time, zone) [1]" in root["attributes"]["layout_zones"]
-
-
-def test_commit_writes_what_zarr_consolidation_writes(tmp_path):
-    """Our one-file commit holds the same consolidated metadata as zarr.consolidate_metadata produces."""
-    import warnings
-
-    import zarr
-
-    store = tmp_path / "fc.zarr"
-    export_forecasts(store, INITS[:2], synthetic_forecast, PROVENANCE)
-    ours = json.loads((store / "zarr.json").read_text())["consolidated_metadata"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(str(store))
-    theirs = json.loads((store / "zarr.json").read_text())["consolidated_metadata"]
-    assert ours == theirs
+    # one Icechunk commit per batch: [0] (schema + first init time), [1, 2], then [3, 4]; each names its init times
+    commits = history(store)
+    assert [c["message"].split(":")[0] for c in commits] == ["export 2 init time(s)", "export 2 init time(s)",
+                                                             "export 1 init time(s)", "Repository initialized"]
+    assert commits[0]["metadata"]["init_times"] == [t.isoformat() for t in INITS[3:5]]
+    assert again.snapshots == [commits[0]["id"]]
+    assert again.snapshot_id == commits[0]["id"] and first.snapshots == [commits[2]["id"], commits[1]["id"]]
+    # the store is plain Icechunk + Zarr: readable without carbonsync, as the module docstrings say
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(store)))
+    session = repo.readonly_session("main")
+    plain = xr.open_zarr(session.store, group="zones", consolidated=False)
+    xr.testing.assert_identical(plain.load(), zones.load())
+    root = zarr.open_group(session.store, mode="r")
+    assert "renewable_share(init_time, lead_time, zone) [1]" in root.attrs["layout_zones"]
 
 
 def test_parallel_export_equals_serial(tmp_path, reference):
     store = tmp_path / "fc.zarr"
     report = export_forecasts(store, INITS, synthetic_forecast, PROVENANCE, workers=3)
     assert report.workers == 3 and report.written == list(INITS)
-    _check_visible(store, reference)
-
-
-def test_reader_latest_forecast_selects_newest_covering_init(tmp_path, reference):
-    store = tmp_path / "fc.zarr"
-    export_forecasts(store, INITS[:4], synthetic_forecast, PROVENANCE)   # 00, 06, 12, 18 UTC; 48 h leads
-    fc = latest_forecast(store, ["sahara", "iberia"], "2020-08-25T20:00", "2020-08-26T08:00")
-    assert fc.attrs["init_time"] == "2020-08-25 18:00:00"
-    assert dict(fc.sizes) == {"time": 13, "zone": 2} and list(fc.zone.values) == ["sahara", "iberia"]
-    assert pd.Timestamp(fc.time.values[0]) == pd.Timestamp("2020-08-25T20:00")
-    expected = reference["zones"].sel(init_time="2020-08-25T18:00", zone=["sahara", "iberia"])
-    np.testing.assert_array_equal(fc["renewable_share"].values, expected["renewable_share"].values[2:15])
-    assert fc["carbon_intensity"].attrs["units"] == "gCO2eq kWh-1"
-    # a window starting before the newest init takes an older one; a window ending past every forecast fails
-    assert latest_forecast(store, ["iberia"], "2020-08-25T07:00", "2020-08-26T12:00").attrs["init_time"] == \
-        "2020-08-25 06:00:00"
-    with pytest.raises(ForecastStoreError, match="covers"):
-        latest_forecast(store, ["iberia"], "2020-08-25T07:00", "2020-08-27T12:00")
-    q = latest_forecast(store, ["nordics"], "2020-08-26", "2020-08-26T03:00", products=["wind_cf_quantile"])
-    assert q["wind_cf_quantile"].dims == ("quantile", "time", "zone") and q.sizes["quantile"] == 3
-    g = latest_forecast(store, None, "2020-08-26", "2020-08-26T05:00", products=["ssrd", "t2m"], group="gridded")
-    assert g["ssrd"].dims == ("time", "lat", "lon") and g.sizes["time"] == 6
-    np.testing.assert_array_equal(g["t2m"].values, reference["gridded"]["t2m"].sel(init_time=INITS[3]).values[6:12])
-    with pytest.raises(ForecastStoreError, match="nowhere"):
-        latest_forecast(store, ["nowhere"])
-    with pytest.raises(ForecastStoreError, match="no_such_product"):
-        latest_forecast(store, ["iberia"], products=["no_such_product"])
-    with pytest.raises(ForecastStoreError, match="before its start"):
-        latest_forecast(store, ["iberia"], "2020-08-26", "2020-08-25")
-    # the compatibility name returns the same thing
-    xr.testing.assert_identical(latest_zone_forecast(store, ["iberia"], "2020-08-26", "2020-08-26T04:00"),
-                                latest_forecast(store, ["iberia"], "2020-08-26", "2020-08-26T04:00"))
-
-
-def test_cached_reader_sees_each_new_commit(tmp_path):
-    store = tmp_path / "fc.zarr"
-    export_forecasts(store, INITS[:1], synthetic_forecast, PROVENANCE)
-    assert latest_forecast(store, ["iberia"]).attrs["init_time"] == str(INITS[0])
-    snapshot = reader_for(store).snapshot()
-    assert reader_for(store).snapshot() is snapshot   # no new commit: no re-read
-    export_forecasts(store, INITS[:2], synthetic_forecast, PROVENANCE)
-    assert latest_forecast(store, ["iberia"]).attrs["init_time"] == str(INITS[1])
-    assert list(reader_for(store).committed_init_times()) == list(INITS[:2])
+    assert len(report.snapshots) == 3   # [0], [1, 2, 3], [4, 5]
+    check_visible(store, reference)
 
 
 def test_export_rejects_bad_appends(tmp_path):
@@ -203,11 +169,18 @@ def test_export_rejects_bad_appends(tmp_path):
         export_forecasts(store, INITS[4:5], lambda t: synthetic_forecast(t, lead_hours=24), PROVENANCE)
     with pytest.raises(ForecastStoreError, match="not a date-time"):
         export_forecasts(store, ["yesterday-ish"], synthetic_forecast, PROVENANCE)
+    with pytest.raises(ForecastStoreError, match="at least 1"):
+        export_forecasts(store, INITS[4:5], synthetic_forecast, PROVENANCE, workers=0)
     assert committed_init_times(store) == list(INITS[2:4])
-    legacy = tmp_path / "legacy.zarr"
+    assert len(history(store)) == 3   # nothing of the rejected exports was committed
+    legacy = tmp_path / "legacy.zarr"   # a plain Zarr store, as carbonsync wrote before Icechunk
     xr.Dataset(attrs={"title": "old"}).to_zarr(legacy, zarr_format=3, consolidated=False)
-    with pytest.raises(ForecastStoreError, match="committed_init_times"):
+    with pytest.raises(ForecastStoreError, match="not an Icechunk forecast store"):
         export_forecasts(legacy, INITS[:1], synthetic_forecast, PROVENANCE)
+    with pytest.raises(ForecastStoreError, match="not an Icechunk forecast store"):
+        latest_forecast(legacy, ["iberia"])
+    with pytest.raises(ForecastStoreError, match="does not exist"):
+        open_forecast(tmp_path / "nowhere.zarr")
 
 
 def test_failing_forecast_commits_the_prefix_and_names_its_init_time(tmp_path, reference):
@@ -220,47 +193,30 @@ def test_failing_forecast_commits_the_prefix_and_names_its_init_time(tmp_path, r
         return gridded, zones
 
     with pytest.raises(ForecastStoreError, match=r"2020-08-26 00:00:00.*solar_cf.*outside"):
-        export_forecasts(store, INITS, flaky, PROVENANCE, workers=2)
-    assert _check_visible(store, reference) == list(INITS[:4])
+        export_forecasts(store, INITS, flaky, PROVENANCE, workers=2)   # batches [0], [1, 2], [3, 4 <- fails]
+    assert check_visible(store, reference) == list(INITS[:4])
     report = export_forecasts(store, INITS, synthetic_forecast, PROVENANCE, workers=2)
-    assert report.written == list(INITS[4:])
-    _check_visible(store, reference)
+    assert report.written == list(INITS[4:]) and report.skipped == list(INITS[:4])
+    check_visible(store, reference)
 
 
-def test_one_export_at_a_time(tmp_path):
-    store = tmp_path / "fc.zarr"
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(batch):
-        entered.set()
-        release.wait(20)
-
-    worker = threading.Thread(target=export_forecasts, args=(store, INITS[:2], synthetic_forecast, PROVENANCE),
-                              kwargs={"before_commit": hold})
-    worker.start()
-    try:
-        assert entered.wait(20)
-        with pytest.raises(ForecastStoreError, match="another export"):
-            export_forecasts(store, INITS[2:3], synthetic_forecast, PROVENANCE)
-    finally:
-        release.set()
-        worker.join()
-    assert committed_init_times(store) == list(INITS[:2])
-
-
-def test_concurrent_reader_sees_only_complete_committed_prefixes(tmp_path, reference):
+def test_concurrent_reader_sees_only_complete_committed_snapshots(tmp_path, reference):
     """A reader polling (xarray and latest_forecast) while another process exports 6 init times, pausing between
-    writing each batch and committing it, never sees a partial or NaN-filled init time, only growing prefixes."""
+    writing each batch and committing it, never sees a partial or NaN-filled init time, only growing prefixes,
+    while chunks of uncommitted batches are already in the repository."""
     store = tmp_path / "fc.zarr"
     export_forecasts(store, INITS[:1], synthetic_forecast, PROVENANCE)
-    child = _child(store, len(INITS), pause=0.3)
+    repo = open_repository(store)
+    child = child_export(store, len(INITS), pause=0.3)
     seen: list[int] = []
+    chunk_files: dict[str, int] = {}   # snapshot id -> chunk objects on disk when first seen
     raced = 0
     try:
         while child.poll() is None or not seen or seen[-1] < len(INITS):
-            on_disk = json.loads((store / "zones" / "renewable_share" / "zarr.json").read_text())["shape"][0]
-            committed = _check_visible(store, reference)
-            raced += on_disk > len(committed)   # uncommitted chunks were on disk while we read
+            tip = repo.lookup_branch("main")
+            files = len(os.listdir(store / "chunks"))
+            raced += files > chunk_files.setdefault(tip, files)   # new chunks, no new commit: a batch in flight
+            committed = check_visible(store, reference)
             fc = latest_forecast(store, ZONES)
             init = pd.Timestamp(fc.attrs["init_time"])
             assert init in committed or init > committed[-1]   # the reader may have caught a later commit
@@ -281,51 +237,78 @@ def test_concurrent_reader_sees_only_complete_committed_prefixes(tmp_path, refer
 
 def test_killed_exports_leave_complete_init_times_and_a_rerun_completes(tmp_path, reference):
     """SIGKILL an export (a) between writing a batch's chunks and committing them, then (b) twice at random
-    (seeded) moments; after each kill the store opens with complete committed init times only, and a rerun
-    repairs it and completes it to the values of an uninterrupted export."""
+    (seeded) moments; after each kill the store shows only committed init times, all complete, and a rerun
+    resumes after them and completes the store to the values of an uninterrupted export."""
     store, marker = tmp_path / "fc.zarr", tmp_path / "written"
     tic = time.monotonic()
-    child = _child(store, len(INITS), kill_batch=3, marker=marker)   # batches: [0], [1, 2], [3, 4] <- killed here
-    while not marker.exists() and child.poll() is None and time.monotonic() - tic < 60:
-        time.sleep(0.02)
-    assert marker.exists(), child.communicate()[1]
+    child = child_export(store, len(INITS), kill_batch=3, marker=marker)   # batches: [0], [1, 2], [3, 4] <- killed
+    wait_for(marker, child)
     child.send_signal(signal.SIGKILL)
     child.wait()
     to_marker = time.monotonic() - tic   # interpreter start, imports and three batches, on this machine now
     assert json.loads(marker.read_text()) == [str(INITS[3]), str(INITS[4])]
-    assert _check_visible(store, reference) == list(INITS[:3])
-    on_disk = json.loads((store / "gridded" / "u100" / "zarr.json").read_text())["shape"][0]
-    assert on_disk == 5   # the killed batch's chunks are there, uncommitted
+    assert check_visible(store, reference) == list(INITS[:3])
+    assert committed_init_times(store) == list(INITS[:3])
+    assert orphaned_chunks(store) > 0   # the killed batch's chunks were written, and no snapshot points to them
+    assert len(history(store)) == 3     # initialized, [0], [1, 2]
 
     rng = random.Random(5)
     for _ in range(2):
-        child = _child(store, len(INITS), pause=0.05)
+        child = child_export(store, len(INITS), pause=0.05)
         time.sleep(rng.uniform(0.6, 1.1) * to_marker)
         child.send_signal(signal.SIGKILL)
         child.wait()
-        _check_visible(store, reference)
+        check_visible(store, reference)
 
+    before = committed_init_times(store)
     report = export_forecasts(store, INITS, synthetic_forecast, PROVENANCE, workers=2)
+    assert report.skipped == before and report.written == [t for t in INITS if t not in before]
     assert report.committed == list(INITS)
-    _check_visible(store, reference)
-    assert not list(store.rglob("*.partial")) and not list(tmp_path.glob("fc.zarr.tmp-*"))
+    check_visible(store, reference)
+    assert not list(tmp_path.glob("fc.zarr.tmp-*"))
 
 
-def test_rerun_after_a_kill_repairs_uncommitted_slots(tmp_path, reference):
-    """The repair step on its own: chunks written for two init times but never committed are truncated."""
+def test_replace_is_invisible_until_done_and_a_failed_one_changes_nothing(tmp_path, reference):
+    """``replace=True`` (the forecast stage): readers keep seeing the old store while the new one is written,
+    then see the new one whole; a replace that fails midway leaves the old store and no branch behind; old
+    snapshots stay readable by id."""
     store = tmp_path / "fc.zarr"
+    old = export_forecasts(store, INITS[:4], synthetic_forecast, PROVENANCE, workers=2)
+    during: list[str] = []
 
-    def crash(batch):
-        raise KeyboardInterrupt   # stands in for a kill between writing and committing
+    def look(batch):
+        during.append(latest_forecast(store, ["iberia"]).attrs["init_time"])
 
-    with pytest.raises(KeyboardInterrupt):
-        export_forecasts(store, INITS[:3], synthetic_forecast, PROVENANCE, workers=2,
-                         before_commit=lambda b: crash(b) if len(b) == 2 else None)
-    assert committed_init_times(store) == list(INITS[:1])
-    assert json.loads((store / "zones" / "wind_cf" / "zarr.json").read_text())["shape"][0] == 3
-    report = export_forecasts(store, INITS[:3], synthetic_forecast, PROVENANCE, workers=2)
-    assert report.repaired_slots == 2 and report.skipped == list(INITS[:1]) and report.written == list(INITS[1:3])
-    _check_visible(store, reference)
+    new = export_forecasts(store, INITS[:3], synthetic_forecast, PROVENANCE, workers=2, replace=True,
+                           before_commit=look)
+    assert during == [str(INITS[3])] * 2   # both batches of the replace: still the old store's newest init time
+    assert new.written == list(INITS[:3]) and committed_init_times(store) == list(INITS[:3])
+    check_visible(store, reference)
+    assert open_repository(store).list_branches() == {"main"}
+    assert committed_init_times(store, snapshot=old.snapshot_id) == list(INITS[:4])   # history is kept
+
+    def broken(t: pd.Timestamp):
+        gridded, zones = synthetic_forecast(t)
+        return (gridded.assign(t2m=gridded["t2m"] * np.nan), zones) if t == INITS[2] else (gridded, zones)
+
+    with pytest.raises(ForecastStoreError, match="t2m.*non-finite"):
+        export_forecasts(store, INITS, broken, PROVENANCE, workers=2, replace=True)
+    assert committed_init_times(store) == list(INITS[:3]) and open_repository(store).list_branches() == {"main"}
+    assert open_repository(store).lookup_branch("main") == new.snapshot_id
+    # a replace into a new path that fails leaves nothing there
+    with pytest.raises(ForecastStoreError, match="t2m.*non-finite"):
+        write_forecast_store([(t, *broken(t)) for t in INITS[:3]], tmp_path / "new.zarr", PROVENANCE)
+    assert not list(tmp_path.glob("new.zarr*"))
+
+
+def test_replace_rewrites_a_store_of_the_old_format(tmp_path, reference):
+    """The forecast stage on a run directory written before Icechunk: the plain Zarr store is replaced."""
+    store = tmp_path / "fc.zarr"
+    xr.Dataset({"x": ("t", np.arange(3))}, attrs={"title": "old"}).to_zarr(store, zarr_format=3, consolidated=False)
+    report = export_forecasts(store, INITS[:2], synthetic_forecast, PROVENANCE, replace=True)
+    assert report.committed == list(INITS[:2])
+    check_visible(store, reference)
+    assert not list(tmp_path.glob("fc.zarr.tmp-*"))
 
 
 def test_export_stage_init_times_from_config():
