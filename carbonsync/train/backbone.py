@@ -33,7 +33,15 @@ from carbonsync.models.inputs import backbone_forcing
 from carbonsync.models.package import save_package
 from carbonsync.models.sfno import SFNO, SFNOConfig
 from carbonsync.physics.grid import Grid
-from carbonsync.train.common import Checkpointer, Tracker, seed_everything, select_device
+from carbonsync.train.common import (
+    Checkpointer,
+    Tracker,
+    check_trained,
+    config_fingerprint,
+    count_epoch,
+    seed_everything,
+    select_device,
+)
 from carbonsync.train.losses import spherical_l2
 
 log = get_logger(__name__)
@@ -339,12 +347,15 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
     trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     phases = training_phases(tcfg)
     out_dir = Path(out_dir)
-    checkpoints = Checkpointer(out_dir / "checkpoints" / "backbone")
+    checkpoints = Checkpointer(out_dir / "checkpoints" / "backbone", config_fingerprint(
+        model=model.config, train=tcfg, seed=cfg.train.seed, train_period=cfg.data.splits.train,
+        stats={c: stats["variables"][c] for c in channels}), what="backbone")
     tracker = Tracker(cfg.get("logging") if rank == 0 else None, out_dir, "backbone",
                       {"model": dict(mcfg), "train": dict(tcfg), "world_size": world})
     std = torch.tensor([stats["variables"][c]["std"] for c in channels])
-    last = checkpoints.load()
+    last = checkpoints.load_matching()  # None if absent or from another configuration (warns)
     done = int(last["epoch"]) if last is not None else 0  # epochs completed, counted over all phases
+    record = dict(last["extra"].get("trained", {})) if last is not None else {}  # what was actually trained
     epoch_global = 0
     for phase in phases:
         first, end = epoch_global, epoch_global + phase.epochs
@@ -388,6 +399,7 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
             elapsed = time.perf_counter() - tic
+            count_epoch(record, phase.name, len(losses))
             if rank != 0:
                 continue
             val = evaluate_one_step(model, val_states, val_forcing, val_pairs, weights, std)
@@ -398,7 +410,8 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
             metrics |= {f"val/rmse_{c}": float(v) for c, v in zip(channels, val["model"], strict=True)}
             tracker.log(metrics, step=number)
             checkpoints.save(number, model, optimizer, scheduler,
-                             extra={"phase": phase.name, "val": {k: v.tolist() for k, v in val.items()}})
+                             extra={"phase": phase.name, "val": {k: v.tolist() for k, v in val.items()},
+                                    "trained": record})
             log.info(f"backbone {phase.name} epoch {epoch + 1}/{phase.epochs} ({phase.steps}-step): loss "
                   f"{metrics['train/loss']:.4f}, {metrics['samples_per_s']:.1f} samples/s, val 6 h RMSE skill vs "
                   "persistence " + ", ".join(f"{c} {s:+.0%}" for c, s in zip(channels, skill, strict=True)))
@@ -407,6 +420,7 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
         dist.barrier()
     if rank != 0:
         return out_dir / "packages" / "backbone"
+    check_trained(model, record, {p.name: p.epochs for p in phases}, "backbone", out_dir / "packages" / "backbone")
     tensors, damping_note = fit_output_damping(model.cpu(), tcfg, train, val_times, val_states, val_forcing,
                                                int(mcfg.dt_hours), weights.cpu(), channels)
     return save_package(
@@ -414,7 +428,7 @@ def train_backbone(cfg: Any, weather_path: str | Path, out_dir: str | Path, prog
         channels=channels, grid=grid, dt_hours=int(mcfg.dt_hours),
         stats={c: stats["variables"][c] for c in channels}, forcing_channels=list(mcfg.forcing),
         extra={"forcing": list(mcfg.forcing), "train_period": list(cfg.data.splits.train),
-               "phases": [p.__dict__ for p in phases], "world_size": world,
+               "phases": [p.__dict__ for p in phases], "trained": record, "world_size": world,
                "data_source": ds.attrs.get("source", "unknown"), "damping": damping_note},
         tensors=tensors,
     )

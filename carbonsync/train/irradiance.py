@@ -34,7 +34,15 @@ from carbonsync.models.package import save_package
 from carbonsync.physics import solar
 from carbonsync.physics.grid import Grid
 from carbonsync.train.backbone import load_states
-from carbonsync.train.common import Checkpointer, Tracker, seed_everything, select_device
+from carbonsync.train.common import (
+    Checkpointer,
+    Tracker,
+    check_trained,
+    config_fingerprint,
+    count_epoch,
+    seed_everything,
+    select_device,
+)
 
 log = get_logger(__name__)
 
@@ -306,15 +314,12 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
     steps = int(np.ceil(min(tcfg.hours_per_epoch, len(train)) / tcfg.batch_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps * tcfg.epochs, 1))
     out_dir = Path(out_dir)
-    checkpoints = Checkpointer(out_dir / "checkpoints" / "irradiance")
-    recipe = {"model": model.config.to_dict(), "static": static_names, "seed": int(cfg.train.seed),
-              "train": {k: tcfg[k] for k in ("batch_size", "lr", "weight_decay", "hours_per_epoch")}}
-    state = checkpoints.load()
-    if state is not None and state.get("extra", {}).get("recipe") != recipe:
-        log.info(f"irradiance: ignoring {checkpoints.path}: it was trained with another model or recipe; starting afresh")
-        start_epoch = 0
-    else:
-        start_epoch, _ = checkpoints.resume(model, optimizer, scheduler)
+    # a checkpoint from another model or recipe is ignored with a warning naming it (training starts afresh)
+    checkpoints = Checkpointer(out_dir / "checkpoints" / "irradiance", config_fingerprint(
+        model=model.config, static=static_names, seed=cfg.train.seed, train=tcfg,
+        train_period=cfg.data.splits.train), what="irradiance")
+    start_epoch, resumed = checkpoints.resume(model, optimizer, scheduler)
+    record = dict(resumed.get("trained", {}))  # what was actually trained
     tracker = Tracker(cfg.get("logging"), out_dir, "irradiance", {"model": dict(mcfg), "train": dict(tcfg)})
     val_hours = int(tcfg.get("val_hours", 256))
     for epoch in range(start_epoch, tcfg.epochs):
@@ -335,10 +340,11 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
             scheduler.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.5f}")
+        count_epoch(record, "train", len(losses))
         scores = evaluate(model.cpu(), val, weights, n=val_hours)
         model.to(device)
         tracker.log({"train/loss": float(np.mean(losses)), **{f"val/{k}": v for k, v in scores.items()}}, step=epoch)
-        checkpoints.save(epoch, model, optimizer, scheduler, extra={**scores, "recipe": recipe})
+        checkpoints.save(epoch, model, optimizer, scheduler, extra={**scores, "trained": record})
         log.info(f"irradiance epoch {epoch + 1}: loss {np.mean(losses):.5f}, val RMSE {scores['rmse_wm2']:.2f} W m-2 "
               f"(linear in time {scores['linear_time_rmse_wm2']:.1f}, clear sky x interpolated clearness "
               f"{scores['clear_sky_x_clearness_rmse_wm2']:.2f}) on {val_hours} hours")
@@ -356,10 +362,11 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
     log.info(f"written {nc} (.json alongside)")
     summary = {str(s): {str(m): round(float(full.rmse.sel(split=s, model=m)), 3) for m in METHODS}
                for s in ("val", "test")}
+    check_trained(model, record, {"train": int(tcfg.epochs)}, "irradiance", out_dir / "packages" / "irradiance")
     return save_package(
         out_dir / "packages" / "irradiance", model, kind="afno", config=model.config.to_dict(),
         channels=channels, grid=train.grid, dt_hours=1, stats={c: stats["variables"][c] for c in channels},
         extra={"output": "ssrd", "output_units": "J m-2", "state_dt_hours": dt_hours,
                "train_period": list(cfg.data.splits.train), "static_inputs": static_names,
-               "static_stats": static_stats, "scores_rmse_wm2": summary},
+               "static_stats": static_stats, "scores_rmse_wm2": summary, "trained": record},
     )

@@ -53,11 +53,11 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tiny_run, uninterr
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
-    killed_at = torch.load(checkpoint, weights_only=False)["epoch"]
+    killed_at = torch.load(checkpoint, weights_only=True)["epoch"]
     assert 1 <= killed_at < 5 and not (run_dir / "packages/backbone").exists()
     assert not list(checkpoint.parent.glob("*.tmp-*")), "a half-written checkpoint was left behind"
     subprocess.run(train_cmd(run_dir), check=True, capture_output=True)
-    assert torch.load(checkpoint, weights_only=False)["epoch"] == 5
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 5
     resumed, reference = weights(run_dir), weights(uninterrupted)
     assert resumed.keys() == reference.keys()
     for name in reference:
@@ -68,6 +68,94 @@ def test_package_records_both_phases(uninterrupted):
     meta = load_package(uninterrupted / "packages/backbone").metadata
     assert [p["name"] for p in meta["extra"]["phases"]] == ["pretrain", "finetune"]
     assert meta["extra"]["phases"][1]["steps"] == 2
+    trained = meta["extra"]["trained"]  # what was trained, counted as it happened
+    assert trained["pretrain"]["epochs"] == 4 and trained["finetune"]["epochs"] == 1
+    per_epoch = trained["pretrain"]["optimizer_steps"] / 4
+    assert per_epoch == int(per_epoch) >= 1 and trained["finetune"]["optimizer_steps"] >= 1
+
+
+# ------------------------------------------------------------------------------------- bad inputs
+
+
+def copy_run(run: Path, target: Path) -> Path:
+    """A trained run (data, checkpoint and package) to break."""
+    for part in ("data", "checkpoints", "packages"):
+        shutil.copytree(run / part, target / part)
+    return target
+
+
+def package_bytes(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((run_dir / "packages/backbone").iterdir())}
+
+
+def test_nan_in_the_store_stops_training_and_keeps_the_package(uninterrupted, tmp_path):
+    import zarr
+
+    run_dir = copy_run(uninterrupted, tmp_path)
+    before = package_bytes(run_dir)
+    zarr.open_group(str(RunPaths(run_dir).weather), mode="r+")["t2m"][100, 3, 4] = np.nan
+    out = subprocess.run(train_cmd(run_dir), capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "variable 't2m' has 1 NaN value(s), first at time=2020-08-05T04:00:00" in out.stderr
+    assert package_bytes(run_dir) == before
+
+
+def test_diverged_training_is_not_published(uninterrupted, tmp_path):
+    """Valid data, but a learning rate that blows the weights up: the old package stays."""
+    run_dir = copy_run(uninterrupted, tmp_path)
+    before = package_bytes(run_dir)
+    out = subprocess.run(train_cmd(run_dir, "train.backbone.lr=1e30", "train.backbone.finetune_lr=1e30"),
+                         capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "backbone training produced non-finite weights" in out.stderr and "is left as it was" in out.stderr
+    assert package_bytes(run_dir) == before
+
+
+def test_a_phase_without_samples_is_not_published(uninterrupted, tmp_path):
+    """Rollouts longer than the training split: fine-tuning would run no optimizer step."""
+    run_dir = copy_run(uninterrupted, tmp_path)
+    before = package_bytes(run_dir)
+    out = subprocess.run(train_cmd(run_dir, "train.backbone.rollout_steps=500"), capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "finetune: 0 optimizer steps in 1 epochs" in out.stderr
+    assert package_bytes(run_dir) == before
+
+
+def test_a_planted_checkpoint_is_refused_by_name(uninterrupted, tmp_path):
+    run_dir = copy_run(uninterrupted, tmp_path)
+    marker, checkpoint = tmp_path / "marker", run_dir / "checkpoints/backbone/last.pt"
+    script = ("import pathlib, sys, torch\n"
+              "class Planted:\n"
+              "    def __reduce__(self):\n"
+              "        return (pathlib.Path.write_text, (pathlib.Path(sys.argv[1]), 'code ran'))\n"
+              "torch.save({'epoch': 5, 'model': Planted()}, sys.argv[2])\n")
+    subprocess.run([sys.executable, "-c", script, str(marker), str(checkpoint)], check=True)
+    out = subprocess.run(train_cmd(run_dir), capture_output=True, text=True)
+    assert out.returncode == 1 and f"cannot load checkpoint '{checkpoint}' safely" in out.stderr, out.stderr[-2000:]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("override", "difference"), [
+    ("backbone.embed_dim=16", "model.embed_dim: 8 -> 16"),
+    ("train.backbone.epochs=5", "train.epochs: 4 -> 5"),
+])
+def test_a_checkpoint_of_another_configuration_starts_afresh(uninterrupted, tmp_path, override, difference):
+    """A finished run's checkpoint under a changed model or recipe: named in a warning, training starts afresh
+    (no skipped pre-training, no stale weights), and the package records what was trained."""
+    run_dir = copy_run(uninterrupted, tmp_path)
+    out = subprocess.run(train_cmd(run_dir, override), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    log = out.stdout + out.stderr
+    assert f"ignoring checkpoint '{run_dir / 'checkpoints/backbone/last.pt'}'" in log and difference in log
+    meta = load_package(run_dir / "packages/backbone").metadata
+    reference = load_package(uninterrupted / "packages/backbone").metadata["extra"]["trained"]
+    epochs = 5 if "epochs" in override else 4
+    per_epoch = reference["pretrain"]["optimizer_steps"] // 4
+    assert meta["extra"]["phases"][0]["epochs"] == epochs
+    assert meta["extra"]["trained"] == {"pretrain": {"epochs": epochs, "optimizer_steps": epochs * per_epoch},
+                                        "finetune": reference["finetune"]}
+    assert meta["config"]["embed_dim"] == (16 if "embed_dim" in override else 8)
+    assert torch.load(run_dir / "checkpoints/backbone/last.pt", weights_only=True)["epoch"] == epochs + 1
 
 
 def test_streaming_input_trains_the_same_model(tiny_run, uninterrupted, tmp_path):
