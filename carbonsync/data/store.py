@@ -119,16 +119,16 @@ def _for_reduction(path: Path, ds: xr.Dataset, names: list[str], target_bytes: i
     return xr.open_zarr(path, consolidated=True, chunks={"time": int(native[0] * factor)})
 
 
-_CHECKED: dict[tuple, bool] = {}  # stores whose values were checked in this process, keyed by their files
+_CHECKED: set[tuple] = set()  # variables whose values passed in this process, keyed by store path and their files
 
 
 def open_canonical(path: str | Path, variables: list[str] | None = None, check_values: bool = True) -> xr.Dataset:
     """Open a canonical store lazily (dask), check its layout and, with ``check_values``, its values.
 
     The value check (:func:`carbonsync.data.validation.check_values`: no NaN or inf, physical ranges,
-    plus every chunk file present) reads each variable once through dask, chunk by chunk; a store whose
+    plus every chunk file present) reads each variable once through dask, chunk by chunk; a variable whose
     files (names, sizes, modification times) are unchanged since it passed in this process is not read
-    again, so the stages of one ``carbonsync run`` check it once. Raises WeatherDataError naming the
+    again, so the stages of one ``carbonsync run`` check each variable once. Raises WeatherDataError naming the
     variable, time and value.
     """
     path = Path(path)
@@ -139,11 +139,13 @@ def open_canonical(path: str | Path, variables: list[str] | None = None, check_v
     validate_weather(ds, variables, check_values=False, what=what)
     if check_values:
         names = list(variables) if variables is not None else [str(v) for v in ds.data_vars]
-        key = (str(path.resolve()), tuple(names), _chunk_files(path, names))
-        if key not in _CHECKED:
-            check_chunks(ds, path, names, what)
-            check_weather_values(_for_reduction(path, ds, names), names, what, store=path)
-            _CHECKED[key] = True
+        root = str(path.resolve())
+        keys = {name: (root, name, _chunk_files(path, [name])) for name in names}
+        todo = [name for name in names if keys[name] not in _CHECKED]
+        if todo:
+            check_chunks(ds, path, todo, what)
+            check_weather_values(_for_reduction(path, ds, todo), todo, what, store=path)
+            _CHECKED.update(keys[name] for name in todo)
     return ds
 
 

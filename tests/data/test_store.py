@@ -341,3 +341,20 @@ def test_missing_chunk_is_named_by_the_value_check(tmp_path: Path) -> None:
     expected = r"'tcc' has 864 NaN.*time=2021-03-01T06:00:00.*chunk file 'tcc/c/1/0/0' is missing"
     with pytest.raises(WeatherDataError, match=expected):
         check_values(xr.open_zarr(path), ["tcc"], "store", store=path)
+
+
+def test_each_variable_is_read_once_per_process_while_unchanged(tmp_path: Path, monkeypatch) -> None:
+    from carbonsync.data import store
+
+    path = _store(tmp_path)
+    checked = []
+    real = store.check_weather_values
+    monkeypatch.setattr(store, "check_weather_values",
+                        lambda ds, names, *a, **kw: checked.append(names) or real(ds, names, *a, **kw))
+    open_canonical(path, ["u100"])
+    open_canonical(path)  # only the variables not yet checked are read
+    open_canonical(path, ["t2m", "u100"])  # nothing new
+    assert checked == [["u100"], ["t2m", "tcc"]]
+    _set(path, "tcc", (0, 0, 0), 0.25)  # a valid change still means a new read, of that variable only
+    open_canonical(path)
+    assert checked[-1] == ["tcc"]
