@@ -76,6 +76,7 @@ from carbonsync.forecast.store import (
     StoreLocation,
     exists,
     first_line,
+    forecast_root,
     open_repository,
 )
 
@@ -422,10 +423,11 @@ def _export_into(loc: StoreLocation, times: list[pd.Timestamp], forecast_fn: For
         main_at_start = repo.lookup_branch(BRANCH)
         if not replace:
             current = repo.readonly_session(snapshot_id=main_at_start)
-            if GROUPS[0] in zarr.open_group(current.store, mode="r"):   # else: no export committed yet
+            root = forecast_root(current)
+            if root is not None:   # else: no export committed yet
                 writer = _Writer(current, where)
                 committed = writer.init_times()
-                _check_provenance(where, zarr.open_group(current.store, mode="r").attrs.asdict(), provenance)
+                _check_provenance(where, root.attrs.asdict(), provenance)
                 static = writer.static()
                 variables = {g: {n for gg, n in writer.arrays if gg == g} for g in GROUPS}
     report.skipped = [t for t in times if t in set(committed)]

@@ -51,6 +51,7 @@ from carbonsync.forecast.store import (
     Location,
     StoreLocation,
     first_line,
+    forecast_root,
     open_repository,
     resolve_snapshot,
 )
@@ -95,9 +96,8 @@ def _decode(arrays: dict[str, zarr.Array]) -> dict[str, xr.Variable]:
 
 
 def _load(repo: icechunk.Repository, snapshot_id: str, where: str) -> Snapshot:
-    session = repo.readonly_session(snapshot_id=snapshot_id)
-    root = zarr.open_group(session.store, mode="r")
-    if not all(name in root for name in GROUPS):
+    root = forecast_root(repo.readonly_session(snapshot_id=snapshot_id))
+    if root is None:
         raise ForecastStoreError(f"forecast store '{where}' has no committed forecast yet (snapshot {snapshot_id} "
                                  f"has no {' / '.join(GROUPS)} groups)")
     groups: dict[str, _GroupView] = {}
@@ -325,8 +325,8 @@ def open_forecast(store: Location, group: str = "zones", snapshot: str | None = 
         raise ForecastStoreError(f"forecast store group '{group}' is not 'zones' or 'gridded'")
     repo = open_repository(store)
     session = repo.readonly_session(snapshot_id=resolve_snapshot(repo, snapshot, f"'{store}'"))
-    if group not in zarr.open_group(session.store, mode="r"):
-        raise ForecastStoreError(f"forecast store '{store}' has no committed forecast yet (no '{group}' group)")
+    if forecast_root(session) is None:
+        raise ForecastStoreError(f"forecast store '{store}' has no committed forecast yet")
     return xr.open_zarr(session.store, group=group, consolidated=False)
 
 

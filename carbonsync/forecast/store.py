@@ -36,6 +36,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import icechunk
+import zarr
+import zarr.errors
 
 from carbonsync.core.errors import CarbonSyncError
 from carbonsync.core.logs import get_logger
@@ -231,6 +233,16 @@ def readonly_session(location: Location, snapshot: str | None = None) -> icechun
     """A read-only Icechunk session of the store at ``snapshot`` (see :func:`resolve_snapshot`)."""
     repo = open_repository(location)
     return repo.readonly_session(snapshot_id=resolve_snapshot(repo, snapshot, f"'{location}'"))
+
+
+def forecast_root(session: icechunk.Session) -> zarr.Group | None:
+    """The root group of a session's snapshot if it holds a forecast (both groups), else ``None`` (a
+    repository no export has committed to yet)."""
+    try:
+        root = zarr.open_group(session.store, mode="r")
+    except zarr.errors.GroupNotFoundError:
+        return None
+    return root if all(name in root for name in GROUPS) else None
 
 
 def tag_snapshot(location: Location, tag: str, snapshot: str | None = None) -> str:
