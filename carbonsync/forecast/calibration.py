@@ -58,15 +58,23 @@ def _slots(valid_times: pd.DatetimeIndex, clim: torch.Tensor) -> torch.Tensor:
 
 
 def apply_damping(states: torch.Tensor, valid_times: pd.DatetimeIndex, clim: torch.Tensor,
-                  damping: torch.Tensor) -> torch.Tensor:
-    """Damp normalised forecasts ``(K, C, H, W)`` at leads 1..K (``valid_times``) toward ``clim``.
+                  damping: torch.Tensor, leads: torch.Tensor | None = None) -> torch.Tensor:
+    """Damp normalised forecasts ``(K, C, H, W)`` valid at ``valid_times`` toward ``clim``.
 
-    Leads past the fitted ones use the last factor.
+    ``leads`` are the lead steps (>= 1) of the K states, by default 1..K (one forecast); a batch of states
+    at one lead passes that lead K times. Leads past the fitted ones use the last factor.
     """
     k = states.shape[0]
+    if len(valid_times) != k:
+        raise ValueError(f"{len(valid_times)} valid times for {k} states")
     if k == 0:
         return states
-    lead = torch.clamp(torch.arange(k), max=damping.shape[0] - 1)
+    if leads is None:
+        leads = torch.arange(1, k + 1)
+    leads = torch.as_tensor(leads, dtype=torch.long).cpu()
+    if leads.shape != (k,) or bool((leads < 1).any()):
+        raise ValueError(f"leads must be {k} lead steps >= 1, got {leads.tolist()}")
+    lead = torch.clamp(leads - 1, max=damping.shape[0] - 1)
     factor = damping[lead][:, :, None, None].to(states.dtype)
     base = clim[_slots(valid_times, clim)].to(states.dtype)
     return base + factor * (states - base)

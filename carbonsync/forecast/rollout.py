@@ -1,8 +1,14 @@
-"""Forecast chain: SFNO 6-hourly rollout → hourly states → AFNO ssrd → zone capacity factors and share."""
+"""The trained forecast chain: SFNO 6-hourly rollout → hourly states → AFNO ssrd → zone capacity factors and share.
+
+:class:`Forecaster` holds the three model packages and runs them through the chain's protocols
+(:mod:`carbonsync.forecast.chain`): the backbone steps through :func:`~carbonsync.forecast.chain.rollout_states`,
+the one rollout the earth2studio iterator runs too; the irradiance diagnostic and the zone head are the parts
+:func:`~carbonsync.forecast.chain.load_part` picks by package kind.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,30 +18,46 @@ import xarray as xr
 
 from carbonsync.data import lexicon
 from carbonsync.data.validation import WeatherDataError
-from carbonsync.forecast.calibration import apply_damping
-from carbonsync.models.head import HeadFeatures, predict
-from carbonsync.models.inputs import (
-    backbone_forcing,
-    hour_state_weights,
-    interpolation_weights,
-    irradiance_inputs,
+from carbonsync.forecast import chain
+from carbonsync.forecast.chain import (
+    DEFAULT_TURBINE,
+    PhysicalZoneHead,
+    PrognosticModel,
+    SsrdDiagnostic,
+    ZoneHead,
+    head_features,
+    load_part,
 )
+from carbonsync.models.inputs import interpolation_weights
 from carbonsync.models.package import ModelPackage, load_package
 from carbonsync.physics.grid import Grid
-from carbonsync.physics.renewables import zone_products
 from carbonsync.physics.zones import Zone
+
+__all__ = ["Forecaster", "GRIDDED_VARIABLES"]
 
 GRIDDED_VARIABLES = ("u100", "v100", "ssrd", "tcc", "t2m", "z500")
 
 
 @dataclass
 class Forecaster:
-    """The trained chain. ``head`` is optional: without it zone products are the physical ones."""
+    """The trained chain. ``head`` is optional: without it zone products are the physical ones.
+
+    ``irradiance`` may be None for backbone-only use (:meth:`rollout`, hindcasts); :meth:`hourly` needs it.
+    The parts (``prognostic``, ``diagnostic``, ``zone_head``) are loaded from the packages by kind.
+    """
 
     backbone: ModelPackage
-    irradiance: ModelPackage
+    irradiance: ModelPackage | None
     head: ModelPackage | None = None
-    turbine: str = "E-126/4200"
+    turbine: str = DEFAULT_TURBINE
+    prognostic: PrognosticModel = field(init=False, repr=False)
+    diagnostic: SsrdDiagnostic | None = field(init=False, repr=False)
+    zone_head: ZoneHead = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.prognostic = load_part(self.backbone, PrognosticModel)
+        self.diagnostic = load_part(self.irradiance, SsrdDiagnostic) if self.irradiance is not None else None
+        self.zone_head = load_part(self.head, ZoneHead) if self.head is not None else PhysicalZoneHead(self.turbine)
 
     @classmethod
     def from_dir(cls, packages: str | Path, with_head: bool = True) -> Forecaster:
@@ -66,88 +88,59 @@ class Forecaster:
         values = weather[self.channels].sel(time=init_time).to_array("channel").values.astype(np.float32)
         if not np.isfinite(values).all():
             raise WeatherDataError(f"the state at {init_time} has NaNs")
-        return self.backbone.normalise(torch.from_numpy(values)[None])
+        return self.prognostic.normalise(torch.from_numpy(values)[None])
 
     @torch.no_grad()
     def rollout(self, state: torch.Tensor, init_time: pd.Timestamp, steps: int,
                 damped: bool = True) -> tuple[pd.DatetimeIndex, torch.Tensor]:
         """Normalised states at init and each of ``steps`` backbone steps: times and (S+1, C, H, W).
 
-        If the package carries a damping toward climatology (:mod:`carbonsync.forecast.calibration`) and
-        ``damped``, the returned forecasts are damped; the model always steps its own undamped state.
+        Runs :func:`carbonsync.forecast.chain.rollout_states`: if the package carries a damping toward
+        climatology and ``damped``, the returned forecasts are damped; the model steps its own undamped state.
         """
-        times = pd.date_range(init_time, periods=steps + 1, freq=f"{self.dt_hours}h")
-        model, grid = self.backbone.model, self.grid
-        out = [state[0]]
-        forcing = backbone_forcing(times[:-1], grid, self.backbone.forcing_channels, self.dt_hours)
-        for i in range(steps):
-            state = model(state, forcing[i : i + 1])
-            out.append(state[0])
-        states = torch.stack(out)
-        tensors = self.backbone.tensors
-        if damped and "damping" in tensors and steps > 0:
-            states[1:] = apply_damping(states[1:], times[1:], tensors["damping_climatology"], tensors["damping"])
-        return times, states
+        times, out = [], []
+        for _, valid, reported in chain.rollout_states(self.prognostic, state, [pd.Timestamp(init_time)], steps,
+                                                       damped=damped):
+            times.append(valid[0])
+            out.append(reported[0])
+        return pd.DatetimeIndex(times), torch.stack(out)
 
     @torch.no_grad()
-    def hourly(self, times6: pd.DatetimeIndex, states: torch.Tensor, batch: int = 24) -> xr.Dataset:
-        """Hourly gridded fields: backbone channels interpolated linearly in time and AFNO ssrd.
+    def hourly(self, times6: pd.DatetimeIndex, states: torch.Tensor) -> xr.Dataset:
+        """Hourly gridded fields: backbone channels interpolated linearly in time, and ssrd from the
+        irradiance diagnostic (:class:`~carbonsync.forecast.chain.SsrdDiagnostic`) on those fields.
 
-        The AFNO sees the state in the middle of each accumulation hour (:func:`hour_state_weights`).
+        The diagnostic sees the state in the middle of each accumulation hour, which on linearly
+        interpolated fields is the mean of the states at the hour's two ends; ``tcc`` is clipped to [0, 1]
+        in the output only.
         """
+        if self.diagnostic is None:
+            raise ValueError("this Forecaster has no irradiance package; hourly fields need one")
         grid = self.grid
         hours = pd.date_range(times6[0], times6[-1], freq="h")
-
-        def interpolate(i0: np.ndarray, i1: np.ndarray, weight: np.ndarray) -> torch.Tensor:
-            w = torch.from_numpy(weight)[:, None, None, None]
-            return self.backbone.denormalise((1 - w) * states[i0] + w * states[i1])  # physical units
-
         before, weight = interpolation_weights(hours, self.dt_hours)
         i0 = times6.get_indexer(before)
-        interpolated = interpolate(i0, np.minimum(i0 + 1, len(times6) - 1), weight)
-        mid_hour = interpolate(*hour_state_weights(hours, times6, self.dt_hours))
-        afno_channels = list(self.irradiance.metadata["channels"])
-        pick = [self.channels.index(c) for c in afno_channels]
-        ssrd = []
-        for start in range(0, len(hours), batch):
-            sl = slice(start, start + batch)
-            cosz, clear = irradiance_inputs(hours[sl], grid)
-            x = self.irradiance.normalise(mid_hour[sl][:, pick])
-            ssrd.append(self.irradiance.model(x, clear, cosz)[:, 0])
-        physical = interpolated.numpy()
-        data = {c: physical[:, i] for i, c in enumerate(self.channels)}
-        data["ssrd"] = torch.cat(ssrd).numpy()
-        if "tcc" in data:
-            data["tcc"] = np.clip(data["tcc"], 0.0, 1.0)
+        i1 = np.minimum(i0 + 1, len(times6) - 1)
+        w = torch.from_numpy(weight)[:, None, None, None]
+        physical = self.prognostic.denormalise((1 - w) * states[i0] + w * states[i1]).numpy()
         ds = xr.Dataset(
-            {name: (("time", "lat", "lon"), values.astype(np.float32), lexicon.get(name).attrs)
-             for name, values in data.items()},
+            {c: (("time", "lat", "lon"), physical[:, i].astype(np.float32), lexicon.get(c).attrs)
+             for i, c in enumerate(self.channels)},
             coords={"time": hours.values, **grid.coords()},
         )
         ds.attrs.update({"grid": grid.attr()})
+        ssrd = self.diagnostic(ds).transpose("time", "lat", "lon")
+        ds["ssrd"] = (("time", "lat", "lon"), ssrd.values.astype(np.float32), lexicon.get("ssrd").attrs)
+        if "tcc" in ds:
+            ds["tcc"] = ds["tcc"].clip(0.0, 1.0, keep_attrs=True)
         return ds
 
-    @staticmethod
-    def head_features(physical: xr.Dataset, zones: list[Zone]):
-        """Head features of one forecast's physical products; lead time counts from its first time."""
-
-        times = pd.DatetimeIndex(physical.time.values)
-        return HeadFeatures.from_products(physical, zones, lead_hours=(times - times[0]) / pd.Timedelta(hours=1))
+    head_features = staticmethod(head_features)
 
     def zone_products(self, hourly: xr.Dataset, zones: list[Zone]) -> xr.Dataset:
-        """Zone wind/solar CF and renewable share (time, zone[, quantile]) from hourly gridded fields."""
-
-        physical = zone_products(hourly["u100"], hourly["v100"], hourly["ssrd"], zones, self.grid,
-                                 t2m=hourly.get("t2m"), turbine=self.turbine)
-        if self.head is None:
-            return physical
-        corrected = predict(self.head.model, self.head_features(physical, zones), zones)
-        fossil = xr.DataArray([z.fossil_intensity for z in zones], dims="zone", coords={"zone": corrected.zone})
-        corrected["carbon_intensity"] = ((1.0 - corrected["renewable_share"]) * fossil).assign_attrs(
-            physical["carbon_intensity"].attrs)
-        corrected["physical_wind_cf"] = physical["wind_cf"]
-        corrected["physical_solar_cf"] = physical["solar_cf"]
-        return corrected.assign_coords(zone_name=physical["zone_name"])
+        """Zone wind/solar CF and renewable share (time, zone[, quantile]) from hourly gridded fields
+        (the :class:`~carbonsync.forecast.chain.ZoneHead` part)."""
+        return self.zone_head(hourly, zones)
 
     def forecast(self, weather: xr.Dataset, init_time: str | pd.Timestamp, lead_hours: int,
                  zones: list[Zone]) -> tuple[xr.Dataset, xr.Dataset]:

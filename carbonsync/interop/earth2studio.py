@@ -15,9 +15,12 @@ With these two, earth2studio's workflows run CarbonSync models on CarbonSync dat
 and ``rear_hook`` around every step as ``PrognosticMixin`` does). Variables carry earth2studio's names
 (``u100m``, ``v100m``, ``z500``, ``tcc``, ``t2m``), tensors are in physical units: the wrapper normalises and
 denormalises with the package's statistics and computes the cos-zenith forcing at each step's valid time
-(``time + lead_time``), exactly as :class:`carbonsync.forecast.rollout.Forecaster` does. When the package
-carries a damping toward climatology, ``create_iterator`` yields damped states as the Forecaster reports
-them, while the model steps its own undamped state (``__call__`` is the raw one-step model).
+(``time + lead_time``). Both ``__call__`` (one raw step) and ``create_iterator`` step through
+:func:`carbonsync.forecast.chain.rollout_states`, the rollout :class:`carbonsync.forecast.rollout.Forecaster`
+runs, on the chain part :class:`~carbonsync.forecast.chain.PackagePrognostic`: when the package carries a
+damping toward climatology, ``create_iterator`` yields damped states exactly as the Forecaster reports them,
+while the model steps its own undamped state. Coordinates are checked with earth2studio's handshakes at every
+call and every step of the iterator.
 
 earth2studio is imported only when these objects are used (its import takes many seconds); a missing
 installation raises an ImportError that says ``pip install 'carbonsync[earth2studio]'``.
@@ -26,7 +29,7 @@ installation raises an ImportError that says ``pip install 'carbonsync[earth2stu
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -42,8 +45,9 @@ from carbonsync.core.optional import optional_import
 from carbonsync.data import lexicon
 from carbonsync.data.store import open_canonical
 from carbonsync.data.validation import WeatherDataError, check_times, validate_weather
-from carbonsync.forecast.calibration import apply_damping
-from carbonsync.models.inputs import FORCINGS, backbone_forcing
+from carbonsync.forecast import chain
+from carbonsync.forecast.chain import PackagePrognostic, PrognosticModel, load_part
+from carbonsync.models.inputs import FORCINGS
 from carbonsync.models.package import ModelPackage, PackageError, load_package
 from carbonsync.physics.grid import Grid
 
@@ -133,6 +137,7 @@ class CarbonSyncPrognostic(torch.nn.Module):
                 f"package{where} needs forcing {unsupported}; the earth2studio wrapper computes only {SUPPORTED_FORCING}"
             )
         self.package = package
+        self.prognostic: PackagePrognostic = load_part(package, PrognosticModel)
         self.model = package.model  # a submodule, so .to(device) moves it
         self.channels = package.channels
         self.variables = np.array(e2s_names(self.channels))
@@ -220,62 +225,78 @@ class CarbonSyncPrognostic(torch.nn.Module):
         expected = getattr(self.grid, key)
         return f"'{key}' has {_describe(got)}; the package's grid {self.grid.attr()} has {_describe(expected)}"
 
-    # -- stepping
+    # -- stepping: both entry points run carbonsync.forecast.chain.rollout_states, the Forecaster's rollout
 
     def valid_times(self, coords: CoordSystem) -> pd.DatetimeIndex:
         """``time + lead_time`` of the (single) lead time for each time in ``coords``."""
         return pd.DatetimeIndex(np.asarray(coords["time"]) + np.asarray(coords["lead_time"])[-1])
 
-    @torch.no_grad()
-    def _forward(self, x: torch.Tensor, coords: CoordSystem) -> tuple[torch.Tensor, CoordSystem]:
-        out_coords = self.output_coords(coords)
+    def _flat(self, x: torch.Tensor, coords: CoordSystem) -> tuple[torch.Tensor, pd.DatetimeIndex]:
+        """The normalised state ``(B*T, C, H, W)`` of batch-compressed ``x`` and the valid time of each row."""
         shape = tuple(len(v) for v in coords.values())
         if tuple(x.shape) != shape:
             raise CoordinateError(f"{self}: tensor of shape {tuple(x.shape)} does not fit its coords {shape}")
         b, t, _, c, h, w = x.shape
-        state = self.package.normalise(x.reshape(b * t, c, h, w).to(torch.float32))
-        forcing = None
-        if self.package.forcing_channels:
-            names = self.package.forcing_channels
-            dt = self.package.dt_hours
-            f = backbone_forcing(self.valid_times(coords), self.grid, names, dt).to(x.device)  # (T, F, H, W)
-            forcing = f.unsqueeze(0).expand(b, -1, -1, -1, -1).reshape(b * t, len(names), h, w)
-        y = self.package.denormalise(self.model(state, forcing))
-        return y.reshape(b, t, 1, c, h, w).to(x.dtype), out_coords
+        state = self.prognostic.normalise(x.reshape(b * t, c, h, w).to(torch.float32))
+        valid = pd.DatetimeIndex(np.tile(self.valid_times(coords).values, b))  # b-major, as the reshape
+        return state, valid
+
+    def _unflat(self, state: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return self.prognostic.denormalise(state).reshape(like.shape).to(like.dtype)
+
+    @torch.no_grad()
+    def _forward(self, x: torch.Tensor, coords: CoordSystem) -> tuple[torch.Tensor, CoordSystem]:
+        out_coords = self.output_coords(coords)
+        state, valid = self._flat(x, coords)
+        *_, (_, _, y) = chain.rollout_states(self.prognostic, state, valid, 1, damped=False)
+        return self._unflat(y, x), out_coords
 
     def __call__(self, x: torch.Tensor, coords: CoordSystem) -> tuple[torch.Tensor, CoordSystem]:  # type: ignore[override]
-        """One step: the state ``dt`` after ``x`` (dims ``[..., time, lead_time, variable, lat, lon]``)."""
+        """One raw step (no damping): the state ``dt`` after ``x`` (dims ``[..., time, lead_time, variable, lat, lon]``)."""
         wrapped = _e2s("earth2studio.models.batch").batch_func()(CarbonSyncPrognostic._forward)
         return wrapped(self, x, coords)
 
+    def _hook(self, name: str) -> Callable[[torch.Tensor, CoordSystem], tuple[torch.Tensor, CoordSystem]] | None:
+        hook = getattr(self, name)
+        return None if getattr(hook, "__func__", None) is CarbonSyncPrognostic._default_hook else hook
+
+    @torch.no_grad()
     def _default_generator(self, x: torch.Tensor, coords: CoordSystem) -> Iterator[tuple[torch.Tensor, CoordSystem]]:
         coords = coords.copy()
         self.output_coords(coords)  # check before yielding anything
-        yield x, coords
-        step = 0
-        while True:
-            x, coords = self.front_hook(x, coords)
-            x, coords = self._forward(x, coords)
-            x, coords = self.rear_hook(x, coords)
-            step += 1
-            yield self._damped(x, coords, step), coords.copy()
+        state, valid = self._flat(x, coords)
+        current = {"coords": coords}  # the coordinates of the state being stepped, advanced by the hooks below
 
-    def _damped(self, x: torch.Tensor, coords: CoordSystem, step: int) -> torch.Tensor:
-        """The iterator's output at ``step``: damped toward climatology as the package says (the model
-        itself keeps stepping its undamped state), exactly as :meth:`Forecaster.rollout` reports it."""
-        tensors = self.package.tensors
-        if "damping" not in tensors:
-            return x
-        b, t, _, c, h, w = x.shape
-        lead = min(step, tensors["damping"].shape[0]) - 1
-        state = self.package.normalise(x.reshape(b * t, c, h, w).to(torch.float32))
-        valid = pd.DatetimeIndex(np.tile(self.valid_times(coords).values, b))  # b-major, as the reshape
-        clim = tensors["damping_climatology"].to(x.device)
-        y = apply_damping(state, valid, clim, tensors["damping"][lead : lead + 1].to(x.device))
-        return self.package.denormalise(y).reshape(b, t, 1, c, h, w).to(x.dtype)
+        def run_hook(name: str, s: torch.Tensor) -> torch.Tensor:
+            hook = self._hook(name)
+            if hook is None:
+                return s
+            y, hooked = hook(self._unflat(s, x), current["coords"])
+            if tuple(y.shape) != tuple(x.shape) or any(
+                    not np.array_equal(np.asarray(hooked[k]), np.asarray(current["coords"][k])) for k in ("time", "lead_time")):
+                raise CoordinateError(f"{self}: the {name} may change the state's values, not its shape or times")
+            current["coords"] = hooked
+            return self.prognostic.normalise(y.reshape(state.shape).to(torch.float32))
+
+        def before(s: torch.Tensor, k: int) -> torch.Tensor:
+            s = run_hook("front_hook", s)
+            current["coords"] = self.output_coords(current["coords"])  # each step's coordinates checked
+            return s
+
+        steps = chain.rollout_states(self.prognostic, state, valid, None, damped=True, before_step=before,
+                                     after_step=lambda s, k: run_hook("rear_hook", s))
+        next(steps)
+        yield x, coords
+        for _, _, reported in steps:
+            yield self._unflat(reported, x), current["coords"].copy()
 
     def create_iterator(self, x: torch.Tensor, coords: CoordSystem) -> Iterator[tuple[torch.Tensor, CoordSystem]]:
-        """Yield the initial state, then the state after each successive step (hooks around each step)."""
+        """Yield the initial state, then the state after each successive step (hooks around each step).
+
+        The steps are :func:`carbonsync.forecast.chain.rollout_states`, the rollout of
+        :meth:`carbonsync.forecast.rollout.Forecaster.rollout`: yielded states are damped toward climatology
+        when the package carries a damping, while the model steps its own undamped state.
+        """
         wrapped = _e2s("earth2studio.models.batch").batch_func()(CarbonSyncPrognostic._default_generator)
         yield from wrapped(self, x, coords)
 

@@ -14,6 +14,8 @@ import xarray as xr
 
 from carbonsync.data import lexicon
 from carbonsync.data.store import write_canonical
+from carbonsync.forecast import chain
+from carbonsync.forecast.rollout import Forecaster
 from carbonsync.models.inputs import zenith_forcing
 from carbonsync.models.package import load_package, save_package
 from carbonsync.models.sfno import SFNO, SFNOConfig
@@ -57,57 +59,95 @@ def tiny_dataset(variables: list[str] = CHANNELS) -> xr.Dataset:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):
+    """A canonical store and a backbone package carrying a damping toward climatology."""
     root = tmp_path_factory.mktemp("e2s")
     ds = tiny_dataset()
     store = write_canonical(ds, root / "canonical.zarr")
     torch.manual_seed(0)
     model = SFNO(SFNOConfig(in_channels=5, nlat=17, nlon=32, forcing_channels=1, embed_dim=8, num_layers=2, lmax=8, mmax=8))
     stats = {v: {"mean": float(ds[v].mean()), "std": float(ds[v].std())} for v in CHANNELS}
+    gen = torch.Generator().manual_seed(1)
+    tensors = {"damping": 0.3 + 0.6 * torch.rand(3, len(CHANNELS), generator=gen),
+               "damping_climatology": torch.randn(4, len(CHANNELS), *GRID.shape, generator=gen)}
     package = save_package(root / "backbone", model, kind="sfno", config=None, channels=CHANNELS, grid=GRID, dt_hours=6,
-                           stats=stats, extra={"forcing": ["cos_zenith"]}, forcing_channels=["cos_zenith"])
+                           stats=stats, extra={"forcing": ["cos_zenith"]}, forcing_channels=["cos_zenith"], tensors=tensors)
     return root, ds, store, package
 
 
-def reference_rollout(package_path, ds: xr.Dataset) -> np.ndarray:
-    """Our own rollout, Forecaster-style: normalise -> SFNO(x, zenith_forcing) -> denormalise, step by step."""
+def hand_rollout(package_path, ds: xr.Dataset) -> np.ndarray:
+    """The backbone by hand, normalised: x_{k+1} = SFNO(x_k, cos zenith at t_k), reported damped toward climatology."""
     pkg = load_package(package_path)
-    x = torch.from_numpy(ds[CHANNELS].sel(time=INIT).to_array("channel").values.astype(np.float32))[None]
+    x = pkg.normalise(torch.from_numpy(ds[CHANNELS].sel(time=INIT).to_array("channel").values.astype(np.float32))[None])
     times = pd.date_range(INIT, periods=NSTEPS + 1, freq="6h")
+    damping, clim = pkg.tensors["damping"], pkg.tensors["damping_climatology"]
     out = [x[0]]
     with torch.no_grad():
-        for i in range(NSTEPS):
-            x = pkg.denormalise(pkg.model(pkg.normalise(x), zenith_forcing(times[i : i + 1], pkg.grid)))
-            out.append(x[0])
-    return torch.stack(out).numpy()  # (lead, C, H, W)
+        for k in range(NSTEPS):
+            x = pkg.model(x, zenith_forcing(times[k : k + 1], pkg.grid))
+            base = clim[times[k + 1].hour // 6]
+            out.append(base + damping[min(k, len(damping) - 1)][:, None, None] * (x[0] - base))
+    return pkg.denormalise(torch.stack(out)).numpy()  # (lead, C, H, W)
 
 
-def test_deterministic_matches_our_rollout(setup) -> None:
+def forecaster_rollout(package_path, ds: xr.Dataset) -> np.ndarray:
+    """What the pipeline's Forecaster reports for the same init time, denormalised (lead, C, H, W)."""
+    forecaster = Forecaster(load_package(package_path), None)
+    _, states = forecaster.rollout(forecaster.initial_state(ds, INIT), INIT, NSTEPS)
+    return forecaster.backbone.denormalise(states).numpy()
+
+
+def run_deterministic(root, store, package, name: str) -> np.ndarray:
     from earth2studio.io import ZarrBackend
     from earth2studio.run import deterministic
 
-    root, ds, store, package = setup
-    prognostic = CarbonSyncPrognostic.from_package(package)
-    out_path = root / "forecast.zarr"
-    io = deterministic([INIT.to_datetime64()], NSTEPS, prognostic, CanonicalStoreSource(store), ZarrBackend(str(out_path)),
-                       device=torch.device("cpu"), verbose=False)
+    out_path = root / name
+    io = deterministic([INIT.to_datetime64()], NSTEPS, CarbonSyncPrognostic.from_package(package), CanonicalStoreSource(store),
+                       ZarrBackend(str(out_path)), device=torch.device("cpu"), verbose=False)
     assert set(E2S) <= set(io)
-
     written = xr.open_zarr(out_path, consolidated=False)  # what the backend put on disk
-    assert set(E2S) <= set(written.data_vars)
     for v in E2S:
         assert written[v].dims == ("time", "lead_time", "lat", "lon")
     np.testing.assert_array_equal(written.time.values, [INIT.to_datetime64()])
     np.testing.assert_array_equal(written.lead_time.values, np.arange(0, 25, 6).astype("timedelta64[h]"))
     np.testing.assert_allclose(written.lat.values, GRID.lat)
     np.testing.assert_allclose(written.lon.values, GRID.lon)
+    return np.stack([written[v].values[0] for v in E2S], axis=1)  # (lead, C, H, W)
 
-    forecast = np.stack([written[v].values[0] for v in E2S], axis=1)  # (lead, C, H, W)
+
+def test_deterministic_gives_the_forecasters_states(setup) -> None:
+    """earth2studio's workflow and the pipeline's Forecaster run one rollout: identical states, damping included."""
+    root, ds, store, package = setup
+    forecast = run_deterministic(root, store, package, "forecast.zarr")
     assert np.isfinite(forecast).all()
     np.testing.assert_array_equal(forecast[0], ds[CHANNELS].sel(time=INIT).to_array().values)  # lead 0 = source
-    expected = reference_rollout(package, ds)
-    std = np.array([float(ds[v].std()) for v in CHANNELS])[None, :, None, None]
-    np.testing.assert_allclose(forecast / std, expected / std, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(forecast[1:], forecaster_rollout(package, ds)[1:])
     assert np.abs(forecast[1:] - forecast[:1]).max() > 0  # the model did step
+    # and numerically what the steps written out by hand give
+    std = np.array([float(ds[v].std()) for v in CHANNELS])[None, :, None, None]
+    np.testing.assert_allclose(forecast / std, hand_rollout(package, ds) / std, rtol=0, atol=1e-5)
+
+
+def test_iterator_and_forecaster_step_through_rollout_states(setup, monkeypatch) -> None:
+    """Both go through carbonsync.forecast.chain.rollout_states: a change there shows up in both."""
+    root, ds, store, package = setup
+    real = chain.rollout_states
+    calls = []
+
+    def shifted(prognostic, state, times, steps=None, **kw):
+        calls.append((type(prognostic).__name__, steps, kw.get("damped")))
+        for k, t, s in real(prognostic, state, times, steps, **kw):
+            yield k, t, s + 0.5 * k  # half a standard deviation per lead
+
+    monkeypatch.setattr(chain, "rollout_states", shifted)
+    through_e2s = run_deterministic(root, store, package, "shifted.zarr")
+    through_forecaster = forecaster_rollout(package, ds)
+    assert ("PackagePrognostic", None, True) in calls and ("PackagePrognostic", NSTEPS, True) in calls
+    np.testing.assert_array_equal(through_e2s[1:], through_forecaster[1:])
+    monkeypatch.setattr(chain, "rollout_states", real)
+    std = np.array([float(ds[v].std()) for v in CHANNELS])[None, :, None, None]
+    shift = (through_e2s - forecaster_rollout(package, ds)) / std
+    np.testing.assert_allclose(shift[1:], np.broadcast_to(0.5 * np.arange(1, NSTEPS + 1)[:, None, None, None], shift[1:].shape),
+                               rtol=0, atol=1e-4)
 
 
 def test_coords_use_earth2studio_names(setup) -> None:
@@ -158,10 +198,29 @@ def test_call_iterator_and_hooks(setup) -> None:
     x0, c0 = next(steps)
     torch.testing.assert_close(x0, x)
     x1, c1 = next(steps)
-    torch.testing.assert_close(x1, y)
+    # the iterator reports the raw step damped toward climatology (the package's damping, lead 1, valid 12 UTC)
+    pkg = prognostic.package
+    clim = pkg.tensors["damping_climatology"][(INIT.hour + 6) // 6]
+    a = pkg.tensors["damping"][0][:, None, None]
+    damped = pkg.denormalise(clim + a * (pkg.normalise(y[0, 0]) - clim))
+    torch.testing.assert_close(x1[0, 0], damped, rtol=0, atol=1e-3)
+    assert not torch.allclose(x1, y)
     x2, c2 = next(steps)
     np.testing.assert_array_equal(c2["lead_time"], [np.timedelta64(12, "h")])
     assert calls == [np.timedelta64(6, "h"), np.timedelta64(12, "h")]
+
+    # a front hook changes the state the model steps; one that changes the times is refused
+    prognostic.rear_hook = prognostic._default_hook
+    plain_steps = prognostic.create_iterator(x, coords)
+    next(plain_steps)
+    plain, _ = next(plain_steps)  # stepped before the hook is set
+    prognostic.front_hook = lambda x, c: (x + torch.tensor([1.0, 0, 0, 0, 0])[:, None, None], c)  # +1 m/s u100
+    nudged = prognostic.create_iterator(x, coords)
+    next(nudged)
+    assert not torch.allclose(next(nudged)[0], plain)
+    prognostic.front_hook = lambda x, c: (x, OrderedDict(c, time=c["time"] + np.timedelta64(1, "h")))
+    with pytest.raises(CoordinateError, match="not its shape or times"):
+        list(zip(range(2), prognostic.create_iterator(x, coords), strict=False))
 
     # wrong variable order / grid: clear errors from the handshake
     with pytest.raises(CoordinateError, match="order differs"):

@@ -1,4 +1,4 @@
-"""Hourly irradiance diagnostic: baselines, scoring, static inputs, patch-edge fixes, the adapters."""
+"""Hourly irradiance diagnostic: baselines, scoring, static inputs, patch-edge fixes, the package adapter."""
 
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def test_train_irradiance_with_static_inputs_and_report(tmp_path, caplog):
     from omegaconf import OmegaConf
 
     from carbonsync.config import compose
-    from carbonsync.interop.solar_afno import PackageSsrd, SsrdDiagnostic
+    from carbonsync.forecast.chain import PackageSsrd, SsrdDiagnostic
     from carbonsync.models.package import load_package
 
     path, ds = _store(tmp_path, static=True)
@@ -243,28 +243,3 @@ def test_train_irradiance_with_static_inputs_and_report(tmp_path, caplog):
     with caplog.at_level("INFO", logger="carbonsync"):
         assert load_package(irr.train_irradiance(cfg, path, tmp_path, progress=False)).metadata["config"]["local_hidden"] == 0
     assert "trained with another model or recipe; starting afresh" in caplog.text
-
-
-# ------------------------------------------------------------------------------------ earth2studio adapter
-
-
-def test_solar_afno_adapter_runs_when_installed():
-    from carbonsync.interop.solar_afno import SolarAFNO1H, SsrdDiagnostic, solar_afno_available
-
-    available, reason = solar_afno_available()
-    if not available:
-        print(f"SolarRadiationAFNO1H adapter not exercised: {reason}")
-        pytest.skip(reason)
-    model = SolarAFNO1H()  # downloads the pretrained package: only where the extra is installed
-    assert isinstance(model, SsrdDiagnostic) and len(model.variables) == 24
-
-
-def test_solar_afno_adapter_names_the_extra_when_missing():
-    from carbonsync.interop.solar_afno import EXTRA, SolarAFNO1H, solar_afno_available
-
-    available, reason = solar_afno_available()
-    if available:
-        pytest.skip("earth2studio's solarradiation-afno extra is installed here")
-    assert f"carbonsync[{EXTRA}]" in reason
-    with pytest.raises(ImportError, match=r"carbonsync\[solar-afno\]"):
-        SolarAFNO1H()

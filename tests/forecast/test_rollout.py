@@ -1,0 +1,226 @@
+"""The one rollout: ``rollout_states`` on a protocol model, and the Forecaster's chain against hand-written steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from carbonsync.data import lexicon
+from carbonsync.forecast import chain
+from carbonsync.forecast.chain import Damping, PrognosticModel, rollout_states
+from carbonsync.forecast.rollout import Forecaster
+from carbonsync.models.afno import AFNOConfig, IrradianceDiagnostic
+from carbonsync.models.inputs import hour_state_weights, irradiance_inputs, zenith_forcing
+from carbonsync.models.package import load_package, save_package
+from carbonsync.models.sfno import SFNO, SFNOConfig
+from carbonsync.physics.grid import Grid
+
+CHANNELS = ["u100", "v100", "z500", "tcc", "t2m"]
+GRID = Grid(17, 32)
+INIT = pd.Timestamp("2024-03-01T06:00")
+
+
+def tiny_weather(periods: int = 3) -> xr.Dataset:
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024-03-01", periods=periods, freq="6h")
+    shape = (len(times), GRID.nlat, GRID.nlon)
+    values = {
+        "u100": rng.normal(0, 5, shape), "v100": rng.normal(0, 4, shape), "z500": 5.5e4 + rng.normal(0, 500, shape),
+        "tcc": rng.uniform(0, 1, shape), "t2m": 280 + rng.normal(0, 10, shape),
+    }
+    ds = xr.Dataset(
+        {v: (("time", "lat", "lon"), values[v].astype(np.float32), lexicon.get(v).attrs) for v in CHANNELS},
+        coords={"time": times, **GRID.coords()},
+    )
+    ds.attrs["grid"] = GRID.attr()
+    return ds
+
+
+def damping_tensors(lead_steps: int = 3, seed: int = 1) -> dict[str, torch.Tensor]:
+    """A damping toward a made-up climatology: factors in (0.3, 0.9), 4 six-hourly slots."""
+    gen = torch.Generator().manual_seed(seed)
+    return {"damping": 0.3 + 0.6 * torch.rand(lead_steps, len(CHANNELS), generator=gen),
+            "damping_climatology": torch.randn(4, len(CHANNELS), *GRID.shape, generator=gen)}
+
+
+def save_backbone(path: Path, ds: xr.Dataset, damped: bool) -> Path:
+    torch.manual_seed(0)
+    model = SFNO(SFNOConfig(in_channels=5, nlat=GRID.nlat, nlon=GRID.nlon, forcing_channels=1, embed_dim=8,
+                            num_layers=2, lmax=8, mmax=8))
+    stats = {v: {"mean": float(ds[v].mean()), "std": float(ds[v].std())} for v in CHANNELS}
+    return save_package(path, model, kind="sfno", config=None, channels=CHANNELS, grid=GRID, dt_hours=6, stats=stats,
+                        extra={"forcing": ["cos_zenith"]}, forcing_channels=["cos_zenith"],
+                        tensors=damping_tensors() if damped else None)
+
+
+def save_irradiance(path: Path, ds: xr.Dataset) -> Path:
+    torch.manual_seed(0)
+    model = IrradianceDiagnostic(AFNOConfig(state_channels=1, nlat=GRID.nlat, nlon=GRID.nlon, patch_size=(4, 4),
+                                            embed_dim=8, num_layers=1, num_blocks=2, latlon_encoding=False))
+    with torch.no_grad():  # a clearness that depends visibly on tcc
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    stats = {"tcc": {"mean": float(ds["tcc"].mean()), "std": float(ds["tcc"].std())}}
+    return save_package(path, model, kind="afno", config=None, channels=["tcc"], grid=GRID, dt_hours=1, stats=stats)
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, xr.Dataset]:
+    root = tmp_path_factory.mktemp("chain")
+    ds = tiny_weather()
+    save_backbone(root / "backbone", ds, damped=True)
+    save_backbone(root / "undamped", ds, damped=False)
+    save_irradiance(root / "irradiance", ds)
+    return root, ds
+
+
+# --- rollout_states on a protocol model --------------------------------------------------------------
+
+
+class Doubling:
+    """A protocol model that doubles the state and adds the hour of day of each state's valid time."""
+
+    channels = ["a"]
+    grid = Grid(3, 4)
+    dt_hours = 6.0
+
+    def __init__(self, damping: Damping | None = None) -> None:
+        self.damping = damping
+        self.seen: list[torch.Tensor] = []
+
+    def step(self, state: torch.Tensor, times: pd.DatetimeIndex) -> torch.Tensor:
+        self.seen.append(state.clone())
+        return 2 * state + torch.as_tensor(np.asarray(times.hour, np.float32))[:, None, None, None]
+
+    def normalise(self, physical: torch.Tensor) -> torch.Tensor:
+        return physical
+
+    def denormalise(self, state: torch.Tensor) -> torch.Tensor:
+        return state
+
+
+def test_rollout_states_steps_undamped_and_reports_damped() -> None:
+    damping = Damping(climatology=torch.arange(4.0)[:, None, None, None].expand(4, 1, 3, 4).clone(),
+                      factors=torch.tensor([[0.5], [0.25]]))
+    model = Doubling(damping)
+    assert isinstance(model, PrognosticModel)
+    x0 = torch.ones(2, 1, 3, 4)
+    times = pd.DatetimeIndex(["2024-01-01T00:00", "2024-01-01T06:00"])
+    out = list(rollout_states(model, x0, times, 3))
+    assert [k for k, _, _ in out] == [0, 1, 2, 3]
+    assert out[0][2] is x0 and out[3][1].equals(times + pd.Timedelta(hours=18))
+    # the model steps its own undamped state: 1 -> 2 + h0 -> ...
+    raw1 = 2 * x0 + torch.tensor([0.0, 6.0])[:, None, None, None]
+    raw2 = 2 * raw1 + torch.tensor([6.0, 12.0])[:, None, None, None]
+    torch.testing.assert_close(model.seen[1], raw1)
+    torch.testing.assert_close(model.seen[2], raw2)
+    # reported: climatology of the valid hour's slot + factor of the lead (the last factor past the fitted leads)
+    clim1 = torch.tensor([1.0, 2.0])[:, None, None, None]  # valid 06 and 12 UTC: slots 1 and 2
+    torch.testing.assert_close(out[1][2], clim1 + 0.5 * (raw1 - clim1))
+    clim2 = torch.tensor([2.0, 3.0])[:, None, None, None]
+    torch.testing.assert_close(out[2][2], clim2 + 0.25 * (raw2 - clim2))
+    raw3 = 2 * raw2 + torch.tensor([12.0, 18.0])[:, None, None, None]
+    clim3 = torch.tensor([3.0, 0.0])[:, None, None, None]
+    torch.testing.assert_close(out[3][2], clim3 + 0.25 * (raw3 - clim3))
+    # undamped, and hooks around every step act on the stepped state
+    plain = list(rollout_states(Doubling(damping), x0, times, 2, damped=False))
+    torch.testing.assert_close(plain[2][2], raw2)
+    hooked = list(rollout_states(Doubling(), x0, times, 1, before_step=lambda s, k: s + 1, after_step=lambda s, k: -s))
+    torch.testing.assert_close(hooked[1][2], -(2 * (x0 + 1) + torch.tensor([0.0, 6.0])[:, None, None, None]))
+
+
+def test_rollout_states_is_lazy_and_checks_its_input() -> None:
+    model = Doubling()
+    steps = rollout_states(model, torch.zeros(1, 1, 3, 4), [INIT], None)
+    for _ in range(5):
+        next(steps)
+    assert len(model.seen) == 4  # unbounded, one step per item after the first
+    with pytest.raises(ValueError, match="one valid time per state"):
+        next(rollout_states(model, torch.zeros(2, 1, 3, 4), [INIT], 1))
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        next(rollout_states(model, torch.zeros(1, 1, 3, 4), [INIT], -1))
+
+
+# --- the Forecaster --------------------------------------------------------------------------------
+
+
+def hand_rollout(package_path: Path, ds: xr.Dataset, steps: int) -> np.ndarray:
+    """The backbone by hand, in normalised units: x_{k+1} = SFNO(x_k, cos zenith at t_k); reported damped."""
+    pkg = load_package(package_path)
+    x = pkg.normalise(torch.from_numpy(ds[CHANNELS].sel(time=INIT).to_array("channel").values.astype(np.float32))[None])
+    times = pd.date_range(INIT, periods=steps + 1, freq="6h")
+    tensors = pkg.tensors
+    out = [x[0]]
+    with torch.no_grad():
+        for k in range(steps):
+            x = pkg.model(x, zenith_forcing(times[k : k + 1], GRID))
+            a = tensors["damping"][min(k, tensors["damping"].shape[0] - 1)][:, None, None]
+            clim = tensors["damping_climatology"][times[k + 1].hour // 6]
+            out.append(clim + a * (x[0] - clim))
+    return pkg.denormalise(torch.stack(out)).numpy()
+
+
+def test_forecaster_rollout_matches_the_hand_written_steps(packages) -> None:
+    root, ds = packages
+    forecaster = Forecaster(load_package(root / "backbone"), None)
+    steps = 5  # past the 3 fitted damping leads
+    times, states = forecaster.rollout(forecaster.initial_state(ds, INIT), INIT, steps)
+    assert times.equals(pd.date_range(INIT, periods=steps + 1, freq="6h"))
+    got = forecaster.backbone.denormalise(states).numpy()
+    expected = hand_rollout(root / "backbone", ds, steps)
+    std = np.array([float(ds[v].std()) for v in CHANNELS])[None, :, None, None]
+    np.testing.assert_allclose(got / std, expected / std, rtol=0, atol=1e-6)
+    assert np.abs(got[1:] - got[:1]).max() > 0
+    # damped=False: the raw model; it differs from the damped forecast
+    _, raw = forecaster.rollout(forecaster.initial_state(ds, INIT), INIT, steps, damped=False)
+    torch.testing.assert_close(raw[0], states[0])
+    assert not torch.allclose(raw[1:], states[1:])
+
+
+def test_forecaster_and_protocol_parts_share_the_one_rollout(packages, monkeypatch) -> None:
+    root, ds = packages
+    forecaster = Forecaster(load_package(root / "backbone"), None)
+    assert isinstance(forecaster.prognostic, PrognosticModel) and forecaster.diagnostic is None
+    real = chain.rollout_states
+    calls = []
+
+    def spy(prognostic, state, times, steps=None, **kw):
+        calls.append((prognostic, steps, kw.get("damped")))
+        for k, t, s in real(prognostic, state, times, steps, **kw):
+            yield k, t, s + k  # marks what went through here
+
+    monkeypatch.setattr(chain, "rollout_states", spy)
+    _, marked = forecaster.rollout(forecaster.initial_state(ds, INIT), INIT, 2, damped=False)
+    monkeypatch.setattr(chain, "rollout_states", real)
+    _, plain = forecaster.rollout(forecaster.initial_state(ds, INIT), INIT, 2, damped=False)
+    assert calls == [(forecaster.prognostic, 2, False)]
+    torch.testing.assert_close(marked, plain + torch.arange(3.0)[:, None, None, None])
+
+
+def test_hourly_ssrd_comes_from_the_diagnostic_at_mid_hour(packages) -> None:
+    root, ds = packages
+    forecaster = Forecaster(load_package(root / "undamped"), load_package(root / "irradiance"))
+    times6, states = forecaster.rollout(forecaster.initial_state(ds, INIT), INIT, 2)
+    hourly = forecaster.hourly(times6, states)
+    assert list(hourly.data_vars) == [*CHANNELS, "ssrd"] and hourly.sizes["time"] == 13
+    assert hourly["ssrd"].attrs == lexicon.get("ssrd").attrs and hourly["ssrd"].dtype == np.float32
+    assert float(hourly["tcc"].min()) >= 0 and float(hourly["tcc"].max()) <= 1
+    # the irradiance model on the state interpolated to the middle of each hour (unclipped tcc), by hand
+    hours = pd.DatetimeIndex(hourly.time.values)
+    i0, i1, w = hour_state_weights(hours, times6, 6)
+    w = torch.from_numpy(w)[:, None, None, None]
+    mid = forecaster.backbone.denormalise((1 - w) * states[i0] + w * states[i1])[:, [CHANNELS.index("tcc")]]
+    irr = forecaster.irradiance
+    cosz, clear = irradiance_inputs(hours, GRID)
+    with torch.no_grad():
+        expected = irr.model(irr.normalise(mid), clear, cosz)[:, 0].numpy()
+    scale = float(np.abs(expected).max())
+    assert scale > 0
+    np.testing.assert_allclose(hourly["ssrd"].values, expected, rtol=0, atol=1e-5 * scale)
+    with pytest.raises(ValueError, match="no irradiance package"):
+        Forecaster(load_package(root / "undamped"), None).hourly(times6, states)
