@@ -350,6 +350,8 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
               f"{scores['clear_sky_x_clearness_rmse_wm2']:.2f}) on {val_hours} hours")
     tracker.finish()
     model.cpu()
+    # before any score is written: a non-finite or untrained model is neither scored nor published
+    check_trained(model, record, {"train": int(tcfg.epochs)}, "irradiance", out_dir / "packages" / "irradiance")
     test = HourlySamples(ds, channels, stats, tuple(cfg.data.splits.test), dt_hours, mean_clearness=mean_k)
     full = xr.concat([score(model, val, weights), score(model, test, weights)],
                      dim=pd.Index(["val", "test"], name="split"), combine_attrs="override")
@@ -362,7 +364,6 @@ def train_irradiance(cfg: Any, weather_path: str | Path, out_dir: str | Path, pr
     log.info(f"written {nc} (.json alongside)")
     summary = {str(s): {str(m): round(float(full.rmse.sel(split=s, model=m)), 3) for m in METHODS}
                for s in ("val", "test")}
-    check_trained(model, record, {"train": int(tcfg.epochs)}, "irradiance", out_dir / "packages" / "irradiance")
     return save_package(
         out_dir / "packages" / "irradiance", model, kind="afno", config=model.config.to_dict(),
         channels=channels, grid=train.grid, dt_hours=1, stats={c: stats["variables"][c] for c in channels},

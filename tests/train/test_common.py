@@ -184,3 +184,24 @@ def test_check_trained_refuses_untrained_phases() -> None:
     count_epoch(record, "finetune", 0)  # an epoch that had no batch: nothing was trained in it
     with pytest.raises(TrainingError, match=r"finetune: 0 optimizer steps in 1 epochs"):
         check_trained(model, record, {"pretrain": 2, "finetune": 1}, "toy")
+
+
+def test_diverged_irradiance_training_is_neither_scored_nor_published(tiny_run, tmp_path: Path) -> None:
+    """The irradiance trainer goes through the same guard as the backbone's: the old package stays."""
+    import shutil
+    import subprocess
+    import sys
+
+    from carbonsync.core.layout import RunPaths
+
+    run = RunPaths(tiny_run.run_dir)
+    shutil.copytree(run.data, tmp_path / "data")
+    shutil.copytree(run.packages / "irradiance", tmp_path / "packages" / "irradiance")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "packages" / "irradiance").iterdir()}
+    cmd = [sys.executable, "-m", "carbonsync.cli", "train-irradiance", f"run_dir={tmp_path}", "size=tiny",
+           "progress=false", "train.threads=1", "train.irradiance.lr=1e30"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "irradiance training produced non-finite weights" in out.stderr and "is left as it was" in out.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "packages" / "irradiance").iterdir()} == before
+    assert not (tmp_path / "evaluation" / "irradiance_scores.nc").exists()
