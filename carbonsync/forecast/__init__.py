@@ -28,3 +28,36 @@ __all__ = [
     "tag_snapshot",
     "write_forecast_store",
 ]
+
+# --- the forecast chain: its parts behind protocols, the one rollout, the Forecaster that runs them
+from carbonsync.forecast.chain import (  # noqa: E402
+    ChainPartError,
+    Damping,
+    PackagePrognostic,
+    PackageSsrd,
+    PackageZoneHead,
+    PhysicalZoneHead,
+    PrognosticModel,
+    SsrdDiagnostic,
+    ZoneHead,
+    load_part,
+    register_part,
+    rollout_states,
+)
+from carbonsync.forecast.rollout import Forecaster  # noqa: E402
+
+__all__ += [
+    "ChainPartError",
+    "Damping",
+    "Forecaster",
+    "PackagePrognostic",
+    "PackageSsrd",
+    "PackageZoneHead",
+    "PhysicalZoneHead",
+    "PrognosticModel",
+    "SsrdDiagnostic",
+    "ZoneHead",
+    "load_part",
+    "register_part",
+    "rollout_states",
+]
