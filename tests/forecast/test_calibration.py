@@ -59,6 +59,14 @@ def test_apply_damping_between_climatology_and_forecast_and_past_the_fitted_lead
     assert out[0].eq(20.0).all()  # factor 1: the forecast
     assert out[1].eq(15.0).all()  # halfway to the 12 UTC climatology
     assert out[2].eq(10.0).all()  # third lead reuses the last factor, toward the 18 UTC climatology (0)
+    # a batch of states at given leads: each state damped with its own lead's factor
+    batch = apply_damping(states, valid, clim, damping, leads=torch.tensor([2, 2, 1]))
+    assert batch[0].eq(10.0).all() and batch[1].eq(15.0).all() and batch[2].eq(20.0).all()
+    torch.testing.assert_close(apply_damping(states, valid, clim, damping, leads=torch.tensor([1, 2, 3])), out)
+    with pytest.raises(ValueError, match="lead steps >= 1"):
+        apply_damping(states, valid, clim, damping, leads=torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="2 valid times for 3 states"):
+        apply_damping(states, valid[:2], clim, damping)
 
 
 def test_fit_damping_recovers_the_optimal_shrinkage_of_persistence():

@@ -9,6 +9,10 @@ import pytest
 import torch
 import xarray as xr
 
+import carbonsync.forecast as forecast
+import carbonsync.interop as interop
+import carbonsync.models as models
+from carbonsync.forecast import chain
 from carbonsync.forecast.chain import (
     ChainPartError,
     PackagePrognostic,
@@ -67,8 +71,6 @@ def test_registry_loads_each_part_by_kind(packages) -> None:
 
 
 def test_registering_a_part(packages, monkeypatch) -> None:
-    from carbonsync.forecast import chain
-
     root, _ = packages
     monkeypatch.setattr(chain, "_PARTS", dict(chain._PARTS))  # this test's registrations stay here
 
@@ -122,10 +124,6 @@ def test_package_ssrd_names_what_is_missing(packages) -> None:
 
 
 def test_public_names_resolve() -> None:
-    import carbonsync.forecast as forecast
-    import carbonsync.interop as interop
-    import carbonsync.models as models
-
     for module in (models, interop, forecast):
         unresolved = [n for n in module.__all__ if getattr(module, n, None) is None]
         assert not unresolved, f"{module.__name__}.__all__ names {unresolved}"
