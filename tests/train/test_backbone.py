@@ -98,6 +98,10 @@ def test_nan_in_the_store_stops_training_and_keeps_the_package(uninterrupted, tm
     assert out.returncode == 1, out.stderr[-2000:]
     assert "variable 't2m' has 1 NaN value(s), first at time=2020-08-05T04:00:00" in out.stderr
     assert package_bytes(run_dir) == before
+    evaluate = [sys.executable, "-m", "carbonsync.cli", "evaluate", f"run_dir={run_dir}", *BASE]
+    out = subprocess.run(evaluate, capture_output=True, text=True)  # no all-NaN scores either
+    assert out.returncode == 1 and "variable 't2m' has 1 NaN value(s)" in out.stderr, out.stderr[-2000:]
+    assert not (run_dir / "evaluation").exists()
 
 
 def test_diverged_training_is_not_published(uninterrupted, tmp_path):
