@@ -40,17 +40,36 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from carbonsync.core.errors import CarbonSyncError
+from carbonsync.data.observations.base import (
+    FileSource,
+    ObservationError,
+    observation_dataset,
+    read_csv,
+    read_header,
+    register_source,
+)
+from carbonsync.data.observations.hourly import (
+    complete_hours,
+    drop_duplicates,
+    fill_gaps,
+    parse_utc_times,
+    require_whole_hours,
+    to_numeric,
+)
 
 __all__ = [
+    "SOURCE",
     "DacfError",
     "DacfArea",
     "WEATHER_COLUMNS",
     "WEATHER_UNITS",
+    "is_dacf_csv",
     "load_dacf",
     "load_dacf_paths",
     "resolve_paths",
+    "to_dataset",
 ]
 
 TIME_COLUMNS = ("UTC time", "utc_time", "time_utc", "datetime_utc")
@@ -76,7 +95,11 @@ RENEWABLES = ("wind", "solar")
 GLOB_CHARS = set("*?[")
 
 
-class DacfError(CarbonSyncError, ValueError):
+LICENCE = "Apache-2.0 (carbonfirst/DACF, LICENSE_DACF.md); EIA-930 / ENTSO-E / NOAA GFS data"
+ORIGIN = "carbonfirst/DACF: hourly generation by fuel (EIA-930 / ENTSO-E) and GFS region-weighted forecasts"
+
+
+class DacfError(ObservationError):
     """A DACF file that breaks the format, with the file, column and value at fault."""
 
 
@@ -144,18 +167,7 @@ def area_from_filename(path: Path) -> str:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        if path.stat().st_size == 0:
-            raise DacfError(f"{path}: the file is empty")
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DacfError(f"{path}: the file is empty (no header)") from None
-    except (UnicodeDecodeError, OSError, pd.errors.ParserError) as err:
-        raise DacfError(f"{path}: cannot be read as CSV: {err}") from None
-    if frame.empty:
-        raise DacfError(f"{path}: the file has a header but no rows")
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return read_csv(path, str(path), DacfError)
 
 
 def _time_column(frame: pd.DataFrame, path: Path) -> str:
@@ -169,89 +181,29 @@ def _time_column(frame: pd.DataFrame, path: Path) -> str:
 
 
 def _parse_times(raw: pd.Series, path: Path, column: str, repairs: list[str]) -> pd.DatetimeIndex:
-    text = raw.astype(str).str.strip()
-    offsets = text.str.extract(r"([+-]\d{2}:?\d{2}|Z)$")[0]
-    try:
-        if offsets.notna().any():
-            parsed = pd.to_datetime(text, utc=True, format="mixed")
-            nonzero = offsets.dropna().loc[lambda s: ~s.isin(["Z", "+00:00", "+0000", "-00:00"])]
-            if len(nonzero):
-                repairs.append(f"converted {len(nonzero)} timestamps with UTC offsets (e.g. {nonzero.iloc[0]}) to UTC")
-            index = pd.DatetimeIndex(parsed).tz_convert("UTC").tz_localize(None)
-        else:
-            index = pd.DatetimeIndex(pd.to_datetime(text, format="mixed"))
-    except (ValueError, TypeError) as err:
-        raise DacfError(f"{path}: column {column!r} has values that are not times: {err}") from None
-    if index.hasnans:
-        bad = int(np.flatnonzero(index.isna())[0])
-        raise DacfError(f"{path}: column {column!r} row {bad + 2}: missing or unparsable time {raw.iloc[bad]!r}")
+    index, more = parse_utc_times(raw, str(path), column, DacfError, ("ISO8601", "mixed"))
+    repairs += more
     return index
 
 
-def _is_dst_sunday(t: pd.Timestamp) -> bool:
-    """A night hour on a Sunday in the months where US/EU daylight-saving time starts or ends."""
-    return t.day_of_week == 6 and t.month in (3, 4, 10, 11) and t.hour <= 4
-
-
-def _check_dst_local(index: pd.DatetimeIndex, path: Path, column: str) -> None:
-    """A repeated night hour (and a missing one) on transition Sundays: naive local time, not UTC."""
-    duplicated = index[index.duplicated(keep="first")]
-    ordered = index.sort_values().unique()
-    steps = np.diff(ordered.values).astype("timedelta64[s]").astype(np.int64)
-    missing_after = ordered[:-1][steps == 2 * 3600] if len(ordered) > 1 else ordered[:0]
-    dup_dst = [t for t in duplicated if _is_dst_sunday(t)]
-    gap_dst = [t + pd.Timedelta(hours=1) for t in missing_after if _is_dst_sunday(t + pd.Timedelta(hours=1))]
-    if dup_dst and (gap_dst or len(dup_dst) == len(duplicated)):
-        raise DacfError(
-            f"{path}: column {column!r} looks like local time with daylight-saving time, not UTC: "
-            + (f"the hour {gap_dst[0]} is missing and " if gap_dst else "")
-            + f"{dup_dst[0]} appears twice (a transition Sunday); convert the times to UTC"
-        )
-
-
 def _deduplicate(frame: pd.DataFrame, path: Path, column: str, repairs: list[str]) -> pd.DataFrame:
-    exact = frame.duplicated(keep="first")
-    if exact.any():
-        repairs.append(f"dropped {int(exact.sum())} rows that repeat another row exactly (first at {frame.index[exact][0]})")
-        frame = frame[~exact]
-    dup = frame.index.duplicated(keep=False)
-    if dup.any():
-        times = frame.index[dup].unique()
-        raise DacfError(
-            f"{path}: column {column!r} has {len(times)} duplicated times with different values, e.g. {times[0]} "
-            f"(rows disagree in {[c for c in frame.columns if frame.loc[times[0], c].nunique() > 1][:4]})"
-        )
+    frame, more = drop_duplicates(frame, str(path), column, DacfError)
+    repairs += more
     return frame
 
 
 def _regularise(frame: pd.DataFrame, path: Path, fill_limit: int, max_missing_fraction: float,
-                repairs: list[str]) -> pd.DataFrame:
-    index = frame.index
-    if len(index) > 1:
-        steps = pd.Series(np.diff(index.values).astype("timedelta64[s]").astype(np.int64) / 3600.0)  # hours
-        off_hour = (index.minute != 0) | (index.second != 0)
-        if off_hour.any() or (steps < 1).any():
-            step = steps[steps > 0].min()
-            raise DacfError(
-                f"{path}: expected hourly rows on the hour; found a step of {step * 60:.0f} min or a time off the hour "
-                f"(e.g. {index[off_hour][0] if off_hour.any() else index[int(np.argmax(steps.to_numpy() < 1)) + 1]})"
-            )
-    full = pd.date_range(index[0], index[-1], freq="h", name="time")
-    missing_rows = len(full) - len(index)
-    frame = frame.reindex(full)
+                repairs: list[str], column: str = "time") -> pd.DataFrame:
+    require_whole_hours(frame.index, str(path), column, DacfError)
+    frame, missing_rows = complete_hours(frame)
+    full = frame.index
     holes = frame.isna().any(axis=1)
-    if holes.any():
-        run_id = (holes != holes.shift()).cumsum()
-        run_length = holes.groupby(run_id).transform("sum")
-        short = holes & (run_length <= fill_limit)
-        filled = frame.interpolate(method="time", limit_area="inside")
-        frame.loc[short] = filled.loc[short]
-        n_short = int(short.sum())
-        if n_short:
-            repairs.append(
-                f"filled {n_short} hours in gaps of at most {fill_limit} h by linear interpolation "
-                f"({missing_rows} rows were absent, first hole at {holes.index[holes][0]})"
-            )
+    frame, n_short, _ = fill_gaps(frame, list(frame.columns), fill_limit)
+    if n_short:
+        repairs.append(
+            f"filled {n_short} hours in gaps of at most {fill_limit} h by linear interpolation "
+            f"({missing_rows} rows were absent, first hole at {holes.index[holes][0]})"
+        )
     still = frame.isna().any(axis=1)
     fraction = float(still.mean())
     if fraction > max_missing_fraction:
@@ -440,21 +392,15 @@ def load_dacf(
         raise DacfError(f"{path}: no 'wind' or 'solar' generation column (columns: {list(raw.columns)})")
     numeric = generation + list(WEATHER_COLUMNS) + forecast_cols + ([SHARE_COLUMN] if SHARE_COLUMN in raw.columns else [])
     for column in numeric:
-        if not pd.api.types.is_numeric_dtype(raw[column]):
-            converted = pd.to_numeric(raw[column], errors="coerce")
-            bad = raw[column][converted.isna() & raw[column].notna()]
-            if len(bad):
-                raise DacfError(f"{path}: column {column!r} row {bad.index[0] + 2} is not a number: {bad.iloc[0]!r}")
-            raw[column] = converted
+        raw[column] = to_numeric(raw, column, str(path), DacfError)
 
     index = _parse_times(raw[time_column], path, time_column, repairs)
-    _check_dst_local(index, path, time_column)
     frame = raw[numeric].set_index(index).rename_axis("time")
     if not frame.index.is_monotonic_increasing:
         repairs.append("sorted rows by time")
         frame = frame.sort_index(kind="stable")
     frame = _deduplicate(frame, path, time_column, repairs)
-    frame = _regularise(frame, path, fill_limit, max_missing_fraction, repairs)
+    frame = _regularise(frame, path, fill_limit, max_missing_fraction, repairs, time_column)
     frame = frame.rename(columns=WEATHER_COLUMNS)
 
     _check_weather(frame, path)
@@ -504,3 +450,35 @@ def load_dacf_paths(spec: str | Path | Iterable[str | Path], **kwargs) -> dict[s
         loaded = load_dacf(file, **kwargs)
         by_area.setdefault(loaded.area, []).append(loaded)
     return {name: parts[0] if len(parts) == 1 else _concat(parts) for name, parts in sorted(by_area.items())}
+
+
+def is_dacf_csv(path: str | Path) -> bool:
+    """Whether the header has a UTC time column and the five GFS ``forecast_avg_*_wMean`` weather columns."""
+    header = read_header(path)
+    return any(c in header for c in TIME_COLUMNS) and all(c in header for c in WEATHER_COLUMNS)
+
+
+def to_dataset(area: DacfArea) -> xr.Dataset:
+    """A :class:`DacfArea` as a contract dataset (zone = the area): ``generation_<fuel>`` and ``total_generation``
+    (MW), the weather (:data:`WEATHER_UNITS`) and ``wind_solar_share`` (1). Labels as in the file (``hour_end``:
+    EIA-930 labels each hour by its end)."""
+    frame = area.frame
+    names = {c: f"generation_{c}" for c in area.generation_columns}
+    variables = {names.get(c, c): frame[[c]].set_axis([area.area], axis=1) for c in frame.columns}
+    units = {f"generation_{c}": "MW" for c in area.generation_columns} | dict(WEATHER_UNITS)
+    units |= {"total_generation": "MW", SHARE_COLUMN: "1"}
+    long_names = {f"generation_{c}": f"{c} generation" for c in area.generation_columns}
+    long_names |= {"wind_solar_share": "(wind + solar) / all generation", "dswrf": "GFS downward short-wave radiation",
+                   "wind_speed_10m": "GFS 10 m wind speed"}
+    files = [str(p) for p in area.sources]
+    return observation_dataset(
+        variables, units, source=SOURCE_NAME, path=files[0] if len(files) == 1 else ", ".join(files), files=files,
+        repairs=area.repairs, time_label="hour_end", licence=LICENCE, origin=ORIGIN, long_names=long_names,
+    )
+
+
+SOURCE_NAME = "dacf"
+SOURCE = register_source(FileSource(
+    name=SOURCE_NAME, kind="generation", description="DACF balancing-area file (UTC time, fuels in MW, GFS weather)",
+    matches=is_dacf_csv, loader=lambda path, **kw: to_dataset(load_dacf(path, **kw)), licence=LICENCE, origin=ORIGIN,
+))

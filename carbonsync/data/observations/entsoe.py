@@ -7,25 +7,51 @@ file-name prefix (``gb_ci.csv`` -> ``GB``). When a ``{prefix}_production.csv`` l
 renewable share comes from it (:func:`renewable_share`); otherwise ``renewable_share`` is NaN.
 
 :func:`read_production_csv` reads generation per fuel (MW) plus cross-border flows (two-letter country
-columns) and averages it hourly. Checks and repairs are those of
-:mod:`carbonsync.data.observations.electricitymaps` (duplicates, DST, gaps up to ``max_gap_h`` hours).
+columns) and averages it hourly. Checks and repairs are the shared ones of
+:mod:`carbonsync.data.observations.hourly` (duplicates, DST, gaps up to ``max_gap_h`` hours).
+
+Two registered sources: ``entsoe-ci`` (``kind="trace"``, read by
+:func:`~carbonsync.data.observations.traces.load_traces`) and ``entsoe-production`` (``kind="generation"``:
+``generation_<fuel>`` and ``flow_<country>`` in MW plus ``renewable_share``).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from carbonsync.data.observations.electricitymaps import (
-    MAX_GAP_H,
+from carbonsync.data.observations.base import (
+    FileSource,
     ObservationError,
-    _read_csv,
-    check_duplicates,
-    fill_hourly,
-    parse_utc_times,
+    observation_dataset,
+    read_csv,
+    read_header,
+    register_source,
 )
+from carbonsync.data.observations.hourly import MAX_GAP_H, drop_duplicates, fill_hourly, hourly_mean, parse_utc_times, to_numeric
+from carbonsync.data.observations.traces import TRACE_COLUMNS, trace_dataset
+
+__all__ = [
+    "CI_COLUMNS",
+    "CI_SOURCE",
+    "PRODUCTION_SOURCE",
+    "RENEWABLE_FUELS",
+    "is_ci_csv",
+    "is_production_csv",
+    "load_ci",
+    "load_production",
+    "read_ci_csv",
+    "read_production_csv",
+    "renewable_share",
+    "zone_from_path",
+]
+
+LICENCE = "no licence file (ENTSO-E transparency platform data)"
+ORIGIN = "ENTSO-E transparency platform via dos-group/lets-wait-awhile data/"
 
 CI_COLUMNS = ("Time", "Carbon Intensity")
 RENEWABLE_FUELS = (
@@ -39,30 +65,37 @@ RENEWABLE_FUELS = (
     "Wind Offshore",
     "Wind Onshore",
 )
+FOSSIL_AND_OTHER_FUELS = (
+    "Fossil Brown coal/Lignite",
+    "Fossil Coal-derived gas",
+    "Fossil Gas",
+    "Fossil Hard coal",
+    "Fossil Oil",
+    "Fossil Oil shale",
+    "Fossil Peat",
+    "Hydro Pumped Storage",
+    "Nuclear",
+    "Other",
+    "Waste",
+)
 
 
-def is_ci_csv(path: Path) -> bool:
+def is_ci_csv(path: str | Path) -> bool:
     """Whether the file's header is exactly ``Time,Carbon Intensity``."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            header = handle.readline().strip()
-    except (OSError, UnicodeDecodeError):
-        return False
-    return [c.strip() for c in header.split(",")] == list(CI_COLUMNS)
+    return read_header(path) == list(CI_COLUMNS)
+
+
+def is_production_csv(path: str | Path) -> bool:
+    """Whether the header is a time column followed by ENTSO-E production types (and two-letter flow columns)."""
+    header = read_header(path)
+    rest = header[1:]
+    known = set(RENEWABLE_FUELS) | set(FOSSIL_AND_OTHER_FUELS)
+    return bool(rest) and any(c in known for c in rest) and all(c in known or _is_flow(c) for c in rest)
 
 
 def zone_from_path(path: Path) -> str:
     """``gb_ci.csv`` -> ``GB``."""
     return Path(path).stem.split("_")[0].upper()
-
-
-def _hourly_mean(frame: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Mean of the readings starting in each hour; readings must be on a regular sub-hourly grid."""
-    minutes = frame.index.minute + frame.index.second / 60
-    if not np.isin(np.asarray(minutes), [0, 15, 30, 45]).all():
-        bad = frame.index[~np.isin(np.asarray(minutes), [0, 15, 30, 45])][0]
-        raise ObservationError(f"{where}: time {bad} is not on a 15-minute boundary")
-    return frame.groupby(frame.index.floor("h")).mean()
 
 
 def read_ci_csv(path: str | Path, zone: str | None = None, max_gap_h: int = MAX_GAP_H) -> pd.DataFrame:
@@ -73,16 +106,12 @@ def read_ci_csv(path: str | Path, zone: str | None = None, max_gap_h: int = MAX_
     """
     path = Path(path)
     where = f"ENTSO-E carbon-intensity file '{path}'"
-    frame = _read_csv(path, "ENTSO-E carbon-intensity")
+    frame = read_csv(path, where)
     missing = [c for c in CI_COLUMNS if c not in frame.columns]
     if missing:
         raise ObservationError(f"{where}: missing column(s) {', '.join(missing)}; it has {', '.join(map(str, frame.columns))}")
     times, repairs = parse_utc_times(frame["Time"], where, "Time")
-    values = pd.to_numeric(frame["Carbon Intensity"], errors="coerce")
-    bad = values.isna() & frame["Carbon Intensity"].notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ObservationError(f"{where}: row {row + 2} is not a number ({frame['Carbon Intensity'].iloc[row]!r})")
+    values = to_numeric(frame, "Carbon Intensity", where)
     if np.nanmin(values, initial=0.0) < 0:
         raise ObservationError(f"{where}: negative carbon intensity (min {np.nanmin(values):.3g})")
     if len(values) >= 48 and np.nanmax(values, initial=-np.inf) < 1.0:
@@ -90,9 +119,9 @@ def read_ci_csv(path: str | Path, zone: str | None = None, max_gap_h: int = MAX_
             f"{where}: largest carbon intensity is {np.nanmax(values):.3g}; the values look like kgCO2/kWh, not g"
         )
     raw = pd.DataFrame({"carbon_intensity": values.to_numpy(dtype=np.float64)}, index=times)
-    raw, more = check_duplicates(raw, where)
+    raw, more = drop_duplicates(raw, where, "Time")
     repairs += more
-    hourly = _hourly_mean(raw, where)
+    hourly = hourly_mean(raw, where)
     zone = zone or zone_from_path(path)
     share = np.nan
     production_path = path.with_name(path.name.replace("_ci", "_production"))
@@ -106,7 +135,7 @@ def read_ci_csv(path: str | Path, zone: str | None = None, max_gap_h: int = MAX_
     hourly["low_carbon_share"] = np.nan
     hourly["estimated"] = False
     hourly.index.name = "time"
-    hourly = hourly[["carbon_intensity", "carbon_intensity_lca", "renewable_share", "low_carbon_share", "estimated"]]
+    hourly = hourly[list(TRACE_COLUMNS)]
     hourly.attrs.update(zone=zone, files=[str(path)], repairs=repairs)
     return hourly
 
@@ -115,19 +144,19 @@ def read_production_csv(path: str | Path, max_gap_h: int = MAX_GAP_H) -> pd.Data
     """Hourly mean generation per fuel (MW) and cross-border flows (two-letter columns) from a production CSV."""
     path = Path(path)
     where = f"ENTSO-E production file '{path}'"
-    frame = _read_csv(path, "ENTSO-E production")
+    frame = read_csv(path, where)
     time_column = frame.columns[0]
     times, repairs = parse_utc_times(frame[time_column], where, str(time_column))
-    values = frame.drop(columns=[time_column]).apply(pd.to_numeric, errors="coerce")
+    values = pd.DataFrame({c: to_numeric(frame, c, where) for c in frame.columns if c != time_column})
     if values.shape[1] == 0:
         raise ObservationError(f"{where}: no generation columns")
     fuels = [c for c in values.columns if not _is_flow(c)]
     if not fuels:
         raise ObservationError(f"{where}: no fuel columns (only cross-border flows {', '.join(values.columns)})")
     values.index = times
-    values, more = check_duplicates(values, where)
+    values, more = drop_duplicates(values, where, str(time_column))
     repairs += more
-    hourly = _hourly_mean(values, where)
+    hourly = hourly_mean(values, where)
     hourly, more = fill_hourly(hourly, fuels, where, max_gap_h)
     hourly.index.name = "time"
     hourly.attrs.update(zone=zone_from_path(path), files=[str(path)], repairs=repairs + more, fuels=fuels)
@@ -145,3 +174,40 @@ def renewable_share(production: pd.DataFrame) -> pd.Series:
     total = generation.sum(axis=1)
     renewable = generation[[c for c in fuels if c in RENEWABLE_FUELS]].sum(axis=1)
     return (renewable / total.where(total > 0)).clip(0.0, 1.0).rename("renewable_share")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+
+
+def load_ci(path: str | Path, max_gap_h: int = MAX_GAP_H) -> xr.Dataset:
+    """A ``Time,Carbon Intensity`` file as a contract trace dataset (one zone)."""
+    return trace_dataset(read_ci_csv(path, max_gap_h=max_gap_h), CI_SOURCE_NAME, path, LICENCE, ORIGIN)
+
+
+def load_production(path: str | Path, max_gap_h: int = MAX_GAP_H) -> xr.Dataset:
+    """A production file as a contract dataset: ``generation_<fuel>``, ``flow_<country>`` (MW), ``renewable_share``."""
+    hourly = read_production_csv(path, max_gap_h)
+    zone = hourly.attrs["zone"]
+    names = {c: (f"flow_{c.lower()}" if _is_flow(c) else f"generation_{_snake(c)}") for c in hourly.columns}
+    variables = {names[c]: hourly[[c]].set_axis([zone], axis=1) for c in hourly.columns}
+    variables["renewable_share"] = renewable_share(hourly).to_frame(zone)
+    units = {name: "MW" for name in variables} | {"renewable_share": "1"}
+    long_names = {names[c]: (f"cross-border flow with {c} (sign as in the file)" if _is_flow(c) else f"{c} generation")
+                  for c in hourly.columns} | {"renewable_share": "renewable generation over all generation"}
+    return observation_dataset(
+        variables, units, source=PRODUCTION_SOURCE_NAME, path=path, files=hourly.attrs["files"],
+        repairs=hourly.attrs["repairs"], time_label="hour_start", licence=LICENCE, origin=ORIGIN, long_names=long_names,
+    )
+
+
+CI_SOURCE_NAME = "entsoe-ci"
+PRODUCTION_SOURCE_NAME = "entsoe-production"
+CI_SOURCE = register_source(FileSource(
+    name=CI_SOURCE_NAME, kind="trace", description="ENTSO-E based 'Time,Carbon Intensity' CSV",
+    matches=is_ci_csv, loader=load_ci, licence=LICENCE, origin=ORIGIN,
+))
+PRODUCTION_SOURCE = register_source(FileSource(
+    name=PRODUCTION_SOURCE_NAME, kind="generation", description="ENTSO-E generation per production type (MW) CSV",
+    matches=is_production_csv, loader=load_production, licence=LICENCE, origin=ORIGIN,
+))

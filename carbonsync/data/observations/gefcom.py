@@ -43,18 +43,33 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from carbonsync.core.errors import CarbonSyncError
+from carbonsync.data.observations.base import (
+    FileSource,
+    ObservationError,
+    observation_dataset,
+    read_csv,
+    read_header,
+    register_source,
+)
+from carbonsync.data.observations.hourly import complete_hours, drop_duplicates, fill_gaps, parse_utc_times, to_numeric
 
 __all__ = [
     "GefcomDataError",
-    "WIND_COLUMNS",
     "SOLAR_COLUMNS",
-    "load_gefcom_wind",
-    "load_gefcom_solar",
-    "load_gefcom",
+    "SOLAR_SOURCE",
+    "UNITS",
+    "WIND_COLUMNS",
+    "WIND_SOURCE",
     "hour_ending_month",
+    "is_gefcom_solar",
+    "is_gefcom_wind",
     "last_observed_month",
+    "load_gefcom",
+    "load_gefcom_solar",
+    "load_gefcom_wind",
+    "to_dataset",
 ]
 
 ONE_HOUR = pd.Timedelta(hours=1)
@@ -91,7 +106,15 @@ POWER_TOLERANCE = 0.01
 NEGATIVE_ACCUMULATION_TOLERANCE = 10.0 * 3600  # J m-2 in an hour (10 W m-2): larger drops are errors
 
 
-class GefcomDataError(CarbonSyncError, ValueError):
+UNITS = {
+    "u10": "m s-1", "v10": "m s-1", "u100": "m s-1", "v100": "m s-1", "tclw": "kg m-2", "tciw": "kg m-2", "sp": "Pa",
+    "r": "%", "tcc": "1", "t2m": "K", "ssrd": "J m-2", "strd": "J m-2", "tsr": "J m-2", "tp": "m", "capacity_factor": "1",
+}
+LICENCE = "no data licence stated"
+ORIGIN = "GEFCom2014 (Hong et al., 'Probabilistic energy forecasting: GEFCom2014', IJF 2016)"
+
+
+class GefcomDataError(ObservationError):
     """A GEFCom2014 file that breaks the documented format; the message names file, column and value."""
 
 
@@ -114,19 +137,7 @@ def last_observed_month(frame: pd.DataFrame) -> dict[str, pd.Period]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise GefcomDataError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise GefcomDataError(f"{path}: file is empty")
-    try:
-        raw = pd.read_csv(path, low_memory=False)
-    except pd.errors.EmptyDataError:
-        raise GefcomDataError(f"{path}: file is empty (no header)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise GefcomDataError(f"{path}: not a readable CSV file: {err}") from None
-    if raw.empty:
-        raise GefcomDataError(f"{path}: file has a header ({', '.join(map(str, raw.columns))}) but no data rows")
-    return raw
+    return read_csv(path, str(path), GefcomDataError, low_memory=False)
 
 
 def _rename(raw: pd.DataFrame, path: Path, required: Iterable[str]) -> pd.DataFrame:
@@ -147,40 +158,28 @@ def _rename(raw: pd.DataFrame, path: Path, required: Iterable[str]) -> pd.DataFr
 
 
 def _parse_times(values: pd.Series, path: Path, repairs: list[str]) -> pd.DatetimeIndex:
-    text = values.astype(str).str.strip()
-    for fmt in ("ISO8601", "%Y%m%d %H:%M", "%Y%m%d %H"):
-        parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
-        if parsed.notna().all():
-            break
-    else:
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-        bad = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        raise GefcomDataError(f"{path}: column 'time' row {bad + 2}: cannot parse {text.iloc[bad]!r} as a time")
-    if text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True).any():
-        repairs.append("timezone-aware times converted to UTC")
-    return pd.DatetimeIndex(parsed.dt.tz_localize(None).astype("datetime64[ns]"))
+    times, more = parse_utc_times(values, str(path), "time", GefcomDataError, ("ISO8601", "%Y%m%d %H:%M", "%Y%m%d %H"))
+    repairs += more
+    return times
 
 
 def _numeric(frame: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
     for col in columns:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() & frame[col].notna() & (frame[col].astype(str).str.strip() != "")
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise GefcomDataError(f"{path}: column '{col}' row {i + 2}: {frame[col].iloc[i]!r} is not a number")
-        frame[col] = values.astype(np.float64)
+        frame[col] = to_numeric(frame, col, str(path), GefcomDataError)
 
 
-def _check_order(frame: pd.DataFrame, path: Path) -> None:
-    """Per zone, times must be unique and increasing in file order."""
+def _check_order(frame: pd.DataFrame, path: Path, repairs: list[str]) -> pd.DataFrame:
+    """Per zone: rows repeating another exactly are dropped, other repeated times are errors; times must increase
+    in file order."""
+    exact = frame.duplicated(keep="first")
+    for zone, group in frame[~exact].groupby("zone", sort=False):
+        drop_duplicates(group.set_index("time"), f"{path}: zone {zone}", "time", GefcomDataError)
+    if exact.any():
+        repairs.append(f"dropped {int(exact.sum())} exact duplicate row(s) (first at zone {frame['zone'][exact].iloc[0]}, "
+                       f"{frame['time'][exact].iloc[0]})")
+        frame = frame[~exact]
     for zone, group in frame.groupby("zone", sort=False):
         times = group["time"]
-        dup = times[times.duplicated(keep=False)]
-        if len(dup):
-            raise GefcomDataError(
-                f"{path}: zone {zone}: time {dup.iloc[0]} appears {int((dup == dup.iloc[0]).sum())} times "
-                "(a daylight-saving fall-back? times must be UTC)"
-            )
         step = np.diff(times.to_numpy().astype("datetime64[ns]").astype(np.int64))
         if (step < 0).any():
             i = int(np.flatnonzero(step < 0)[0])
@@ -188,6 +187,7 @@ def _check_order(frame: pd.DataFrame, path: Path) -> None:
                 f"{path}: zone {zone}: time goes backwards, {times.iloc[i + 1]} follows {times.iloc[i]} "
                 f"(rows {group.index[i] + 2} and {group.index[i + 1] + 2})"
             )
+    return frame.reset_index(drop=True)
 
 
 def _check_power(frame: pd.DataFrame, path: Path, repairs: list[str]) -> None:
@@ -231,9 +231,8 @@ def _complete_hours(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.Dat
     """Reindex each zone onto every hour between its first and last time; returns the frame and hours added."""
     parts, added = [], 0
     for zone, group in frame.groupby("zone", sort=True):
-        full = pd.date_range(group["time"].iloc[0], group["time"].iloc[-1], freq="h")
-        part = group.set_index("time").reindex(full)
-        added += len(full) - len(group)
+        part, more = complete_hours(group.set_index("time"))
+        added += more
         part["zone"] = zone
         parts.append(part.rename_axis("time").reset_index())
     return pd.concat(parts, ignore_index=True)[["zone", "time", *columns]], added
@@ -244,19 +243,9 @@ def _fill_gaps(frame: pd.DataFrame, columns: Sequence[str], max_fill_hours: int)
     filled = 0
     out = []
     for _, group in frame.groupby("zone", sort=True):
-        group = group.copy()
-        missing = group[list(columns)].isna().any(axis=1).to_numpy()
-        if missing.any() and max_fill_hours > 0:
-            # the length of each run of missing hours decides whether it is filled
-            run_id = np.cumsum(~missing)
-            run_len = pd.Series(missing).groupby(run_id).transform("sum").to_numpy()
-            inner = missing & (run_len <= max_fill_hours)
-            inner &= (np.arange(len(group)) > 0) & (np.arange(len(group)) < len(group) - 1)
-            interp = group[list(columns)].interpolate(method="linear", limit_area="inside")
-            rows = np.flatnonzero(inner)
-            group.iloc[rows, [group.columns.get_loc(c) for c in columns]] = interp.iloc[rows].to_numpy()
-            filled += int(inner.sum())
-        out.append(group)
+        part, more, _ = fill_gaps(group.set_index("time"), columns, max_fill_hours)
+        filled += more
+        out.append(part.reset_index())
     frame = pd.concat(out, ignore_index=True)
     keep = frame[list(columns)].notna().all(axis=1)
     return frame[keep].reset_index(drop=True), filled, int((~keep).sum())
@@ -300,7 +289,7 @@ def _base_frame(raw: pd.DataFrame, path: Path, value_columns: Sequence[str], rep
     frame["time"] = _parse_times(frame["time"], path, repairs)
     _numeric(frame, [*value_columns, "power_norm"], path)
     frame = frame.rename(columns={"power_norm": "capacity_factor"})
-    _check_order(frame, path)
+    frame = _check_order(frame, path, repairs)
     _check_power(frame, path, repairs)
     return frame
 
@@ -383,15 +372,56 @@ def load_gefcom_solar(path: str | os.PathLike, max_fill_hours: int = 3, reset_ho
     return _finish(frame, "solar", path, repairs, SOLAR_COLUMNS)
 
 
+def _header_names(path: str | os.PathLike) -> set[str]:
+    return {c.lower() for c in read_header(path)}
+
+
+def _has_keys(names: set[str]) -> bool:
+    return all(any(alias in names for alias in _ALIASES[key]) for key in ("zone", "time", "power_norm"))
+
+
+def is_gefcom_solar(path: str | os.PathLike) -> bool:
+    """Whether the header is a GEFCom2014 solar file (zone, time, power and ``VAR169`` or ``ssrd_hourly_Wm2``)."""
+    names = _header_names(path)
+    return _has_keys(names) and ("var169" in names or "ssrd_hourly_wm2" in names)
+
+
+def is_gefcom_wind(path: str | os.PathLike) -> bool:
+    """Whether the header is a GEFCom2014 wind file (zone, time, power and the four wind components)."""
+    names = _header_names(path)
+    return _has_keys(names) and all(c in names for c in WIND_COLUMNS) and not is_gefcom_solar(path)
+
+
 def load_gefcom(path: str | os.PathLike, track: str | None = None, **kwargs) -> pd.DataFrame:
     """Load a GEFCom2014 file of ``track`` ('wind' or 'solar'; ``None`` tells them apart by the columns)."""
     if track is None:
-        path = Path(path)
-        header = pd.read_csv(path, nrows=0).columns if path.is_file() and path.stat().st_size else []
-        track = "solar" if any(str(c).strip().upper() == "VAR169" for c in header) or any(
-            str(c).strip().lower() == "ssrd_hourly_wm2" for c in header) else "wind"
+        track = "solar" if is_gefcom_solar(path) else "wind"
     if track == "wind":
         return load_gefcom_wind(path, **kwargs)
     if track == "solar":
         return load_gefcom_solar(path, **kwargs)
-    raise ValueError(f"track must be 'wind' or 'solar', got {track!r}")
+    raise GefcomDataError(f"track must be 'wind' or 'solar', got {track!r}")
+
+
+def to_dataset(frame: pd.DataFrame) -> xr.Dataset:
+    """A loaded GEFCom2014 frame as a contract ``(time, zone)`` dataset (hour-ending labels; NaN where a row is absent)."""
+    track = frame.attrs["track"]
+    columns = [c for c in frame.columns if c not in ("zone", "time")]
+    variables = {c: frame.pivot(index="time", columns="zone", values=c) for c in columns}
+    return observation_dataset(
+        variables, UNITS, source=f"gefcom2014-{track}", path=frame.attrs["source"], files=[frame.attrs["source"]],
+        repairs=frame.attrs["repairs"], time_label="hour_end", licence=LICENCE, origin=ORIGIN,
+        long_names={"capacity_factor": "farm power over nominal capacity"},
+    )
+
+
+WIND_SOURCE = register_source(FileSource(
+    name="gefcom2014-wind", kind="power", description="GEFCom2014 wind track (zone, time, u10 v10 u100 v100, power)",
+    matches=is_gefcom_wind, loader=lambda path, **kw: to_dataset(load_gefcom_wind(path, **kw)), licence=LICENCE,
+    origin=ORIGIN,
+))
+SOLAR_SOURCE = register_source(FileSource(
+    name="gefcom2014-solar", kind="power", description="GEFCom2014 solar track (zone, time, VAR78..VAR228, power)",
+    matches=is_gefcom_solar, loader=lambda path, **kw: to_dataset(load_gefcom_solar(path, **kw)), licence=LICENCE,
+    origin=ORIGIN,
+))

@@ -149,11 +149,11 @@ def test_missing_share_column_is_computed(tmp_path, month):
 def test_duplicates_exact_are_dropped_conflicting_raise(tmp_path, month):
     doubled = pd.concat([month, month.iloc[[10]]]).reset_index(drop=True)
     area = load_dacf(_write(doubled, tmp_path / "A.csv"))
-    assert len(area.frame) == len(month) and any("repeat another row" in r for r in area.repairs)
+    assert len(area.frame) == len(month) and any("exact duplicate row" in r for r in area.repairs)
     conflicting = month.iloc[[10]].copy()
     conflicting["wind"] += 50
     conflicting["wind_solar_share"] = np.nan
-    with pytest.raises(DacfError, match="duplicated times with different values.*2020-06-01 10:00"):
+    with pytest.raises(DacfError, match="2020-06-01 10:00 appears twice with different values"):
         load_dacf(_write(pd.concat([month, conflicting]), tmp_path / "B.csv"))
 
 
@@ -188,7 +188,7 @@ def test_utc_offsets_are_converted(tmp_path, month):
     frame["UTC time"] = local.dt.strftime("%Y-%m-%d %H:%M:%S") + "+02:00"
     area = load_dacf(_write(frame, tmp_path / "A.csv"))
     assert area.frame.index[0] == pd.Timestamp("2020-06-01 00:00")
-    assert any("UTC offsets" in r for r in area.repairs)
+    assert any("with a UTC offset (e.g. +02:00)" in r for r in area.repairs)
 
 
 def test_dst_local_times_are_rejected(tmp_path):
@@ -214,7 +214,7 @@ def test_dst_shifted_solar_is_rejected(tmp_path):
 def test_sub_hourly_rows_are_rejected(tmp_path, month):
     frame = month.copy()
     frame.loc[3, "UTC time"] = "2020-06-01 02:30:00"
-    with pytest.raises(DacfError, match="hourly rows on the hour"):
+    with pytest.raises(DacfError, match="not on a whole hour"):
         load_dacf(_write(frame, tmp_path / "A.csv"))
 
 

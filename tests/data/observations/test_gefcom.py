@@ -115,7 +115,7 @@ def test_competition_headers_and_compact_times_are_accepted(tmp_path):
 
 @pytest.mark.parametrize("content, match", [
     ("", "file is empty"),
-    ("zone,time,u10,v10,u100,v100,power_norm\n", "no data rows"),
+    ("zone,time,u10,v10,u100,v100,power_norm\n", "header .* but no rows"),
     ("zone,time,u10,v10,u100,power_norm\n1,2012-01-01 01:00,1,1,1,0.5\n", "missing column.*v100"),
     ("zone,time,u10,v10,u100,v100,power_norm\n1,yesterday,1,1,1,1,0.5\n", "row 2: cannot parse 'yesterday'"),
     ("zone,time,u10,v10,u100,v100,power_norm\n1,2012-01-01 01:00,1,1,1,x,0.5\n", "'v100' row 2: 'x' is not a number"),
@@ -133,11 +133,20 @@ def test_missing_file_is_named(tmp_path):
         load_gefcom_wind(tmp_path / "nope.csv")
 
 
-def test_duplicated_hour_is_an_error_with_a_dst_hint(tmp_path):
+def test_duplicated_hours_exact_dropped_conflicting_an_error_with_a_dst_hint(tmp_path):
     raw = wind_frame(zones=1, days=2)
-    raw = pd.concat([raw.iloc[:5], raw.iloc[4:5], raw.iloc[5:]], ignore_index=True)
-    with pytest.raises(GefcomDataError, match=r"zone 1: time 2012-01-01 05:00:00 appears 2 times.*daylight"):
-        load_gefcom_wind(write(raw, tmp_path / "w.csv"))
+    exact = pd.concat([raw.iloc[:5], raw.iloc[4:5], raw.iloc[5:]], ignore_index=True)
+    frame = load_gefcom_wind(write(exact, tmp_path / "exact.csv"))
+    assert len(frame) == len(raw) and "dropped 1 exact duplicate row(s)" in frame.attrs["repairs"][0]
+    conflict = raw.iloc[4:5].assign(u100=raw["u100"].iloc[4] + 1.0)
+    other = pd.concat([raw.iloc[:5], conflict, raw.iloc[5:]], ignore_index=True)
+    with pytest.raises(GefcomDataError, match=r"zone 1: column 'time': hour 2012-01-01 05:00 appears twice.*\(in u100\)$"):
+        load_gefcom_wind(write(other, tmp_path / "conflict.csv"))
+    # Australian daylight saving ends on Sunday 2012-04-01: local 02:00 repeated with other values
+    autumn = wind_frame(zones=1, days=2, start="2012-03-31 01:00")
+    local = pd.concat([autumn.iloc[:25], autumn.iloc[24:25].assign(u100=0.0), autumn.iloc[25:]], ignore_index=True)
+    with pytest.raises(GefcomDataError, match=r"hour 2012-04-01 01:00 appears twice.*daylight-saving"):
+        load_gefcom_wind(write(local, tmp_path / "dst.csv"))
 
 
 def test_time_going_backwards_is_an_error(tmp_path):
