@@ -75,7 +75,8 @@ class Job:
     An ``interruptible`` job may run in several contiguous segments; each segment after the first costs
     ``restart_overhead_h`` extra hours at full power (checkpoint reload, warm-up), billed at the conditions
     of the hour it resumes in; the overhead adds energy but occupies no extra hourly slots. ``regions``
-    lists the site ids it may run at; empty means any site.
+    lists the site ids it may run at; empty means any site. ``home`` is the site it runs at under
+    carbon-agnostic placement (the baseline); empty means the first allowed site with enough GPUs.
     """
 
     id: str
@@ -86,6 +87,7 @@ class Job:
     interruptible: bool = False
     restart_overhead_h: float = 0.0
     regions: tuple[str, ...] = ()
+    home: str = ""
 
     def __post_init__(self) -> None:
         _check_id(self.id, "job")
@@ -112,6 +114,12 @@ class Job:
         if len(set(regions)) != len(regions):
             raise PlacementError(f"{where}: regions lists a site twice: {list(regions)}")
         set_(self, "regions", tuple(regions))
+        home = "" if self.home is None else self.home
+        if not isinstance(home, str):
+            raise PlacementError(f"{where}: home must be a site id string, got {home!r}")
+        if home and regions and home not in regions:
+            raise PlacementError(f"{where}: home site '{home}' is not one of its regions {list(regions)}")
+        set_(self, "home", home)
         finish = self.earliest_start + self.hours * HOUR
         if self.deadline < finish:
             raise PlacementError(
@@ -274,10 +282,17 @@ def _check_unique(ids: list[str], where: str, kind: str) -> None:
 
 
 def check_regions(jobs: Sequence[Job], sites: Sequence[Site], where: str = "queue") -> None:
-    """Every region a job names must be one of ``sites``."""
+    """Every region (and home) a job names must be one of ``sites``."""
     known = [s.id for s in sites]
+    known_set = set(known)
     for job in jobs:
-        unknown = [r for r in job.regions if r not in known]
+        if job.home and job.home not in known_set:
+            raise PlacementError(
+                f"{where}: job '{job.id}': home: unknown site id '{job.home}'; known sites are {', '.join(known)}"
+            )
+        if not job.regions:
+            continue
+        unknown = [r for r in job.regions if r not in known_set]
         if unknown:
             raise PlacementError(
                 f"{where}: job '{job.id}': regions: unknown site id(s) "

@@ -1,27 +1,32 @@
 """Replay placement policies hour by hour on observed grid carbon-intensity traces.
 
 The traces are a ``(time, zone)`` dataset of hourly ``carbon_intensity`` (gCO2eq/kWh), e.g. from
-:func:`carbonsync.data.observations.electricitymaps.load_traces`. One site per zone.
+:func:`carbonsync.data.observations.electricitymaps.load_traces`. One site per zone. Jobs and sites are
+the library's :class:`~carbonsync.placement.Job` and :class:`~carbonsync.placement.Site`; a job's
+``home`` is where carbon-agnostic placement runs it, its ``regions`` where it may run (empty: anywhere).
 
-**Job queue** (:func:`generate_queue`, seeded): arrivals uniform over the replay span after a week of
-history (the forecast needs it) and early enough to finish by its end; GPUs 8/16/32/64 (probabilities
-0.35/0.30/0.20/0.15); duration ``round(exp(N(log 6, 0.8)))`` clipped to 1..48 h; slack (deadline minus
-arrival minus duration) zero for 10 % of jobs, else ``U(0.25, 3) x`` the duration clipped to 72 h; half
-interruptible with a restart overhead ``U(0.1, 0.5)`` h; a uniformly drawn home site; 30 % may run only at
-home (data residency), the rest anywhere.
+**Job queue** (:func:`generate_queue`, seeded; part of the replay experiment, so it stays in the library:
+:func:`replay`, the benchmark CLI and the replay notebook draw it from the traces' span): arrivals uniform
+over the replay span after a week of history (the forecast needs it) and early enough to finish by its
+end; GPUs 8/16/32/64 (probabilities 0.35/0.30/0.20/0.15); duration ``round(exp(N(log 6, 0.8)))`` clipped
+to 1..48 h; slack (deadline minus arrival minus duration) zero for 10 % of jobs, else ``U(0.25, 3) x`` the
+duration clipped to 72 h; half interruptible with a restart overhead ``U(0.1, 0.5)`` h; a uniformly drawn
+home site; 30 % may run only at home (data residency), the rest anywhere.
 
-**Sites** (:func:`size_sites`): PUE drawn from 1.1..1.4 (seeded), 0.7 kW per busy GPU; GPU capacity =
-``headroom`` (1.5) times the site's peak concurrent use under carbon-agnostic placement, rounded up to 8,
-and the cleanest zone's site (lowest mean intensity) is capped below the peak concurrent use of the whole
-queue, so it cannot host every job at once.
+**Sites** (:func:`size_sites`): PUE drawn from 1.1..1.4 (seeded), 0.7 kW per busy GPU, price 0; GPU
+capacity = ``headroom`` (1.5) times the site's peak concurrent use under carbon-agnostic placement,
+rounded up to 8, and the cleanest zone's site (lowest mean intensity) is capped below the peak
+concurrent use of the whole queue, so it cannot host every job at once.
 
 **Forecast** (:class:`Forecaster`), made at hour ``t`` from data before ``t`` only: the mean daily profile
 of the last 7 days plus the last hour's departure from it, decaying by ``phi ** (k + 1)`` at lead ``k``,
 where ``phi`` is the lag-1 autocorrelation of those departures over all hours before ``t``.
 
-**Policies** (each hour, jobs that have arrived and are not finished; energy = GPUs x kW per GPU x PUE x
-hours; each pause-and-resume or move to another site bills ``restart_overhead_h`` extra hours at the
-conditions of the hour and site it resumes in; a rigid job, once started, runs to the end at its site):
+**Policies** (:class:`Policy`: ``decide(state, t)`` returns the jobs to run in hour ``t`` and where; they
+are registered by name, :func:`get_policy`; each hour, jobs that have arrived and are not finished;
+energy = GPUs x kW per GPU x PUE x hours; each pause-and-resume or move to another site bills
+``restart_overhead_h`` extra hours at the conditions of the hour and site it resumes in; a rigid job,
+once started, runs to the end at its site):
 
 - ``carbon_agnostic``: start at arrival at the home site, run to the end;
 - ``threshold``: at home; run an hour only if the last observed intensity is at most the median of the
@@ -42,46 +47,20 @@ emissions - policy emissions) / (carbon-agnostic - oracle).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from carbonsync.placement.jobs import DEFAULT_GPU_KW, PlacementError
-from carbonsync.placement.solvers import best_option
+from carbonsync.core.time import HOUR
+from carbonsync.placement.jobs import Job, PlacementError, Site
+from carbonsync.placement.registry import Registry
+from carbonsync.placement.search import best_option
 
-POLICIES = ("carbon_agnostic", "threshold", "temporal", "spatiotemporal", "oracle")
 HISTORY_H = 168
-
-
-@dataclass(frozen=True)
-class ReplayJob:
-    """A job of the replay queue; times are hour indices into the traces (``deadline`` exclusive)."""
-
-    id: str
-    gpus: int
-    hours: int
-    arrival: int
-    deadline: int
-    interruptible: bool
-    overhead: float
-    home: int
-    allowed: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class ReplaySite:
-    id: str
-    zone: str
-    gpus: int
-    pue: float
-    gpu_kw: float = DEFAULT_GPU_KW
-
-    @property
-    def kw_per_gpu(self) -> float:
-        return self.gpu_kw * self.pue
 
 
 @dataclass
@@ -117,10 +96,16 @@ def traces_arrays(traces: xr.Dataset) -> tuple[pd.DatetimeIndex, list[str], np.n
     return times, [str(z) for z in traces["zone"].values], intensity
 
 
-def generate_queue(n_jobs: int, n_hours: int, n_sites: int, seed: int = 0) -> list[ReplayJob]:
-    """The documented random queue (see the module docstring), sorted by arrival."""
+def hour_index(times: pd.DatetimeIndex, ts: pd.Timestamp) -> int:
+    """Index of hour ``ts`` counted from ``times[0]`` (may be ``len(times)``, the end of the traces)."""
+    return int((ts - times[0]) / HOUR)
+
+
+def generate_queue(n_jobs: int, times: pd.DatetimeIndex, site_ids: Sequence[str], seed: int = 0) -> list[Job]:
+    """The documented random queue (see the module docstring) over ``times``, sorted by arrival."""
     if n_jobs < 1:
         raise PlacementError(f"jobs must be >= 1, got {n_jobs}")
+    n_hours, n_sites = len(times), len(site_ids)
     rng = np.random.default_rng(seed)
     gpus = rng.choice([8, 16, 32, 64], n_jobs, p=[0.35, 0.30, 0.20, 0.15])
     hours = np.clip(np.round(np.exp(rng.normal(np.log(6), 0.8, n_jobs))), 1, 48).astype(int)
@@ -135,29 +120,32 @@ def generate_queue(n_jobs: int, n_hours: int, n_sites: int, seed: int = 0) -> li
     home = rng.integers(0, n_sites, n_jobs)
     home_only = rng.uniform(size=n_jobs) < 0.3
     order = np.argsort(arrival, kind="stable")
+    start = times[0]
     return [
-        ReplayJob(
+        Job(
             id=f"job{rank:05d}",
             gpus=int(gpus[j]),
             hours=int(hours[j]),
-            arrival=int(arrival[j]),
-            deadline=int(arrival[j] + hours[j] + slack[j]),
+            earliest_start=start + int(arrival[j]) * HOUR,
+            deadline=start + int(arrival[j] + hours[j] + slack[j]) * HOUR,
             interruptible=bool(interruptible[j]),
-            overhead=float(round(overhead[j], 3)),
-            home=int(home[j]),
-            allowed=(int(home[j]),) if home_only[j] else tuple(range(n_sites)),
+            restart_overhead_h=float(round(overhead[j], 3)),
+            regions=(site_ids[home[j]],) if home_only[j] else (),
+            home=site_ids[home[j]],
         )
         for rank, j in enumerate(order)
     ]
 
 
-def size_sites(zones: Sequence[str], intensity: np.ndarray, jobs: Sequence[ReplayJob], headroom: float = 1.5,
-               seed: int = 0) -> list[ReplaySite]:
-    """Sites sized from the carbon-agnostic peak use (see the module docstring)."""
+def size_sites(zones: Sequence[str], times: pd.DatetimeIndex, intensity: np.ndarray, jobs: Sequence[Job],
+               headroom: float = 1.5, seed: int = 0) -> list[Site]:
+    """Sites ``site-<zone>`` sized from the carbon-agnostic peak use (see the module docstring)."""
     n_hours = intensity.shape[1]
+    index = {f"site-{z}": i for i, z in enumerate(zones)}
     use = np.zeros((len(zones), n_hours + 1), dtype=np.int64)
     for job in jobs:
-        use[job.home, job.arrival : job.arrival + job.hours] += job.gpus
+        arrival = hour_index(times, job.earliest_start)
+        use[index[job.home], arrival : arrival + job.hours] += job.gpus
     peak_total = int(use.sum(axis=0).max())
     capacity = np.maximum(8, np.ceil(headroom * use.max(axis=1) / 8) * 8).astype(int)
     cleanest = int(np.argmin(intensity.mean(axis=1)))
@@ -165,7 +153,7 @@ def size_sites(zones: Sequence[str], intensity: np.ndarray, jobs: Sequence[Repla
         capacity[cleanest] = max(8, (peak_total - 1) // 8 * 8)
     rng = np.random.default_rng(seed + 1)
     pue = np.round(rng.uniform(1.1, 1.4, len(zones)), 2)
-    return [ReplaySite(id=f"site-{z}", zone=z, gpus=int(capacity[i]), pue=float(pue[i])) for i, z in enumerate(zones)]
+    return [Site(id=f"site-{z}", zone=z, gpus=int(capacity[i]), pue=float(pue[i]), price=0.0) for i, z in enumerate(zones)]
 
 
 class Forecaster:
@@ -206,171 +194,6 @@ class Forecaster:
         return np.maximum(profile[:, hours] + last_departure[:, None] * decay, 0.0)
 
 
-# --- the hour-by-hour engine -----------------------------------------------------------------------------------
-
-
-class _Engine:
-    """Executes per-hour decisions, enforces capacity and rigid jobs, and does the accounting."""
-
-    def __init__(self, jobs: Sequence[ReplayJob], sites: Sequence[ReplaySite], intensity: np.ndarray, policy: str):
-        self.jobs, self.sites, self.intensity = list(jobs), list(sites), intensity
-        self.capacity = np.array([s.gpus for s in sites])
-        self.kw = np.array([s.kw_per_gpu for s in sites])
-        n = len(jobs)
-        self.remaining = np.array([j.hours for j in jobs])
-        self.site = np.full(n, -1)  # where it last ran
-        self.ran_last_hour = np.zeros(n, dtype=bool)
-        self.started = np.zeros(n, dtype=bool)
-        self.result = PolicyResult(policy)
-        self.result.usage = np.zeros((len(sites), intensity.shape[1]), dtype=np.int64)
-        self.result.job_emissions = np.zeros(n)
-        self._by_arrival = sorted(range(n), key=lambda i: self.jobs[i].arrival)
-        self._next = 0
-        self._active: list[int] = []
-
-    def active(self, t: int) -> list[int]:
-        """Jobs that have arrived by hour ``t`` and are not finished."""
-        while self._next < len(self._by_arrival) and self.jobs[self._by_arrival[self._next]].arrival <= t:
-            self._active.append(self._by_arrival[self._next])
-            self._next += 1
-        self._active = [i for i in self._active if self.remaining[i] > 0]
-        return list(self._active)
-
-    def slack(self, i: int, t: int) -> int:
-        return self.jobs[i].deadline - t - int(self.remaining[i])
-
-    def step(self, t: int, decisions: dict[int, int]) -> None:
-        """Run job ``i`` at site ``decisions[i]`` during hour ``t``; others pause or wait."""
-        load = np.zeros(len(self.sites), dtype=np.int64)
-        for i, s in decisions.items():
-            job = self.jobs[i]
-            if s not in job.allowed and s != job.home:
-                raise PlacementError(f"policy {self.result.policy}: job {job.id} sent to a site it may not use")
-            load[s] += job.gpus
-        if (load > self.capacity).any():
-            s = int(np.argmax(load - self.capacity))
-            raise PlacementError(f"policy {self.result.policy}: site {self.sites[s].id} over capacity at hour {t}")
-        for i in self.committed(t):
-            if decisions.get(i) != self.site[i]:
-                raise PlacementError(f"policy {self.result.policy}: rigid job {self.jobs[i].id} interrupted at hour {t}")
-        running_now = np.zeros(len(self.jobs), dtype=bool)
-        for i, s in decisions.items():
-            job = self.jobs[i]
-            billed = 1.0
-            if self.started[i] and (not self.ran_last_hour[i] or self.site[i] != s):
-                billed += job.overhead
-                self.result.restarts += 1
-                self.result.migrations += int(self.site[i] != s)
-            energy = job.gpus * self.kw[s] * billed
-            emissions = energy * self.intensity[s, t] / 1000.0
-            self.result.energy_kwh += energy
-            self.result.emissions_kg += emissions
-            self.result.job_emissions[i] += emissions
-            self.result.usage[s, t] += job.gpus
-            self.result.runs.setdefault(job.id, []).append((t, s))
-            self.started[i] = True
-            self.site[i] = s
-            self.remaining[i] -= 1
-            running_now[i] = True
-            if self.remaining[i] == 0:
-                self.result.finish[job.id] = t + 1
-                self.result.deadline_misses += int(t + 1 > job.deadline)
-        self.ran_last_hour = running_now  # (a full array: jobs not run this hour did not run)
-
-    def committed(self, t: int) -> dict[int, int]:
-        """Rigid jobs already running: they continue where they are."""
-        return {
-            i: int(self.site[i])
-            for i in self.active(t)
-            if self.ran_last_hour[i] and not self.jobs[i].interruptible
-        }
-
-
-def _fill(engine: _Engine, t: int, decisions: dict[int, int], candidates: list[int], where) -> None:
-    """Add jobs in order to ``decisions`` at ``where(i)`` while the site has room."""
-    load = np.zeros(len(engine.sites), dtype=np.int64)
-    for i, s in decisions.items():
-        load[s] += engine.jobs[i].gpus
-    for i in candidates:
-        if i in decisions:
-            continue
-        s = where(i)
-        if s is not None and load[s] + engine.jobs[i].gpus <= engine.capacity[s]:
-            decisions[i] = s
-            load[s] += engine.jobs[i].gpus
-
-
-def _run_simple(engine: _Engine, t: int, kind: str, threshold: np.ndarray | None) -> dict[int, int]:
-    decisions = engine.committed(t)
-    active = sorted(engine.active(t), key=lambda i: (engine.slack(i, t), engine.jobs[i].arrival))
-    if kind == "carbon_agnostic":
-        _fill(engine, t, decisions, sorted(active, key=lambda i: engine.jobs[i].arrival), lambda i: engine.jobs[i].home)
-        return decisions
-
-    def go(i: int) -> int | None:
-        job = engine.jobs[i]
-        clean = engine.intensity[job.home, t - 1] <= threshold[job.home]
-        return job.home if clean or engine.slack(i, t) <= 0 else None
-
-    _fill(engine, t, decisions, active, go)
-    return decisions
-
-
-def _run_planned(engine: _Engine, t: int, forecast: np.ndarray, spatial: bool, reserve: float) -> dict[int, int]:
-    """Re-plan all active jobs on the forecast (tightest first, under capacity) and return the hour's runs.
-
-    Jobs with slack left may plan into only ``1 - reserve`` of each site's GPUs, so that jobs arriving
-    later with no slack still find room."""
-    decisions = engine.committed(t)
-    horizon = forecast.shape[1]
-    free = np.repeat(engine.capacity[:, None], horizon, axis=1)
-    for i, s in decisions.items():
-        free[s, : engine.remaining[i]] -= engine.jobs[i].gpus
-    value = engine.kw[:, None] * forecast / 1000.0  # kg per GPU-hour
-    active = [i for i in engine.active(t) if i not in decisions]
-    active.sort(key=lambda i: (engine.slack(i, t), engine.jobs[i].deadline, engine.jobs[i].arrival))
-    late = []
-    for i in active:
-        job = engine.jobs[i]
-        rows = np.array(job.allowed if spatial else (job.home,))
-        width = min(job.deadline - t, horizon)
-        h = int(engine.remaining[i])
-        if width < h:
-            late.append(i)
-            continue
-        cost = job.gpus * value[rows, :width]
-        kept = 0 if engine.slack(i, t) <= 0 else np.ceil(reserve * engine.capacity[rows])[:, None]
-        blocked = free[rows, :width] - kept < job.gpus
-        first_cost = None
-        if engine.started[i] and job.overhead > 0:
-            first_cost = job.overhead * cost
-            if engine.ran_last_hour[i] and engine.site[i] in rows:
-                first_cost = first_cost.copy()
-                first_cost[int(np.flatnonzero(rows == engine.site[i])[0]), 0] = 0.0
-        total, r, where = best_option(cost, blocked, h, job.interruptible, job.overhead, first_cost=first_cost)
-        if not np.isfinite(total):
-            late.append(i)
-            continue
-        s = int(rows[r])
-        slots = np.flatnonzero(where) if isinstance(where, np.ndarray) else np.arange(where, where + h)
-        free[s, slots] -= job.gpus
-        if slots[0] == 0:
-            decisions[i] = s
-    # jobs that cannot meet their deadline any more: run now wherever there is room, home first
-    def anywhere(i: int) -> int | None:
-        job = engine.jobs[i]
-        load = np.zeros(len(engine.sites), dtype=np.int64)
-        for k, s in decisions.items():
-            load[s] += engine.jobs[k].gpus
-        for s in (job.home, *(job.allowed if spatial else ())):
-            if load[s] + job.gpus <= engine.capacity[s]:
-                return s
-        return None
-
-    _fill(engine, t, decisions, late, anywhere)
-    return decisions
-
-
 class PerfectForecast:
     """The realised intensities themselves: the oracle's perfect foresight."""
 
@@ -384,46 +207,276 @@ class PerfectForecast:
         return window
 
 
-def simulate(
-    policy: str,
-    jobs: Sequence[ReplayJob],
-    sites: Sequence[ReplaySite],
-    intensity: np.ndarray,
-    forecaster: Forecaster | None = None,
-    horizon: int = 168,
-    reserve: float = 0.2,
-) -> PolicyResult:
-    """Replay one policy hour by hour over the traces (see the module docstring)."""
-    if policy not in POLICIES:
-        raise PlacementError(f"unknown policy '{policy}'; available: {', '.join(POLICIES)}")
-    started = time.perf_counter()
-    engine = _Engine(jobs, sites, intensity, policy)
-    n_hours = intensity.shape[1]
-    first = min(j.arrival for j in jobs)
-    threshold = None
-    if policy == "oracle":
-        forecaster = PerfectForecast(intensity)
-    for t in range(first, n_hours):
-        if engine._next >= len(jobs) and not engine.active(t):
-            break
-        if policy in ("carbon_agnostic", "threshold"):
-            if policy == "threshold":
-                threshold = np.median(intensity[:, max(0, t - HISTORY_H) : t], axis=1)
-            decisions = _run_simple(engine, t, policy, threshold)
-        else:
-            if forecaster is None:
-                raise PlacementError(f"policy {policy} needs a forecaster")
-            active = engine.active(t)
-            if not active:
+# --- the hour-by-hour state ------------------------------------------------------------------------------------
+
+
+class ReplayState:
+    """The replay's own state: the queue and sites as hour-index arrays, progress, and the accounting.
+
+    ``intensity`` is ``(site, time)`` (row ``i`` for ``sites[i]``); ``arrival``/``deadline`` are hour
+    indices into ``times`` (``deadline`` exclusive); ``allowed[i]`` the site indices job ``i`` may use;
+    :meth:`step` executes one hour's decisions, enforcing capacity, regions and rigid jobs."""
+
+    def __init__(self, jobs: Sequence[Job], sites: Sequence[Site], times: pd.DatetimeIndex, intensity: np.ndarray,
+                 policy: str, forecaster: Any = None):
+        self.jobs, self.sites, self.times, self.intensity = list(jobs), list(sites), times, intensity
+        self.forecaster = forecaster
+        if intensity.shape != (len(self.sites), len(times)):
+            raise PlacementError(f"replay: intensity has shape {intensity.shape}, expected (sites, times) = "
+                                 f"({len(self.sites)}, {len(times)})")
+        index = {s.id: i for i, s in enumerate(self.sites)}
+        everywhere = tuple(range(len(self.sites)))
+        for job in self.jobs:
+            unknown = [r for r in (*job.regions, job.home) if r and r not in index]
+            if unknown:
+                raise PlacementError(f"replay: job '{job.id}' names unknown site(s) {unknown}")
+        self.capacity = np.array([s.gpus for s in sites])
+        self.kw = np.array([s.gpu_kw * s.pue for s in sites])
+        self.gpus = np.array([j.gpus for j in self.jobs], dtype=np.int64)
+        self.arrival = np.array([hour_index(times, j.earliest_start) for j in self.jobs], dtype=np.int64)
+        self.deadline = np.array([hour_index(times, j.deadline) for j in self.jobs], dtype=np.int64)
+        self.interruptible = [j.interruptible for j in self.jobs]
+        self.overhead = [j.restart_overhead_h for j in self.jobs]
+        self.allowed = [tuple(index[r] for r in j.regions) if j.regions else everywhere for j in self.jobs]
+        self.home = [index[j.home] if j.home else self.allowed[i][0] for i, j in enumerate(self.jobs)]
+        n = len(self.jobs)
+        self.remaining = np.array([j.hours for j in self.jobs])
+        self.site = np.full(n, -1)  # where it last ran
+        self.ran_last_hour = np.zeros(n, dtype=bool)
+        self.started = np.zeros(n, dtype=bool)
+        self.result = PolicyResult(policy)
+        self.result.usage = np.zeros((len(sites), intensity.shape[1]), dtype=np.int64)
+        self.result.job_emissions = np.zeros(n)
+        self._by_arrival = sorted(range(n), key=lambda i: self.arrival[i])
+        self._next = 0
+        self._active: list[int] = []
+
+    @property
+    def arrivals_left(self) -> bool:
+        return self._next < len(self._by_arrival)
+
+    def active(self, t: int) -> list[int]:
+        """Jobs that have arrived by hour ``t`` and are not finished."""
+        while self._next < len(self._by_arrival) and self.arrival[self._by_arrival[self._next]] <= t:
+            self._active.append(self._by_arrival[self._next])
+            self._next += 1
+        self._active = [i for i in self._active if self.remaining[i] > 0]
+        return list(self._active)
+
+    def slack(self, i: int, t: int) -> int:
+        return int(self.deadline[i]) - t - int(self.remaining[i])
+
+    def step(self, t: int, decisions: dict[int, int]) -> None:
+        """Run job ``i`` at site ``decisions[i]`` during hour ``t``; others pause or wait."""
+        load = np.zeros(len(self.sites), dtype=np.int64)
+        for i, s in decisions.items():
+            if s not in self.allowed[i] and s != self.home[i]:
+                raise PlacementError(f"policy {self.result.policy}: job {self.jobs[i].id} sent to a site it may not use")
+            load[s] += self.gpus[i]
+        if (load > self.capacity).any():
+            s = int(np.argmax(load - self.capacity))
+            raise PlacementError(f"policy {self.result.policy}: site {self.sites[s].id} over capacity at hour {t}")
+        for i in self.committed(t):
+            if decisions.get(i) != self.site[i]:
+                raise PlacementError(f"policy {self.result.policy}: rigid job {self.jobs[i].id} interrupted at hour {t}")
+        running_now = np.zeros(len(self.jobs), dtype=bool)
+        for i, s in decisions.items():
+            job = self.jobs[i]
+            billed = 1.0
+            if self.started[i] and (not self.ran_last_hour[i] or self.site[i] != s):
+                billed += self.overhead[i]
+                self.result.restarts += 1
+                self.result.migrations += int(self.site[i] != s)
+            energy = self.gpus[i] * self.kw[s] * billed
+            emissions = energy * self.intensity[s, t] / 1000.0
+            self.result.energy_kwh += energy
+            self.result.emissions_kg += emissions
+            self.result.job_emissions[i] += emissions
+            self.result.usage[s, t] += self.gpus[i]
+            self.result.runs.setdefault(job.id, []).append((t, s))
+            self.started[i] = True
+            self.site[i] = s
+            self.remaining[i] -= 1
+            running_now[i] = True
+            if self.remaining[i] == 0:
+                self.result.finish[job.id] = t + 1
+                self.result.deadline_misses += int(t + 1 > self.deadline[i])
+        self.ran_last_hour = running_now  # (a full array: jobs not run this hour did not run)
+
+    def committed(self, t: int) -> dict[int, int]:
+        """Rigid jobs already running: they continue where they are."""
+        return {i: int(self.site[i]) for i in self.active(t) if self.ran_last_hour[i] and not self.interruptible[i]}
+
+    def fill(self, decisions: dict[int, int], candidates: list[int], where: Callable[[int], int | None]) -> None:
+        """Add jobs in order to ``decisions`` at ``where(i)`` while the site has room."""
+        load = np.zeros(len(self.sites), dtype=np.int64)
+        for i, s in decisions.items():
+            load[s] += self.gpus[i]
+        for i in candidates:
+            if i in decisions:
                 continue
-            width = min(horizon, max(engine.jobs[i].deadline for i in active) - t)
-            fc = forecaster.forecast(t, max(width, 1))
-            decisions = _run_planned(engine, t, fc, spatial=policy != "temporal", reserve=reserve)
-        engine.step(t, decisions)
-    unfinished = [j.id for i, j in enumerate(jobs) if engine.remaining[i] > 0]
-    engine.result.deadline_misses += len(unfinished)
-    engine.result.seconds = time.perf_counter() - started
-    return engine.result
+            s = where(i)
+            if s is not None and load[s] + self.gpus[i] <= self.capacity[s]:
+                decisions[i] = s
+                load[s] += self.gpus[i]
+
+
+# --- policies ----------------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Decides, hour by hour, which active jobs run in hour ``t`` and where: ``{job index: site index}``
+    (it must keep the :meth:`ReplayState.committed` rigid jobs where they are)."""
+
+    def decide(self, state: ReplayState, t: int) -> dict[int, int]: ...
+
+
+POLICIES_REGISTRY: Registry[Policy] = Registry("policy", "policies")
+
+
+def register_policy(name: str) -> Callable[[Callable[..., Policy]], Callable[..., Policy]]:
+    """Decorator registering a :class:`Policy` factory under ``name``."""
+    return POLICIES_REGISTRY.register(name)
+
+
+def get_policy(name: str, **options: Any) -> Policy:
+    """The policy registered as ``name``, built with ``options``; :class:`PlacementError` lists the known names."""
+    return POLICIES_REGISTRY.get(name, **options)
+
+
+@register_policy("carbon_agnostic")
+class CarbonAgnostic:
+    """Start at arrival at the home site, run to the end."""
+
+    def decide(self, state: ReplayState, t: int) -> dict[int, int]:
+        decisions = state.committed(t)
+        state.fill(decisions, sorted(state.active(t), key=lambda i: state.arrival[i]), lambda i: state.home[i])
+        return decisions
+
+
+@register_policy("threshold")
+class Threshold:
+    """At home, run an hour only if the last observed intensity is at most the past week's median."""
+
+    def decide(self, state: ReplayState, t: int) -> dict[int, int]:
+        threshold = np.median(state.intensity[:, max(0, t - HISTORY_H) : t], axis=1)
+        decisions = state.committed(t)
+        active = sorted(state.active(t), key=lambda i: (state.slack(i, t), state.arrival[i]))
+
+        def go(i: int) -> int | None:
+            home = state.home[i]
+            clean = state.intensity[home, t - 1] <= threshold[home]
+            return home if clean or state.slack(i, t) <= 0 else None
+
+        state.fill(decisions, active, go)
+        return decisions
+
+
+class Planned:
+    """Re-plan all active jobs every hour on a forecast (tightest first, under capacity) and run what the
+    plan starts now; ``spatial`` over the job's allowed sites (else at home), ``perfect`` on the realised
+    intensities (else on ``state.forecaster``). Jobs with slack left may plan into only ``1 - reserve`` of
+    each site's GPUs, so that jobs arriving later with no slack still find room."""
+
+    def __init__(self, spatial: bool, perfect: bool = False, horizon: int = 168, reserve: float = 0.2):
+        self.spatial, self.perfect, self.horizon, self.reserve = spatial, perfect, horizon, reserve
+
+    def decide(self, state: ReplayState, t: int) -> dict[int, int]:
+        active = state.active(t)
+        if not active:
+            return {}
+        forecaster = PerfectForecast(state.intensity) if self.perfect else state.forecaster
+        if forecaster is None:
+            raise PlacementError(f"policy {state.result.policy} needs a forecaster")
+        width = min(self.horizon, max(int(state.deadline[i]) for i in active) - t)
+        return self._plan(state, t, forecaster.forecast(t, max(width, 1)))
+
+    def _plan(self, state: ReplayState, t: int, forecast: np.ndarray) -> dict[int, int]:
+        decisions = state.committed(t)
+        horizon = forecast.shape[1]
+        free = np.repeat(state.capacity[:, None], horizon, axis=1)
+        for i, s in decisions.items():
+            free[s, : state.remaining[i]] -= state.gpus[i]
+        value = state.kw[:, None] * forecast / 1000.0  # kg per GPU-hour
+        active = [i for i in state.active(t) if i not in decisions]
+        active.sort(key=lambda i: (state.slack(i, t), state.deadline[i], state.arrival[i]))
+        late = []
+        for i in active:
+            rows = np.array(state.allowed[i] if self.spatial else (state.home[i],))
+            width = min(int(state.deadline[i]) - t, horizon)
+            h = int(state.remaining[i])
+            if width < h:
+                late.append(i)
+                continue
+            gpus, overhead = int(state.gpus[i]), state.overhead[i]
+            cost = gpus * value[rows, :width]
+            kept = 0 if state.slack(i, t) <= 0 else np.ceil(self.reserve * state.capacity[rows])[:, None]
+            blocked = free[rows, :width] - kept < gpus
+            first_cost = None
+            if state.started[i] and overhead > 0:
+                first_cost = overhead * cost
+                if state.ran_last_hour[i] and state.site[i] in rows:
+                    first_cost = first_cost.copy()
+                    first_cost[int(np.flatnonzero(rows == state.site[i])[0]), 0] = 0.0
+            total, r, where = best_option(cost, blocked, h, state.interruptible[i], overhead, first_cost=first_cost)
+            if not np.isfinite(total):
+                late.append(i)
+                continue
+            s = int(rows[r])
+            slots = np.flatnonzero(where) if isinstance(where, np.ndarray) else np.arange(where, where + h)
+            free[s, slots] -= gpus
+            if slots[0] == 0:
+                decisions[i] = s
+
+        # jobs that cannot meet their deadline any more: run now wherever there is room, home first
+        def anywhere(i: int) -> int | None:
+            load = np.zeros(len(state.sites), dtype=np.int64)
+            for k, s in decisions.items():
+                load[s] += state.gpus[k]
+            for s in (state.home[i], *(state.allowed[i] if self.spatial else ())):
+                if load[s] + state.gpus[i] <= state.capacity[s]:
+                    return s
+            return None
+
+        state.fill(decisions, late, anywhere)
+        return decisions
+
+
+register_policy("temporal")(lambda **kw: Planned(spatial=False, **kw))
+register_policy("spatiotemporal")(lambda **kw: Planned(spatial=True, **kw))
+register_policy("oracle")(lambda **kw: Planned(spatial=True, perfect=True, **kw))
+
+POLICIES = POLICIES_REGISTRY.names()
+
+
+def simulate(
+    policy: str | Policy,
+    jobs: Sequence[Job],
+    sites: Sequence[Site],
+    times: pd.DatetimeIndex,
+    intensity: np.ndarray,
+    forecaster: Any = None,
+    **policy_options: Any,
+) -> PolicyResult:
+    """Replay one policy hour by hour over the traces (see the module docstring).
+
+    ``intensity`` is ``(site, time)``, row ``i`` for ``sites[i]``; ``policy`` a registered name (built
+    with ``policy_options``, e.g. ``horizon`` and ``reserve`` for the planning policies) or a
+    :class:`Policy`."""
+    name = policy if isinstance(policy, str) else type(policy).__name__
+    decide = get_policy(policy, **policy_options) if isinstance(policy, str) else policy
+    started = time.perf_counter()
+    state = ReplayState(jobs, sites, pd.DatetimeIndex(times), np.asarray(intensity, dtype=np.float64), name, forecaster)
+    first = int(state.arrival.min())
+    for t in range(first, intensity.shape[1]):
+        if not state.arrivals_left and not state.active(t):
+            break
+        state.step(t, decide.decide(state, t))
+    unfinished = [j.id for i, j in enumerate(jobs) if state.remaining[i] > 0]
+    state.result.deadline_misses += len(unfinished)
+    state.result.seconds = time.perf_counter() - started
+    return state.result
 
 
 def replay(
@@ -446,10 +499,10 @@ def replay(
         times, intensity = times[:hours], intensity[:, :hours]
     n_hours = len(times)
     n_jobs = n_jobs or max(1, n_hours * 4 // 24)
-    jobs = generate_queue(n_jobs, n_hours, len(zones), seed)
-    sites = size_sites(zones, intensity, jobs, headroom, seed)
+    jobs = generate_queue(n_jobs, times, [f"site-{z}" for z in zones], seed)
+    sites = size_sites(zones, times, intensity, jobs, headroom, seed)
     forecaster = Forecaster(intensity, times)
-    results = {p: simulate(p, jobs, sites, intensity, forecaster) for p in policies}
+    results = {p: simulate(p, jobs, sites, times, intensity, forecaster) for p in policies}
     out: dict = {
         "span": [str(times[0]), str(times[-1])],
         "hours": n_hours,
@@ -457,7 +510,7 @@ def replay(
         "jobs": n_jobs,
         "seed": seed,
         "sites": {s.id: {"gpus": s.gpus, "pue": s.pue} for s in sites},
-        "forecast_mae": forecast_skill(forecaster, intensity, jobs),
+        "forecast_mae": forecast_skill(forecaster, intensity, [hour_index(times, j.earliest_start) for j in jobs]),
         "policies": {},
     }
     out["queue"] = jobs
@@ -484,13 +537,14 @@ def replay(
     return out
 
 
-def forecast_skill(forecaster: Forecaster, intensity: np.ndarray, jobs: Sequence[ReplayJob], leads: Sequence[int] = (1, 6, 24)
+def forecast_skill(forecaster: Forecaster, intensity: np.ndarray, arrivals: Sequence[int], leads: Sequence[int] = (1, 6, 24)
                    ) -> dict:
-    """Mean absolute error (g/kWh) of the forecast and of persistence at a few leads, over the job arrivals."""
+    """Mean absolute error (g/kWh) of the forecast and of persistence at a few leads, over every fourth of
+    the distinct job arrival hours."""
     errors = {f"lead_{k}h": [] for k in leads}
     persistence = {f"lead_{k}h": [] for k in leads}
     n_hours = intensity.shape[1]
-    for t in sorted({j.arrival for j in jobs})[::4]:
+    for t in sorted(set(int(a) for a in arrivals))[::4]:
         fc = forecaster.forecast(t, max(leads))
         for k in leads:
             if t + k - 1 < n_hours:
@@ -539,16 +593,18 @@ def explain_job(out: dict, job_id: str, policy: str = "spatiotemporal", referenc
         ]
         return "; ".join(parts) or "not at all", float(results[name].job_emissions[i])
 
-    kind = f"interruptible, {job.overhead:g} h restart overhead" if job.interruptible else "not interruptible"
+    kind = f"interruptible, {job.restart_overhead_h:g} h restart overhead" if job.interruptible else "not interruptible"
     where, emitted = describe(policy)
     base_where, base_emitted = describe(reference)
-    homes = "its home zone only" if len(job.allowed) == 1 else "any site"
+    homes = "its home zone only" if len(job.regions) == 1 else "any site"
     finish = results[policy].finish.get(job_id)
-    deadline_note = "met" if finish is not None and finish <= job.deadline else "MISSED"
+    arrival, deadline = hour_index(times, job.earliest_start), hour_index(times, job.deadline)
+    home = next((s for s in sites if s.id == job.home), sites[0])
+    deadline_note = "met" if finish is not None and finish <= deadline else "MISSED"
     saving = 100.0 * (1 - emitted / base_emitted) if base_emitted else float("nan")
     return (
-        f"{job_id} ({job.gpus} GPUs, {job.hours} h, {kind}, may use {homes}) arrived {when(job.arrival)} "
-        f"at home zone {sites[job.home].zone} with deadline {when(job.deadline)}. Under {policy} it ran {where}; "
+        f"{job_id} ({job.gpus} GPUs, {job.hours} h, {kind}, may use {homes}) arrived {when(arrival)} "
+        f"at home zone {home.zone} with deadline {when(deadline)}. Under {policy} it ran {where}; "
         f"deadline {deadline_note}; {emitted:,.1f} kg CO2e vs {base_emitted:,.1f} kg under {reference} "
         f"({base_where}), {abs(saving):.0f}% {'less' if saving >= 0 else 'more'}."
     )
@@ -558,19 +614,19 @@ def queue_documents(out: dict) -> tuple[dict, dict]:
     """The replayed queue and sites as ``{"jobs": [...]}`` and ``{"sites": [...]}`` documents that
     :func:`carbonsync.placement.load_queue` and :func:`carbonsync.placement.load_sites` read (times UTC;
     site prices are 0 EUR/MWh, the replay does not price energy)."""
-    times, sites = out["times"], out["site_list"]
-    start = times[0]
+    sites = out["site_list"]
 
-    def iso(hour: int) -> str:
-        return (start + pd.Timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M")
+    def iso(ts: pd.Timestamp) -> str:
+        return ts.strftime("%Y-%m-%dT%H:%M")
 
     jobs = [
         {
-            "id": j.id, "gpus": j.gpus, "hours": j.hours, "earliest_start": iso(j.arrival), "deadline": iso(j.deadline),
-            "interruptible": j.interruptible, "restart_overhead_h": j.overhead,
-            "regions": [] if len(j.allowed) == len(sites) else [sites[s].id for s in j.allowed],
+            "id": j.id, "gpus": j.gpus, "hours": j.hours, "earliest_start": iso(j.earliest_start),
+            "deadline": iso(j.deadline), "interruptible": j.interruptible, "restart_overhead_h": j.restart_overhead_h,
+            "regions": list(j.regions), "home": j.home,
         }
         for j in out["queue"]
     ]
-    site_docs = [{"id": s.id, "zone": s.zone, "gpus": s.gpus, "pue": s.pue, "price": 0.0, "gpu_kw": s.gpu_kw} for s in sites]
+    site_docs = [{"id": s.id, "zone": s.zone, "gpus": s.gpus, "pue": s.pue, "price": s.price, "gpu_kw": s.gpu_kw}
+                 for s in sites]
     return {"jobs": jobs}, {"sites": site_docs}

@@ -1,339 +1,95 @@
-"""Queue-level placement on arrays: a vectorised greedy heuristic, an exact MILP (HiGHS) and its gap.
+"""Queue-level solvers on a :class:`~carbonsync.placement.problem.Problem`, behind one protocol and registry.
 
-A :class:`Problem` holds one objective value per GPU-hour at each site and hour, ``value[s, t] =
-carbon * emissions[s, t] / carbon_ref + price * cost[s, t] / price_ref`` (per busy GPU, PUE included),
-where the references are the mean per-GPU-hour emissions and cost over all sites and hours, so a value
-of 1 is a typical GPU-hour and with ``price = 0`` the objective is the queue's total emissions (kg CO2e
-divided by ``carbon_ref``). A job running ``gpus`` GPUs in hour ``t`` at site ``s`` costs ``gpus *
-value[s, t]``; every segment of an interruptible job after the first costs ``restart_overhead_h`` times
-the value of the hour it resumes in (energy for checkpoint reload and warm-up), as in
-:class:`carbonsync.placement.rank.JobCosts`. A job runs at one site; capacity is GPUs per site and hour.
+Every solver minimises the same objective, :func:`carbonsync.placement.problem.objective` (normalised
+once, in :mod:`carbonsync.placement.problem`), and reports it as ``plan.stats["objective"]``:
 
-:func:`solve_greedy` places jobs tightest-first (least slack, then earliest deadline, then largest
-GPU-hours), each at the cheapest option with free GPUs: for a rigid job the best contiguous window (a
-cumulative-sum sliding minimum over all allowed sites at once), for an interruptible job the better of
-that and the ``hours`` cheapest free hours of each site plus their restart overheads. Optional
-improvement passes take each job out and put it back at its best option given all the others (never
-worse). :func:`solve_milp` solves the same objective exactly with ``scipy.optimize.milp`` over binaries
-``x[job, site, start]`` for rigid jobs and ``y[job, site, hour]`` for interruptible ones; when the queue
-is infeasible it solves a second MILP that leaves the fewest jobs out and names them.
+- ``greedy`` (:func:`solve_sequential`): the reference. Jobs tightest-first (least slack, then earliest
+  deadline, then most GPU-hours, then id), each at its cheapest option with free GPUs: the best
+  contiguous window at any allowed site, or for an interruptible job the optimal set of hours by dynamic
+  programming; no later move.
+- ``fast`` (:func:`solve_heuristic`): the same placement rule vectorised for large queues, run from
+  several orders, with repair and improvement moves (never worse): re-inserting each job at its best
+  option given the others, ejection chains and ruin-and-recreate.
+- ``milp`` (:func:`solve_milp`): the exact optimum with ``scipy.optimize.milp`` (HiGHS) over binaries
+  ``x[job, site, start]`` for rigid jobs and ``y[job, site, hour]`` for interruptible ones; when the queue
+  is infeasible a second MILP names the fewest jobs to leave out.
+
+A solver is any object with ``solve(problem) -> Plan`` (:class:`Solver`); :func:`register_solver` adds one
+under a name, :func:`get_solver` builds one by name (``schedule(..., solver=name)`` uses it).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
-import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from carbonsync.placement.jobs import HOUR, Job, PlacementError, Site, check_regions, fmt_time
+from carbonsync.core.time import HOUR, fmt_time
+from carbonsync.placement.jobs import PlacementError
+from carbonsync.placement.problem import Plan, Problem, objective, resumes, unfit_messages
+from carbonsync.placement.registry import Registry
+from carbonsync.placement.search import best_option
 
 
-@dataclass(frozen=True, eq=False)
-class Problem:
-    """Arrays of a placement problem: jobs (``J``), sites (``S``) and hourly slots (``T``).
+@runtime_checkable
+class Solver(Protocol):
+    """Places every job of a problem: returns a :class:`Plan` whose ``stats["objective"]`` is the objective
+    the solver found. ``displaced`` says, in the schedule's explanations, why a job did not get its first
+    choice."""
 
-    ``first``/``last`` bound each job's window ``[first, last)`` in slot indices; ``allowed[j, s]`` is
-    true where the job may run at the site and the site has enough GPUs for it.
-    """
+    displaced: str
 
-    job_ids: tuple[str, ...]
-    site_ids: tuple[str, ...]
-    times: pd.DatetimeIndex
-    gpus: np.ndarray
-    hours: np.ndarray
-    first: np.ndarray
-    last: np.ndarray
-    interruptible: np.ndarray
-    overhead: np.ndarray
-    allowed: np.ndarray
-    capacity: np.ndarray
-    value: np.ndarray
-    emissions_kg: np.ndarray
-    cost_eur: np.ndarray
-    power_kw: np.ndarray
-
-    @property
-    def n_jobs(self) -> int:
-        return len(self.job_ids)
-
-    @property
-    def n_sites(self) -> int:
-        return len(self.site_ids)
-
-    @property
-    def slack(self) -> np.ndarray:
-        return self.last - self.first - self.hours
-
-    @classmethod
-    def from_arrays(
-        cls,
-        *,
-        gpus: np.ndarray,
-        hours: np.ndarray,
-        first: np.ndarray,
-        last: np.ndarray,
-        capacity: np.ndarray,
-        intensity: np.ndarray,
-        power_kw: np.ndarray,
-        price: np.ndarray | None = None,
-        interruptible: np.ndarray | None = None,
-        overhead: np.ndarray | None = None,
-        allowed: np.ndarray | None = None,
-        carbon: float = 1.0,
-        price_weight: float = 0.0,
-        times: pd.DatetimeIndex | None = None,
-        job_ids: Sequence[str] | None = None,
-        site_ids: Sequence[str] | None = None,
-    ) -> Problem:
-        """Build from plain arrays: ``intensity`` (S, T) gCO2e/kWh, ``power_kw`` (S,) per busy GPU with PUE,
-        ``price`` (S, T) EUR/MWh (default 0)."""
-        intensity = np.asarray(intensity, dtype=np.float64)
-        n_sites, n_slots = intensity.shape
-        gpus = np.asarray(gpus, dtype=np.int64)
-        n_jobs = len(gpus)
-        power_kw = np.asarray(power_kw, dtype=np.float64)
-        price = np.zeros_like(intensity) if price is None else np.asarray(price, dtype=np.float64)
-        capacity = np.asarray(capacity, dtype=np.int64)
-        emissions = power_kw[:, None] * intensity / 1000.0
-        cost = power_kw[:, None] / 1000.0 * price
-        carbon_ref = float(emissions.mean()) or 1.0
-        price_ref = float(np.abs(cost).mean()) or 1.0
-        value = carbon * emissions / carbon_ref + price_weight * cost / price_ref
-        allowed = np.ones((n_jobs, n_sites), dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
-        allowed = allowed & (gpus[:, None] <= capacity[None, :])
-        return cls(
-            job_ids=tuple(job_ids) if job_ids is not None else tuple(f"j{i}" for i in range(n_jobs)),
-            site_ids=tuple(site_ids) if site_ids is not None else tuple(f"s{i}" for i in range(n_sites)),
-            times=times if times is not None else pd.date_range("2000-01-01", periods=n_slots, freq="h"),
-            gpus=gpus,
-            hours=np.asarray(hours, dtype=np.int64),
-            first=np.asarray(first, dtype=np.int64),
-            last=np.asarray(last, dtype=np.int64),
-            interruptible=np.zeros(n_jobs, bool) if interruptible is None else np.asarray(interruptible, bool),
-            overhead=np.zeros(n_jobs) if overhead is None else np.asarray(overhead, dtype=np.float64),
-            allowed=allowed,
-            capacity=capacity,
-            value=value,
-            emissions_kg=emissions,
-            cost_eur=cost,
-            power_kw=power_kw,
-        )
+    def solve(self, problem: Problem) -> Plan: ...
 
 
-def build_problem(jobs: Sequence[Job], sites: Sequence[Site], forecast: xr.Dataset, weights=None) -> Problem:
-    """A :class:`Problem` from jobs, sites and a zone forecast (the slots span the forecast's times)."""
-    from carbonsync.placement.rank import Weights, as_forecast
-
-    weights = weights or Weights()
-    fc = as_forecast(forecast)
-    jobs, sites = list(jobs), list(sites)
-    if not jobs:
-        raise PlacementError("no jobs to place")
-    if not sites:
-        raise PlacementError("no sites to place jobs at")
-    check_regions(jobs, sites)
-    zones = [fc.zone_index(s) for s in sites]
-    intensity = fc.carbon_intensity[:, zones].T
-    first, last = [], []
-    for job in jobs:
-        window = fc.window(job)
-        first.append(window.start)
-        last.append(window.stop)
-    used = np.zeros(len(fc.times), dtype=bool)
-    for f, l in zip(first, last, strict=True):
-        used[f:l] = True
-    bad = ~np.isfinite(intensity) & used[None, :]
-    if bad.any():
-        s, t = np.argwhere(bad)[0]
-        raise PlacementError(f"forecast carbon_intensity is missing (NaN) in zone '{sites[s].zone}' at {fmt_time(fc.times[t])}")
-    prices = np.stack([s.prices(fc.times) for s in sites])
-    if weights.price > 0 and (~np.isfinite(prices) & used[None, :]).any():
-        s, t = np.argwhere(~np.isfinite(prices) & used[None, :])[0]
-        raise PlacementError(f"site '{sites[s].id}' has no price at {fmt_time(fc.times[t])}")
-    site_ids = [s.id for s in sites]
-    allowed = np.array([[not j.regions or s in j.regions for s in site_ids] for j in jobs], dtype=bool)
-    return Problem.from_arrays(
-        gpus=[j.gpus for j in jobs],
-        hours=[j.hours for j in jobs],
-        first=first,
-        last=last,
-        capacity=[s.gpus for s in sites],
-        intensity=np.nan_to_num(intensity, nan=0.0),
-        power_kw=[s.gpu_kw * s.pue for s in sites],
-        price=np.nan_to_num(prices, nan=0.0),
-        interruptible=[j.interruptible for j in jobs],
-        overhead=[j.restart_overhead_h for j in jobs],
-        allowed=allowed,
-        carbon=weights.carbon,
-        price_weight=weights.price,
-        times=fc.times,
-        job_ids=[j.id for j in jobs],
-        site_ids=site_ids,
-    )
+SOLVERS: Registry[Solver] = Registry("solver")
 
 
-@dataclass(eq=False)
-class Plan:
-    """A solution: ``site[j]`` (index, -1 if unplaced) and ``run[j, t]`` (job runs in slot t)."""
-
-    site: np.ndarray
-    run: np.ndarray
-    solver: str
-    seconds: float = 0.0
-    stats: dict = field(default_factory=dict)
-
-    def slots(self, j: int) -> np.ndarray:
-        return np.flatnonzero(self.run[j])
+def register_solver(name: str) -> Callable[[Callable[..., Solver]], Callable[..., Solver]]:
+    """Decorator registering a :class:`Solver` factory (e.g. a class) under ``name``."""
+    return SOLVERS.register(name)
 
 
-# --- evaluation and checks -----------------------------------------------------------------------------------
+def get_solver(name: str, **options: Any) -> Solver:
+    """The solver registered as ``name``, built with ``options``; :class:`PlacementError` lists the known
+    names when there is none."""
+    return SOLVERS.get(name, **options)
 
 
-def resumes(run: np.ndarray) -> np.ndarray:
-    """Slots where a segment starts that is not a job's first (rows are jobs)."""
-    run = np.asarray(run, dtype=bool)
-    begins = run.copy()
-    begins[:, 1:] &= ~run[:, :-1]
-    first = np.argmax(begins, axis=1)
-    out = begins.copy()
-    out[np.arange(len(run)), first] = False
-    return out
+def solver_names() -> tuple[str, ...]:
+    return SOLVERS.names()
 
 
-def evaluate(problem: Problem, plan: Plan) -> dict:
-    """Objective, emissions, cost and energy of a plan (restart overheads included)."""
-    placed = plan.site >= 0
-    j_idx = np.flatnonzero(placed)
-    if not len(j_idx):
-        return {"objective": 0.0, "emissions_kg": 0.0, "cost_eur": 0.0, "energy_kwh": 0.0, "segments": 0}
-    run = plan.run[j_idx]
-    billed = run + problem.overhead[j_idx, None] * resumes(run)
-    rows = plan.site[j_idx]
-    g = problem.gpus[j_idx, None]
-    return {
-        "objective": float((g * billed * problem.value[rows]).sum()),
-        "emissions_kg": float((g * billed * problem.emissions_kg[rows]).sum()),
-        "cost_eur": float((g * billed * problem.cost_eur[rows]).sum()),
-        "energy_kwh": float((g[:, 0] * problem.power_kw[rows] * billed.sum(axis=1)).sum()),
-        "segments": int((run & ~np.pad(run, ((0, 0), (1, 0)))[:, :-1]).sum()),
-    }
+def _id_rank(problem: Problem) -> np.ndarray:
+    rank = np.empty(problem.n_jobs, dtype=np.int64)
+    rank[np.argsort(np.array(problem.job_ids), kind="stable")] = np.arange(problem.n_jobs)
+    return rank
 
 
-def check_plan(problem: Problem, plan: Plan) -> None:
-    """Raise :class:`PlacementError` if the plan breaks a window, a duration, a region or capacity."""
-    usage = np.zeros((problem.n_sites, len(problem.times)), dtype=np.int64)
-    for j in range(problem.n_jobs):
-        s, slots = int(plan.site[j]), plan.slots(j)
-        name = problem.job_ids[j]
-        if s < 0:
-            raise PlacementError(f"job '{name}' is not placed")
-        if not problem.allowed[j, s]:
-            raise PlacementError(f"job '{name}' runs at site '{problem.site_ids[s]}', which it may not use")
-        if len(slots) != problem.hours[j]:
-            raise PlacementError(f"job '{name}' runs {len(slots)} h, it needs {problem.hours[j]}")
-        if slots[0] < problem.first[j] or slots[-1] >= problem.last[j]:
-            raise PlacementError(f"job '{name}' runs outside its window")
-        if not problem.interruptible[j] and slots[-1] - slots[0] + 1 != len(slots):
-            raise PlacementError(f"job '{name}' is not interruptible but runs in several segments")
-        usage[s, slots] += problem.gpus[j]
-    over = usage > problem.capacity[:, None]
-    if over.any():
-        s, t = np.argwhere(over)[0]
-        raise PlacementError(
-            f"site '{problem.site_ids[s]}' uses {usage[s, t]} GPUs of {problem.capacity[s]} at {fmt_time(problem.times[t])}"
-        )
-
-
-def _unfit_messages(problem: Problem) -> list[str]:
-    """Jobs that cannot run even alone: no allowed site has enough GPUs."""
-    out = []
-    for j in np.flatnonzero(~problem.allowed.any(axis=1)):
-        out.append(f"'{problem.job_ids[j]}' needs {problem.gpus[j]} GPUs and no allowed site has that many")
-    return out
-
-
-# --- greedy heuristic ----------------------------------------------------------------------------------------
-
-
-def best_option(
-    cost: np.ndarray,
-    blocked: np.ndarray,
-    hours: int,
-    interruptible: bool,
-    overhead: float,
-    first_cost: np.ndarray | None = None,
-    exact: bool = False,
-) -> tuple[float, int, np.ndarray | int]:
-    """Cheapest placement of one job over candidate rows (sites) and window slots.
-
-    ``cost`` (R, W) is the job's cost per slot, ``blocked`` where it cannot run, ``first_cost`` (R, W) an
-    extra cost for the first segment starting at a slot (e.g. resuming a paused job). An interruptible job
-    takes the better of the best block and its ``hours`` cheapest free slots (plus restart overheads), or,
-    with ``exact`` (and no ``first_cost``), the optimal set of hours by dynamic programming
-    (:func:`carbonsync.placement.rank.best_hours`, one Python step per slot). Returns ``(total,
-    row, start)`` for a contiguous block or ``(total, row, mask)`` for a set of hours; ``total`` is inf
-    when nothing fits.
-    """
-    n_rows, width = cost.shape
-    if hours > width or n_rows == 0:
-        return np.inf, -1, 0
-    masked = np.where(blocked, np.inf, cost)
-    sums = sliding_window_view(masked, hours, axis=1).sum(axis=2)  # inf where a block hits a blocked slot
-    if first_cost is not None:
-        sums = sums + first_cost[:, : width - hours + 1]
-    flat = int(np.argmin(sums))
-    row, start = divmod(flat, sums.shape[1])
-    best: tuple[float, int, np.ndarray | int] = (float(sums[row, start]), row, start)
-    if interruptible and hours < width and exact and first_cost is None:
-        from carbonsync.placement.rank import best_hours
-
-        chosen, totals = best_hours(masked, hours, overhead * cost)
-        r = int(np.argmin(totals))
-        if _better(totals[r], best[0]):
-            best = (float(totals[r]), r, chosen[r])
-    elif interruptible and hours < width:
-        kth = np.partition(masked, hours - 1, axis=1)[:, hours - 1 : hours]
-        chosen = masked <= kth
-        if (chosen.sum(axis=1) != hours).any():  # ties at the threshold: pick exactly `hours`
-            pick = np.argpartition(masked, hours - 1, axis=1)[:, :hours]
-            chosen = np.zeros((n_rows, width), dtype=bool)
-            np.put_along_axis(chosen, pick, True, axis=1)
-        begins = chosen.copy()
-        begins[:, 1:] &= ~chosen[:, :-1]
-        first = np.argmax(begins, axis=1)
-        first_value = cost[np.arange(n_rows), first]
-        totals = np.where(chosen, masked, 0.0).sum(axis=1) + overhead * (np.where(begins, cost, 0.0).sum(axis=1) - first_value)
-        totals[~np.isfinite(kth[:, 0])] = np.inf
-        if first_cost is not None:
-            totals = totals + first_cost[np.arange(n_rows), first]
-        r = int(np.argmin(totals))
-        if _better(totals[r], best[0]):
-            best = (float(totals[r]), r, chosen[r])
-    return best
-
-
-def _better(candidate: float, incumbent: float) -> bool:
-    """``candidate`` is lower than ``incumbent`` by more than rounding (any finite value beats inf)."""
-    if not np.isfinite(incumbent):
-        return bool(np.isfinite(candidate))
-    return bool(candidate < incumbent - 1e-12 * max(1.0, abs(incumbent)))
+def _failures(problem: Problem, failures: Sequence[int]) -> PlacementError:
+    """One error naming every job left out: too big for every allowed site, or crowded out."""
+    names = unfit_messages(problem) + [
+        f"'{problem.job_ids[j]}' finds no allowed site with {problem.gpus[j]} free GPUs for {problem.hours[j]} h "
+        f"between {fmt_time(problem.times[problem.first[j]])} and {fmt_time(problem.times[problem.last[j] - 1] + HOUR)}"
+        for j in failures
+        if problem.allowed[j].any()
+    ]
+    return PlacementError(f"cannot place {len(failures)} job(s): " + "; ".join(names))
 
 
 def priority_order(problem: Problem, rule: str = "slack", ranked: np.ndarray | None = None) -> np.ndarray:
     """Order in which the greedy places jobs.
 
-    ``slack``: least slack, then earliest deadline, then most GPU-hours (feasibility first).
+    ``slack``: least slack, then earliest deadline, then most GPU-hours, then id (feasibility first).
     ``spread``: largest gain of the job's best site over its mean allowed site, per hour of slack + 1
     (jobs that lose most by being displaced go first); needs ``ranked`` from :func:`rank_all`.
     ``size``: most GPU-hours first (packs capacity tightly, as first-fit decreasing does).
     ``perturbed:<seed>``: one of those three, drawn and shuffled locally with the seed.
     """
-    index = np.arange(problem.n_jobs)
+    index = _id_rank(problem)
     if rule == "slack":
         return np.lexsort((index, -problem.gpus * problem.hours, problem.last, problem.slack))
     if rule == "spread":
@@ -408,6 +164,10 @@ class _Greedy:
         begins = np.flatnonzero(run & ~np.concatenate([[False], run[:-1]]))
         values = self.problem.value[s]
         return self.gpus[j] * (values[run].sum() + self.overhead[j] * values[begins[1:]].sum())
+
+    def total(self) -> float:
+        """The objective of the placed jobs, summed job by job from their own costs."""
+        return float(sum(self.cost(j) for j in np.flatnonzero(self.site >= 0)))
 
     def put(self, j: int, s: int, run: np.ndarray) -> None:
         self.site[j] = s
@@ -505,7 +265,7 @@ def _ruin_and_recreate(state: _Greedy, rounds: int, seed: int) -> int:
     return accepted
 
 
-def solve_greedy(
+def solve_heuristic(
     problem: Problem,
     improve_passes: int | None = None,
     orders: Sequence[str] | None = None,
@@ -554,8 +314,8 @@ def solve_greedy(
         for j in list(failures):  # repair: make room by moving the jobs in the way
             if state.eject(j, max_evicted=6, n_options=4, n_sites=4):
                 failures.remove(j)
-        plan = Plan(site=state.site, run=state.run, solver="greedy")
-        key = (len(failures), evaluate(problem, plan)["objective"])
+        plan = Plan(site=state.site, run=state.run, solver="fast")
+        key = (len(failures), objective(problem, plan))
         if best_key is None or key < best_key:
             best_state, best_key, best_order, best_failures, best_rule = state, key, order, failures, rule
         if stop_when_all_placed and not failures:
@@ -579,16 +339,41 @@ def solve_greedy(
             break
     seconds = time.perf_counter() - started
     if best_failures and raise_on_failure:
-        unfit = _unfit_messages(problem)
-        names = unfit + [
-            f"'{problem.job_ids[j]}' finds no allowed site with {state.gpus[j]} free GPUs for {state.hours[j]} h between "
-            f"{fmt_time(problem.times[state.first[j]])} and {fmt_time(problem.times[state.last[j] - 1] + HOUR)}"
-            for j in best_failures
-            if problem.allowed[j].any()
-        ]
-        raise PlacementError(f"cannot place {len(best_failures)} job(s): " + "; ".join(names))
-    return Plan(site=state.site, run=state.run, solver="greedy", seconds=seconds,
-                stats={"unplaced": best_failures, "order": best_rule})
+        raise _failures(problem, best_failures)
+    return Plan(site=state.site, run=state.run, solver="fast", seconds=seconds,
+                stats={"unplaced": best_failures, "order": best_rule, "objective": state.total()})
+
+
+def solve_sequential(problem: Problem, raise_on_failure: bool = True) -> Plan:
+    """The reference greedy (see the module docstring): one pass, tightest job first, each at its cheapest
+    option with free GPUs among all its allowed sites (interruptible hours by dynamic programming)."""
+    started = time.perf_counter()
+    state = _Greedy(problem, [np.flatnonzero(row) for row in problem.allowed], exact=True)
+    order = priority_order(problem, "slack")
+    failures = [int(j) for j in order if not state.place(int(j))]
+    if failures and raise_on_failure:
+        raise _failures(problem, failures)
+    return Plan(site=state.site, run=state.run, solver="greedy", seconds=time.perf_counter() - started,
+                stats={"unplaced": failures, "order": "slack", "objective": state.total(),
+                       "placement_order": [problem.job_ids[j] for j in order]})
+
+
+def best_alone(problem: Problem, j: int) -> tuple[int, np.ndarray] | None:
+    """Job ``j``'s best option ignoring the other jobs (at a site with enough GPUs): ``(site, run)``, or
+    None when no allowed site has enough GPUs."""
+    rows = np.flatnonzero(problem.allowed[j])
+    if not len(rows):
+        return None
+    f, l, h = int(problem.first[j]), int(problem.last[j]), int(problem.hours[j])
+    cost = problem.gpus[j] * problem.value[rows, f:l]
+    total, r, where = best_option(cost, np.zeros(cost.shape, bool), h, bool(problem.interruptible[j]),
+                                  float(problem.overhead[j]), exact=True)
+    run = np.zeros(len(problem.times), dtype=bool)
+    if isinstance(where, np.ndarray):
+        run[f:l] = where
+    else:
+        run[f + where : f + where + h] = True
+    return int(rows[r]), run
 
 
 # --- ranking without capacity ------------------------------------------------------------------------------
@@ -673,7 +458,7 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, mip_rel_gap: float = 
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_matrix
 
-    unfit = _unfit_messages(problem)
+    unfit = unfit_messages(problem)
     if unfit:
         raise PlacementError(f"cannot place {len(unfit)} job(s): " + "; ".join(unfit))
     started = time.perf_counter()
@@ -849,29 +634,44 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, mip_rel_gap: float = 
 
 def optimality_gap(problem: Problem, heuristic: Plan, exact: Plan) -> float:
     """``heuristic objective / MILP objective - 1`` (0 means the heuristic found an optimum)."""
-    h, e = evaluate(problem, heuristic)["objective"], evaluate(problem, exact)["objective"]
+    h, e = objective(problem, heuristic), objective(problem, exact)
     return h / e - 1.0 if e > 0 else float(h > 0)
 
 
-def random_problem(n_jobs: int, n_sites: int, n_slots: int, seed: int, inter_share: float = 0.5) -> Problem:
-    """A seeded random instance for benchmarks and tests: sites with a daily intensity cycle at 50-400 g/kWh
-    (+-15 % noise), 1-12 h jobs of 8-64 GPUs with up to 36 h of slack, 80 % of sites allowed per job (the
-    home site always), capacity about 1.7x the mean demand, ``inter_share`` of jobs interruptible."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_slots)
-    level = rng.uniform(50, 400, n_sites)[:, None]
-    intensity = level * (1 + 0.4 * np.sin(2 * np.pi * (t - rng.uniform(0, 24, n_sites)[:, None]) / 24))
-    intensity = intensity * rng.uniform(0.85, 1.15, (n_sites, n_slots))
-    hours = rng.integers(1, 13, n_jobs)
-    first = rng.integers(0, n_slots - hours)
-    last = np.minimum(first + hours + rng.integers(0, 36, n_jobs), n_slots)
-    gpus = rng.choice([8, 16, 32, 64], n_jobs)
-    demand = (gpus * hours).sum() / n_slots
-    capacity = np.maximum(np.ceil(rng.uniform(0.5, 1.5, n_sites) * demand / n_sites / 0.6 / 8) * 8, 128)
-    allowed = rng.uniform(size=(n_jobs, n_sites)) < 0.8
-    allowed[np.arange(n_jobs), rng.integers(0, n_sites, n_jobs)] = True
-    return Problem.from_arrays(
-        gpus=gpus, hours=hours, first=first, last=last, capacity=capacity.astype(int), intensity=intensity,
-        power_kw=rng.uniform(0.7, 1.0, n_sites), interruptible=rng.uniform(size=n_jobs) < inter_share,
-        overhead=rng.uniform(0, 1, n_jobs), allowed=allowed,
-    )
+# --- the registered solvers -----------------------------------------------------------------------------------
+
+
+@register_solver("greedy")
+class GreedySolver:
+    """:func:`solve_sequential`: the per-job greedy reference."""
+
+    displaced = "lacked free GPUs after tighter jobs were placed"
+
+    def solve(self, problem: Problem) -> Plan:
+        return solve_sequential(problem)
+
+
+@register_solver("fast")
+class HeuristicSolver:
+    """:func:`solve_heuristic` with its keyword options (orders, passes, ``exact_hours`` ...)."""
+
+    displaced = "went to other jobs: the queue-level heuristic found a lower total that way"
+
+    def __init__(self, **options: Any):
+        self.options = options
+
+    def solve(self, problem: Problem) -> Plan:
+        return solve_heuristic(problem, **self.options)
+
+
+@register_solver("milp")
+class MilpSolver:
+    """:func:`solve_milp` (``time_limit``, ``mip_rel_gap``)."""
+
+    displaced = "went to other jobs because the exact (MILP) solution of the whole queue is lower that way"
+
+    def __init__(self, time_limit: float = 60.0, mip_rel_gap: float = 1e-6):
+        self.time_limit, self.mip_rel_gap = time_limit, mip_rel_gap
+
+    def solve(self, problem: Problem) -> Plan:
+        return solve_milp(problem, time_limit=self.time_limit, mip_rel_gap=self.mip_rel_gap)

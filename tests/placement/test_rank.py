@@ -16,9 +16,9 @@ from carbonsync.placement import (
     PlacementError,
     Site,
     Weights,
-    assess,
     best_hours,
     best_window,
+    evaluate_assignment,
     format_table,
     load_queue,
     load_sites,
@@ -250,7 +250,7 @@ def test_explanation_mentions_site_and_numbers():
     assert "70% vs 20%" in text and "site-home" in text
     saving = round(100 * (1 - a.emissions_kg / base.emissions_kg))
     assert f"{a.emissions_kg:,.0f} kg CO2e, {saving}% less than" in text
-    assert assess(plan.jobs["llm-7"], sites[0], list(base.slots), forecast).emissions_kg == pytest.approx(
+    assert evaluate_assignment(plan.jobs["llm-7"], sites[0], list(base.slots), forecast).emissions_kg == pytest.approx(
         base.emissions_kg
     )
     table = format_table(plan)

@@ -12,17 +12,22 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from carbonsync.placement import PlacementError, load_queue, load_sites
+from carbonsync.core.time import HOUR
+from carbonsync.placement import Job, PlacementError, Site, load_queue, load_sites
 from carbonsync.placement.replay import (
     HISTORY_H,
+    POLICIES,
     Forecaster,
-    ReplayJob,
-    ReplaySite,
+    ReplayState,
     generate_queue,
+    get_policy,
+    hour_index,
+    register_policy,
     replay,
     simulate,
     size_sites,
 )
+from carbonsync.placement.replay import POLICIES_REGISTRY as registry
 from tests.helpers import REPO_ROOT, requires_shared_data, shared_data_dir
 
 ROOT = REPO_ROOT
@@ -66,20 +71,37 @@ def test_forecast_uses_only_the_past():
 
 
 def test_generated_queue_and_sites():
-    jobs = generate_queue(400, 24 * 60, 3, seed=3)
-    assert jobs == generate_queue(400, 24 * 60, 3, seed=3) and jobs != generate_queue(400, 24 * 60, 3, seed=4)
-    assert all(j.arrival > HISTORY_H and j.arrival + j.hours <= j.deadline <= 24 * 60 for j in jobs)
-    assert all(j.home in j.allowed and 1 <= j.hours <= 48 for j in jobs)
+    times = pd.date_range("2021-03-01", periods=24 * 60, freq="h")
+    ids = ["site-dirty", "site-middle", "site-clean"]
+    jobs = generate_queue(400, times, ids, seed=3)
+    assert jobs == generate_queue(400, times, ids, seed=3) and jobs != generate_queue(400, times, ids, seed=4)
+    arrival = [hour_index(times, j.earliest_start) for j in jobs]
+    assert arrival == sorted(arrival)
+    deadlines = [hour_index(times, j.deadline) for j in jobs]
+    assert all(a > HISTORY_H and a + j.hours <= d <= 24 * 60 for a, d, j in zip(arrival, deadlines, jobs, strict=True))
+    assert all(j.home in ids and (not j.regions or j.regions == (j.home,)) and 1 <= j.hours <= 48 for j in jobs)
     assert 0.35 < np.mean([j.interruptible for j in jobs]) < 0.65
-    assert 0.2 < np.mean([len(j.allowed) == 1 for j in jobs]) < 0.4
-    assert all(j.overhead == 0 for j in jobs if not j.interruptible)
+    assert 0.2 < np.mean([len(j.regions) == 1 for j in jobs]) < 0.4
+    assert all(j.restart_overhead_h == 0 for j in jobs if not j.interruptible)
     intensity = synthetic_traces(60)["carbon_intensity"].values.T
-    sites = size_sites(["dirty", "middle", "clean"], intensity, jobs)
+    sites = size_sites(["dirty", "middle", "clean"], times, intensity, jobs)
+    assert [s.id for s in sites] == ids and all(s.price == 0.0 for s in sites)
     use = np.zeros((3, intensity.shape[1] + 1))
-    for j in jobs:
-        use[j.home, j.arrival : j.arrival + j.hours] += j.gpus
+    for a, j in zip(arrival, jobs, strict=True):
+        use[ids.index(j.home), a : a + j.hours] += j.gpus
     assert sites[2].gpus < use.sum(axis=0).max()  # the cleanest site cannot host every job at once
     assert all(s.gpus % 8 == 0 and 1.1 <= s.pue <= 1.4 for s in sites)
+
+
+TIMES = pd.date_range("2021-03-01", periods=HISTORY_H + 60, freq="h")
+
+
+def replay_job(job_id: str, gpus: int, hours: int, arrival: int, deadline: int, interruptible: bool, overhead: float,
+               home: str, regions: tuple[str, ...]) -> Job:
+    """A job at hour indices into ``TIMES``."""
+    return Job(id=job_id, gpus=gpus, hours=hours, earliest_start=TIMES[0] + arrival * HOUR,
+               deadline=TIMES[0] + deadline * HOUR, interruptible=interruptible, restart_overhead_h=overhead,
+               regions=regions, home=home)
 
 
 def test_engine_bills_energy_pauses_and_deadlines():
@@ -87,22 +109,48 @@ def test_engine_bills_energy_pauses_and_deadlines():
     intensity[0] = 100.0
     intensity[1] = 20.0
     intensity[0, HISTORY_H + 1] = 900.0  # one dirty hour at home
-    sites = [ReplaySite("home", "a", 64, 1.0, 1.0), ReplaySite("away", "b", 64, 1.5, 1.0)]
-    job = ReplayJob("j", 8, 3, HISTORY_H, HISTORY_H + 3, True, 0.5, 0, (0,))
-    agnostic = simulate("carbon_agnostic", [job], sites, intensity)
+    sites = [Site("home", "a", 64, 1.0, 0.0, 1.0), Site("away", "b", 64, 1.5, 0.0, 1.0)]
+    job = replay_job("j", 8, 3, HISTORY_H, HISTORY_H + 3, True, 0.5, "home", ("home",))
+    agnostic = simulate("carbon_agnostic", [job], sites, TIMES, intensity)
     assert agnostic.energy_kwh == pytest.approx(8 * 3)
     assert agnostic.emissions_kg == pytest.approx(8 * (100 + 900 + 100) / 1000)
     assert agnostic.deadline_misses == 0 and agnostic.finish == {"j": HISTORY_H + 3}
     # with slack the threshold policy pauses in the dirty hour (observed one hour late) and pays a restart
-    loose = ReplayJob("j", 8, 3, HISTORY_H, HISTORY_H + 10, True, 0.5, 0, (0, 1))
-    oracle = simulate("oracle", [loose], sites, intensity)
+    loose = replay_job("j", 8, 3, HISTORY_H, HISTORY_H + 10, True, 0.5, "home", ())
+    oracle = simulate("oracle", [loose], sites, TIMES, intensity)
     assert oracle.emissions_kg == pytest.approx(8 * 1.5 * 3 * 20 / 1000)  # the clean site, PUE 1.5
-    threshold = simulate("threshold", [loose], sites, intensity)
+    threshold = simulate("threshold", [loose], sites, TIMES, intensity)
     assert threshold.deadline_misses == 0 and threshold.energy_kwh >= 8 * 3
-    tight = ReplayJob("t", 8, 3, HISTORY_H, HISTORY_H + 2 + 1, False, 0.0, 0, (0,))
-    assert simulate("threshold", [tight], sites, intensity).deadline_misses == 0  # no slack: runs anyway
-    with pytest.raises(PlacementError, match="unknown policy"):
-        simulate("psychic", [job], sites, intensity)
+    tight = replay_job("t", 8, 3, HISTORY_H, HISTORY_H + 2 + 1, False, 0.0, "home", ("home",))
+    assert simulate("threshold", [tight], sites, TIMES, intensity).deadline_misses == 0  # no slack: runs anyway
+    with pytest.raises(PlacementError, match="unknown policy 'psychic'; known policies: carbon_agnostic, threshold"):
+        simulate("psychic", [job], sites, TIMES, intensity)
+    with pytest.raises(PlacementError, match="needs a forecaster"):
+        simulate("temporal", [loose], sites, TIMES, intensity)
+
+
+def test_policy_registry_and_protocol():
+    assert POLICIES == ("carbon_agnostic", "threshold", "temporal", "spatiotemporal", "oracle")
+    assert get_policy("spatiotemporal", reserve=0.0).reserve == 0.0
+
+    class Never:
+        """Runs nothing until a job has no slack left, then at home."""
+
+        def decide(self, state: ReplayState, t: int) -> dict[int, int]:
+            decisions = state.committed(t)
+            state.fill(decisions, state.active(t), lambda i: state.home[i] if state.slack(i, t) <= 0 else None)
+            return decisions
+
+    intensity = np.full((1, HISTORY_H + 60), 100.0)
+    sites = [Site("home", "a", 64, 1.0, 0.0, 1.0)]
+    job = replay_job("j", 8, 3, HISTORY_H, HISTORY_H + 8, False, 0.0, "home", ())
+    register_policy("test-last-minute")(Never)
+    try:
+        for policy in ("test-last-minute", Never()):
+            result = simulate(policy, [job], sites, TIMES, intensity)
+            assert result.finish == {"j": HISTORY_H + 8} and result.deadline_misses == 0
+    finally:
+        registry.unregister("test-last-minute")
 
 
 def test_policies_on_synthetic_traces():

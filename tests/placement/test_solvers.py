@@ -8,18 +8,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carbonsync.placement import PlacementError, Problem, rank_regions, schedule, solve_greedy, solve_milp
-from carbonsync.placement.jobs import HOUR
-from carbonsync.placement.solvers import (
-    best_option,
+from carbonsync.core.time import HOUR
+from carbonsync.placement import (
+    PlacementError,
+    Plan,
+    Problem,
+    Weights,
     build_problem,
     check_plan,
     evaluate,
+    get_solver,
+    objective,
     optimality_gap,
-    random_problem,
     rank_all,
+    rank_regions,
+    register_solver,
+    schedule,
+    solve_heuristic,
+    solve_milp,
+    solve_sequential,
 )
-from tests.helpers.placement import START, job, random_forecast, random_queue, site
+from carbonsync.placement.search import best_option
+from carbonsync.placement.solvers import SOLVERS
+from tests.helpers.placement import START, job, problem_objects, random_forecast, random_problem, random_queue, site
 
 
 def test_rank_all_matches_per_job_search():
@@ -90,7 +101,7 @@ def test_milp_equals_brute_force_and_greedy_is_feasible():
     check_plan(p, exact)
     assert exact.stats["optimal"]
     assert evaluate(p, exact)["objective"] == pytest.approx(brute_force(p), rel=1e-6)
-    heuristic = solve_greedy(p)
+    heuristic = solve_heuristic(p)
     check_plan(p, heuristic)
     assert optimality_gap(p, heuristic, exact) >= -1e-9
 
@@ -112,7 +123,7 @@ def test_milp_restart_overheads_equal_brute_force(seed):
 def test_heuristic_within_five_percent_of_milp(seed):
     p = random_problem(14, 3, 36, seed, inter_share=0.3)
     exact = solve_milp(p, time_limit=20)
-    heuristic = solve_greedy(p)
+    heuristic = solve_heuristic(p)
     check_plan(p, heuristic)
     assert exact.stats["optimal"]
     assert -1e-9 <= optimality_gap(p, heuristic, exact) <= 0.05
@@ -120,9 +131,9 @@ def test_heuristic_within_five_percent_of_milp(seed):
 
 def test_greedy_scales_and_respects_constraints():
     p = random_problem(400, 12, 96, seed=5)
-    plan = solve_greedy(p, exact_hours=False)
+    plan = solve_heuristic(p, exact_hours=False)
     check_plan(p, plan)
-    lone = solve_greedy(p, orders=("slack",), improve_passes=0, eject_passes=0, exact_hours=False)
+    lone = solve_heuristic(p, orders=("slack",), improve_passes=0, eject_passes=0, exact_hours=False)
     assert evaluate(p, plan)["objective"] <= evaluate(p, lone)["objective"] + 1e-9
 
 
@@ -138,10 +149,11 @@ def test_infeasible_queue_names_jobs_in_both_solvers():
     named = [name for name in ("first", "second", "third", "small") if f"'{name}'" in str(err.value)]
     assert len(named) == 1 and named != ["small"]  # one of the three identical jobs has to go
     with pytest.raises(PlacementError, match=r"cannot place 1 job\(s\): 'third' finds no allowed site with 16 free GPUs"):
-        solve_greedy(problem)
+        solve_heuristic(problem)
     too_big = build_problem([*jobs[:1], job("huge", gpus=64)], sites, forecast)
-    with pytest.raises(PlacementError, match="'huge' needs 64 GPUs and no allowed site has that many"):
-        solve_milp(too_big)
+    for solve in (solve_milp, solve_heuristic, solve_sequential):
+        with pytest.raises(PlacementError, match="'huge' needs 64 GPUs, its largest allowed site has 16"):
+            solve(too_big)
 
 
 @pytest.mark.parametrize("solver", ["fast", "milp"])
@@ -174,9 +186,106 @@ def test_price_weight_moves_the_queue():
     forecast["carbon_intensity"].loc[{"zone": "cheap"}] = 400.0
     sites = [site("green", price=200.0), site("cheap", price=20.0)]
     jobs = [job("a"), job("b", hours=3)]
-    from carbonsync.placement import Weights
-
     carbon = schedule(jobs, sites, forecast, solver="milp")
     price = schedule(jobs, sites, forecast, Weights(carbon=0.0, price=1.0), solver="milp")
     assert {a.site for a in carbon} == {"green"} and {a.site for a in price} == {"cheap"}
     assert pd.Timestamp(carbon["a"].start) >= START
+
+
+# --- one objective for every solver -----------------------------------------------------------------------------
+
+
+def small_queue(seed: int, n_jobs: int = 3, hours: int = 8):
+    """A tiny queue on three sites (one a job may not use) with prices, so carbon and price trade off."""
+    rng = np.random.default_rng(seed)
+    forecast = random_forecast(hours + 6, ["a", "b", "c"], seed=seed)
+    sites = [site("a", gpus=16, price=float(rng.uniform(20, 200))), site("b", gpus=32, price=float(rng.uniform(20, 200))),
+             site("c", gpus=16, price=float(rng.uniform(200, 900)))]
+    jobs = []
+    for i in range(n_jobs):
+        first = int(rng.integers(0, 3))
+        length = int(rng.integers(1, 3))
+        jobs.append(job(f"q{i}", gpus=int(rng.choice([8, 16])), hours=length, earliest_start=START + first * HOUR,
+                        deadline=START + (first + length + int(rng.integers(0, 4))) * HOUR,
+                        interruptible=bool(i % 2), restart_overhead_h=0.4, regions=["a", "b"] if i % 2 else []))
+    return jobs, sites, forecast
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_every_solver_reports_the_one_objective(seed):
+    jobs, sites, forecast = small_queue(seed)
+    weights = Weights(carbon=1.0, price=1.0)
+    found = {}
+    for name in ("greedy", "fast", "milp"):
+        plan = schedule(jobs, sites, forecast, weights, solver=name)
+        p = plan.problem
+        # the solver's own figure is the objective recomputed from the plan by the one function
+        assert plan.stats["solver_objective"] == pytest.approx(objective(p, plan.plan), rel=1e-9)
+        assert sum(a.objective for a in plan) == pytest.approx(objective(p, plan.plan), rel=1e-9)
+        for a in plan:
+            assert a.objective == pytest.approx(a.score * a.gpus * a.hours, rel=1e-9)
+        found[name] = (objective(p, plan.plan), p)
+    # one normalisation: the same problem (values and references) whatever the solver
+    values = [f[1].value for f in found.values()]
+    assert all(np.array_equal(values[0], v) for v in values[1:])
+    exact = brute_force(found["milp"][1])
+    assert found["milp"][0] == pytest.approx(exact, rel=1e-6)
+    assert found["milp"][0] <= found["fast"][0] + 1e-9 and found["milp"][0] <= found["greedy"][0] + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_job_greedy_is_optimal_under_the_same_weights(seed):
+    """A single job: the per-job greedy, the heuristic and the MILP find the same optimum of the same
+    weighted objective (the greedy used to normalise over the job's own sites and window only)."""
+    jobs, sites, forecast = small_queue(seed, n_jobs=1)
+    weights = Weights(carbon=1.0, price=1.5)
+    totals = [schedule(jobs, sites, forecast, weights, solver=name).objective for name in ("greedy", "fast", "milp")]
+    assert totals == pytest.approx([totals[2]] * 3, rel=1e-9)
+    ranked = rank_regions(jobs[0], sites, forecast, weights)
+    best = ranked.iloc[0]
+    assert best["score"] * jobs[0].gpus * jobs[0].hours == pytest.approx(totals[2], rel=1e-9)
+
+
+def test_schedule_builds_the_array_problem():
+    p = random_problem(300, 6, 72, seed=3)
+    jobs, sites, forecast = problem_objects(p)
+    plan = schedule(jobs, sites, forecast, solver="fast")
+    q = plan.problem
+    np.testing.assert_allclose(q.value, p.value)
+    for name in ("first", "last", "gpus", "hours", "allowed", "home", "capacity", "interruptible"):
+        np.testing.assert_array_equal(getattr(q, name), getattr(p, name), err_msg=name)
+    assert plan.objective == pytest.approx(objective(p, solve_heuristic(p)), rel=1e-9)
+    assert plan.stats["emissions_kg"] == pytest.approx(sum(a.emissions_kg for a in plan))
+
+
+def test_solver_registry():
+    with pytest.raises(PlacementError, match="unknown solver 'simplex'; known solvers: greedy, fast, milp"):
+        get_solver("simplex")
+    with pytest.raises(PlacementError, match="bad options"):
+        get_solver("milp", tolerance=3)
+
+    class AtHome:
+        """Everyone at home from the earliest start (feasible when capacity allows)."""
+
+        displaced = "stayed home"
+
+        def solve(self, problem: Problem) -> Plan:
+            slots = np.arange(len(problem.times))[None, :]
+            run = (slots >= problem.first[:, None]) & (slots < (problem.first + problem.hours)[:, None])
+            return Plan(site=problem.home.copy(), run=run, solver="at-home", stats={"objective": -1.0})
+
+    register_solver("test-at-home")(AtHome)
+    try:
+        with pytest.raises(PlacementError, match="already registered"):
+            register_solver("test-at-home")(AtHome)
+        forecast = random_forecast(24, ["a", "b"], seed=1)
+        sites = [site("a", gpus=64), site("b", gpus=64)]
+        jobs = [job("x", hours=3), job("y", hours=2, regions=["b"])]
+        plan = schedule(jobs, sites, forecast, solver="test-at-home")
+        assert plan.solver == "test-at-home" and [a.site for a in plan] == ["a", "b"]
+        assert all(a.slots == plan.baselines[a.job_id].slots for a in plan)
+        assert schedule(jobs, sites, forecast, solver=AtHome()).objective == pytest.approx(plan.objective)
+    finally:
+        SOLVERS.unregister("test-at-home")
+    with pytest.raises(PlacementError, match="known solvers: greedy, fast, milp$"):
+        get_solver("test-at-home")
