@@ -59,6 +59,8 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tiny_run, uninterr
     subprocess.run(train_cmd(run_dir), check=True, capture_output=True)
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 5
     resumed, reference = weights(run_dir), weights(uninterrupted)
+    trained = [load_package(r / "packages/backbone").metadata["extra"]["trained"] for r in (run_dir, uninterrupted)]
+    assert trained[0] == trained[1]  # the record of what was trained survives the kill as well
     assert resumed.keys() == reference.keys()
     for name in reference:
         assert torch.equal(resumed[name], reference[name]), name
