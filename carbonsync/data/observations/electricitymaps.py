@@ -4,15 +4,18 @@ A portal export (``{ZONE}_{YEAR}_hourly.csv``) has the columns ``Datetime (UTC),
 Id, Carbon Intensity gCO₂eq/kWh (direct), Carbon Intensity gCO₂eq/kWh (LCA), Low Carbon Percentage,
 Renewable Percentage, Data Source, Data Estimated, Data Estimation Method``. :func:`read_portal_csv` turns
 one into a frame on naive-UTC whole hours with the columns of :data:`TRACE_COLUMNS`; :func:`load_zone`
-merges several files of a zone; :func:`load_traces` reads a whole directory (Electricity Maps and ENTSO-E
-``Time,Carbon Intensity`` files) into one ``(time, zone)`` dataset.
+merges several files of a zone; :func:`load_portal` (the registered source ``electricitymaps``) gives one
+file as a contract dataset. :func:`load_traces` (from :mod:`carbonsync.data.observations.traces`, kept
+importable here) reads a whole directory of trace files of any registered trace source (Electricity Maps,
+ENTSO-E ``Time,Carbon Intensity``) into one ``(time, zone)`` dataset.
 
 Validation and documented repairs (every repair is listed in ``frame.attrs["repairs"]``):
 
 - empty files, missing columns, unparsable times or values, several zone ids in one file: errors;
 - times with a UTC offset are converted to UTC; naive times are taken as UTC (the header says so);
 - exact duplicate rows are dropped; duplicated hours with different values are an error, and a duplicated
-  hour next to a missing hour is reported as local time with a daylight-saving shift;
+  hour next to a missing hour or on a daylight-saving transition night is reported as local time with a
+  daylight-saving shift (the shared checks of :mod:`carbonsync.data.observations.hourly`);
 - times off the whole hour are an error (the exports are hourly);
 - missing hours (absent rows or empty values) up to ``max_gap_h`` (default 3) in a row are filled by
   linear interpolation in time; longer gaps are an error naming the first missing hour;

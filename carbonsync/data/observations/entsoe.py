@@ -136,7 +136,8 @@ def read_ci_csv(path: str | Path, zone: str | None = None, max_gap_h: int = MAX_
     hourly["estimated"] = False
     hourly.index.name = "time"
     hourly = hourly[list(TRACE_COLUMNS)]
-    hourly.attrs.update(zone=zone, files=[str(path)], repairs=repairs)
+    files = [str(path)] + ([str(production_path)] if isinstance(share, pd.Series) else [])
+    hourly.attrs.update(zone=zone, files=files, repairs=repairs)
     return hourly
 
 

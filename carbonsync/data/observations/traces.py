@@ -27,7 +27,7 @@ from carbonsync.data.observations.base import (
     known_sources,
     observation_dataset,
 )
-from carbonsync.data.observations.hourly import MAX_GAP_H, fill_hourly
+from carbonsync.data.observations.hourly import MAX_GAP_H, fill_gaps, fill_hourly
 
 __all__ = ["TRACE_COLUMNS", "TRACE_UNITS", "dataset_frame", "load_traces", "merge_zone", "read_trace_file", "trace_dataset"]
 
@@ -110,7 +110,10 @@ def merge_zone(frames: Sequence[pd.DataFrame], max_gap_h: int = MAX_GAP_H) -> pd
             bad = spread.index[spread.to_numpy() > 0][0]
             raise ObservationError(f"zone {zone}: files {', '.join(files)} disagree at {bad:%Y-%m-%d %H:%M}")
         both = both[~dup]
-    merged, repairs = fill_hourly(both, ["carbon_intensity", "renewable_share"], f"zone {zone}", max_gap_h)
+    # carbon intensity must be complete up to short gaps; a share some source lacks (an ENTSO-E file without
+    # its production file, or one that ends earlier) stays NaN there
+    merged, repairs = fill_hourly(both, ["carbon_intensity"], f"zone {zone}", max_gap_h)
+    merged, _, _ = fill_gaps(merged, ["renewable_share"], max_gap_h)
     merged["estimated"] = merged["estimated"].astype("boolean").fillna(True).astype(bool)
     merged.index.name = "time"
     merged.attrs.update(zone=zone, files=files, repairs=[r for f in frames for r in f.attrs.get("repairs", [])] + repairs,
@@ -159,10 +162,13 @@ def load_traces(directory: str | Path, join: str = "inner", max_gap_h: int = MAX
     variables = {name: pd.DataFrame({z: merged[z][name].reindex(times) for z in zones}, index=times)
                  for name in ("carbon_intensity", "renewable_share")}
     sources = sorted({s for f in merged.values() for s in f.attrs["sources"]})
-    licences = sorted({getattr(get_source(s), "licence", "") for s in sources if s in known_sources()} - {""})
+    registered = [get_source(s) for s in sources if s in known_sources()]
+    licences = sorted({getattr(s, "licence", "") for s in registered} - {""})
+    origins = sorted({getattr(s, "origin", "") for s in registered} - {""})
     ds = observation_dataset(
         variables, TRACE_UNITS, source="+".join(sources), path=directory,
         files={z: merged[z].attrs["files"] for z in zones}, repairs={z: merged[z].attrs["repairs"] for z in zones},
-        time_label="hour_start", licence="; ".join(licences), long_names=TRACE_LONG_NAMES, skipped=json.dumps(skipped),
+        time_label="hour_start", licence="; ".join(licences), origin="; ".join(origins), long_names=TRACE_LONG_NAMES,
+        skipped=json.dumps(skipped),
     )
     return check_observations(ds)
