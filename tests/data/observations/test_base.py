@@ -23,7 +23,7 @@ from carbonsync.data.observations.base import (
     load_observations,
     register_source,
 )
-from tests.data.observations.test_electricitymaps import portal_rows, write_portal
+from tests.data.observations.portal import portal_rows, write_portal
 from tests.helpers import requires_shared_data, shared_data_dir
 
 BUILT_IN = {
@@ -151,20 +151,6 @@ def test_check_observations_on_times_zones_and_dimensions():
         check_observations(good["carbon_intensity"])
     with pytest.raises(ObservationError, match="'time' is int64, not naive datetime64"):
         check_observations(good.assign_coords(time=np.arange(4)))
-
-
-def test_load_traces_meets_the_contract_and_keeps_its_layout(tmp_path):
-    write_portal(tmp_path / "ES_x.csv", portal_rows("2021-01-01 00:00", 30))
-    pd.DataFrame({"Time": pd.date_range("2021-01-01", periods=60, freq="30min").strftime("%Y-%m-%d %H:%M:%S"),
-                  "Carbon Intensity": 200.0}).to_csv(tmp_path / "gb_ci.csv", index=False)
-    ds = obs.load_traces(tmp_path)
-    assert check_observations(ds) is ds and list(ds.data_vars) == ["carbon_intensity", "renewable_share"]
-    assert list(ds["zone"].values) == ["ES", "GB"] and ds.sizes["time"] == 30
-    assert ds.attrs["source"] == "electricitymaps+entsoe-ci" and ds.attrs["path"] == str(tmp_path)
-    assert set(json.loads(ds.attrs["files"])) == {"ES", "GB"} and json.loads(ds.attrs["skipped"]) == []
-    assert "ODbL" in ds.attrs["licence"] and "ENTSO-E" in ds.attrs["licence"]
-    assert ds["renewable_share"].sel(zone="GB").isnull().all()  # no gb_production.csv: no share, not an error
-    assert float(ds["renewable_share"].sel(zone="ES")[0]) == pytest.approx(0.5)
 
 
 @requires_shared_data

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from carbonsync.core.settings import PROJECT_ROOT
+from carbonsync.data.observations.base import check_observations, detect_source, load_observations
 from carbonsync.data.observations.dacf import DacfError, load_dacf, load_dacf_paths, resolve_paths
 from carbonsync.models.share import (
     HourOfDayClimatology,
@@ -450,3 +451,17 @@ def test_real_dacf_files_load_and_model_beats_climatology():
     ours = scores(y, model.predict(test).to_numpy())["rmse"]
     climatology = scores(y, HourOfDayClimatology().fit(train).predict(test).to_numpy())["rmse"]
     assert ours < climatology
+
+
+def test_dacf_source_gives_a_contract_dataset(tmp_path, month):
+    path = _write(month.drop(index=range(200, 230)), tmp_path / "XYZ_2020.csv.gz")
+    assert detect_source(path).name == "dacf"
+    ds = load_observations(path)
+    area = load_dacf(path)
+    assert check_observations(ds) is ds and list(ds["zone"].values) == ["XYZ"] and ds.sizes["time"] == len(month)
+    assert {f"generation_{c}" for c in area.generation_columns} <= set(ds.data_vars)
+    assert ds["generation_wind"].attrs["units"] == "MW" and ds["temperature"].attrs["units"] == "K"
+    assert ds["wind_solar_share"].attrs["units"] == "1" and ds.attrs["time_label"] == "hour_end"
+    assert "Apache-2.0" in ds.attrs["licence"] and json.loads(ds.attrs["repairs"]) == area.repairs
+    np.testing.assert_allclose(ds["generation_wind"].values[:, 0], area.frame["wind"].to_numpy())
+    assert int(ds["generation_wind"].isnull().sum()) == 30

@@ -1,4 +1,4 @@
-"""Grid carbon-intensity traces: Electricity Maps portal exports and API, ENTSO-E files, checks and repairs."""
+"""Electricity Maps portal exports and history API: checks, repairs and the registered source."""
 
 from __future__ import annotations
 
@@ -11,29 +11,9 @@ import pandas as pd
 import pytest
 
 from carbonsync.data.observations import electricitymaps as em
-from carbonsync.data.observations import entsoe
 from carbonsync.data.observations.electricitymaps import ObservationError
+from tests.data.observations.portal import HEADER, portal_rows, write_portal
 from tests.helpers import requires_shared_data, shared_data_dir
-
-HEADER = (
-    "Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA),"
-    "Low Carbon Percentage,Renewable Percentage,Data Source,Data Estimated,Data Estimation Method"
-)
-
-
-def portal_rows(start: str, hours: int, zone: str = "ES", base: float = 100.0) -> list[list]:
-    times = pd.date_range(start, periods=hours, freq="h")
-    return [
-        [t.strftime("%Y-%m-%d %H:%M:%S"), "Spain", "Spain", zone, base + i, 1.4 * (base + i), 80.0, 50.0 + i % 10,
-         "entsoe.eu", "false", ""]
-        for i, t in enumerate(times)
-    ]
-
-
-def write_portal(path, rows, header: str = HEADER):
-    lines = [header] + [",".join(map(str, r)) for r in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def test_portal_csv_reads_and_merges_years(tmp_path):
@@ -113,47 +93,6 @@ def test_times_units_and_structure(tmp_path):
         em.read_portal_csv(tmp_path / "nope.csv")
 
 
-def test_load_traces_inner_join_and_disjoint_spans(tmp_path):
-    write_portal(tmp_path / "ES_x.csv", portal_rows("2021-01-01 00:00", 48))
-    write_portal(tmp_path / "NO_x.csv", portal_rows("2021-01-01 12:00", 48, zone="NO", base=10.0))
-    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
-    ds = em.load_traces(tmp_path)
-    assert list(ds["zone"].values) == ["ES", "NO"] and ds.sizes["time"] == 36
-    assert json.loads(ds.attrs["skipped"]) == ["notes.csv"]
-    assert em.load_traces(tmp_path, join="outer").sizes["time"] == 60
-    write_portal(tmp_path / "BR_x.csv", portal_rows("2022-01-01 00:00", 24, zone="BR"))
-    with pytest.raises(ObservationError, match="share no hours"):
-        em.load_traces(tmp_path)
-
-
-def test_entsoe_half_hourly_to_hourly_with_production_share(tmp_path):
-    times = pd.date_range("2020-01-01", periods=8, freq="30min")
-    times = times.append(pd.date_range("2020-01-01 04:00", periods=8, freq="15min"))  # resolution changes
-    values = np.arange(len(times), dtype=float) * 10 + 100
-    ci = pd.DataFrame({"Time": times.strftime("%Y-%m-%d %H:%M:%S"), "Carbon Intensity": values})
-    ci.to_csv(tmp_path / "gb_ci.csv", index=False)
-    prod_times = pd.date_range("2020-01-01", periods=8, freq="30min")
-    production = pd.DataFrame(
-        {"Fossil Gas": 300.0, "Wind Onshore": 100.0, "Solar": 0.0, "Hydro Pumped Storage": -50.0, "FR": 999.0}, index=prod_times
-    )
-    production.to_csv(tmp_path / "gb_production.csv")
-    frame = entsoe.read_ci_csv(tmp_path / "gb_ci.csv")
-    assert frame.attrs["zone"] == "GB" and list(frame.index.hour) == [0, 1, 2, 3, 4, 5]
-    assert frame["carbon_intensity"].iloc[0] == pytest.approx(105.0)  # mean of 100, 110
-    assert frame["carbon_intensity"].iloc[4] == pytest.approx(np.mean(values[8:12]))
-    assert frame["renewable_share"].iloc[0] == pytest.approx(0.25)  # wind / (gas + wind), flows and pumping out
-    assert np.isnan(frame["renewable_share"].iloc[-1])  # production file ends earlier
-    ds = em.load_traces(tmp_path)
-    assert list(ds["zone"].values) == ["GB"] and json.loads(ds.attrs["skipped"]) == ["gb_production.csv"]
-
-    pd.DataFrame({"Time": ["2020-01-01 00:10:00"], "Carbon Intensity": [1.0]}).to_csv(tmp_path / "x_ci.csv", index=False)
-    with pytest.raises(ObservationError, match="not on a 15-minute boundary"):
-        entsoe.read_ci_csv(tmp_path / "x_ci.csv")
-    pd.DataFrame({"Time": times.strftime("%Y-%m-%d %H:%M:%S"), "Intensity": values}).to_csv(tmp_path / "y_ci.csv", index=False)
-    with pytest.raises(ObservationError, match="missing column\\(s\\) Carbon Intensity"):
-        entsoe.read_ci_csv(tmp_path / "y_ci.csv")
-
-
 class FakeResponse(io.BytesIO):
     def __enter__(self):
         return self
@@ -199,8 +138,3 @@ def test_shared_traces_load():
     assert list(ds["zone"].values) == ["BR", "ES", "NO", "US-CAL-CISO"]
     assert ds.sizes["time"] == 2 * 8760 and str(ds["time"].values[0])[:10] == "2021-01-01"
     assert np.isfinite(ds["carbon_intensity"]).all() and float(ds["carbon_intensity"].sel(zone="NO").mean()) < 20
-    fr = entsoe.read_ci_csv(shared_data_dir() / "entsoe" / "fr_ci.csv")
-    gb = entsoe.read_ci_csv(shared_data_dir() / "entsoe" / "gb_ci.csv")
-    assert fr.index.freq is None or fr.index.freqstr == "h"
-    assert (np.diff(gb.index.values) == np.timedelta64(1, "h")).all() and len(gb) > 9000
-    assert 0 < gb["renewable_share"].mean() < 1

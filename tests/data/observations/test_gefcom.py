@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from carbonsync.data.observations.base import check_observations, detect_source, load_observations
 from carbonsync.data.observations.gefcom import (
     GefcomDataError,
     hour_ending_month,
+    is_gefcom_solar,
     last_observed_month,
     load_gefcom,
     load_gefcom_solar,
@@ -357,3 +359,29 @@ def test_real_gefcom_files_load_and_validate():
     assert solar.attrs["track"] == "solar" and solar["zone"].nunique() == 3
     assert {str(m) for m in last_observed_month(solar).values()} == {"2014-05"}
     assert solar["ssrd"].max() < 1300 * 3600 and solar["capacity_factor"].between(0, 1).all()
+
+
+# ------------------------------------------------------------------------------------------ the contract
+
+
+def test_gefcom_sources_give_contract_datasets(tmp_path):
+    raw = wind_frame(zones=2, days=3)
+    raw = raw.drop(index=range(20, 30))  # zone 1 loses 10 hours: dropped rows become NaN rows in the dataset
+    path = write(raw, tmp_path / "w.csv")
+    assert detect_source(path).name == "gefcom2014-wind" and not is_gefcom_solar(path)
+    ds = load_observations(path)
+    assert check_observations(ds) is ds and ds.attrs["source"] == "gefcom2014-wind"
+    assert ds.attrs["time_label"] == "hour_end" and list(ds["zone"].values) == ["1", "2"]
+    assert ds.sizes["time"] == 72 and ds["u100"].attrs["units"] == "m s-1" and ds["capacity_factor"].attrs["units"] == "1"
+    frame = load_gefcom_wind(path)
+    assert int(ds["u100"].sel(zone="1").isnull().sum()) == 72 - int((frame["zone"] == "1").sum())
+    row = frame[frame["zone"] == "2"].iloc[5]
+    assert float(ds["v100"].sel(zone="2", time=row["time"])) == pytest.approx(row["v100"])
+    assert json.loads(ds.attrs["repairs"]) == frame.attrs["repairs"]
+    solar = write(solar_frame(days=3), tmp_path / "s.csv")
+    assert detect_source(solar).name == "gefcom2014-solar" and is_gefcom_solar(solar)
+    sds = load_observations(solar)
+    assert sds["ssrd"].attrs["units"] == "J m-2" and sds["t2m"].attrs["units"] == "K"
+    assert sds.attrs["licence"] == "no data licence stated" and "GEFCom2014" in sds.attrs["origin"]
+    with pytest.raises(GefcomDataError, match="track must be 'wind' or 'solar', got 'tidal'"):
+        load_gefcom(path, track="tidal")
