@@ -14,9 +14,10 @@ sees each new batch of init times appear complete or not at all, and never a chu
 
 Per store (and pinned snapshot) one :class:`ForecastReader` is cached (:func:`reader_for`). Its metadata (init
 times, lead times, zones, array handles) is parsed once per snapshot; a call costs one look-up of ``main``'s
-tip (skipped for a pinned snapshot) plus one chunk read per product, and zone chunks already read are kept
-in a small in-memory cache keyed by snapshot id (snapshots are immutable, so it cannot go stale; bytes
-bounded by ``cache_bytes``; figures in ``benchmarks/export_read.py``).
+tip (skipped for a pinned snapshot) plus one chunk read per product, issued together on the readers' own
+event loop (Icechunk serves them concurrently), and zone chunks already read are kept in a small in-memory
+cache keyed by snapshot id (snapshots are immutable, so it cannot go stale; bytes bounded by
+``cache_bytes``; figures in ``benchmarks/export_read.py``).
 
 The same data through xarray (lazy, any group)::
 
@@ -30,10 +31,12 @@ which is what :func:`open_forecast` does.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 
 import icechunk
@@ -41,6 +44,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+import zarr.api.asynchronous as zarr_async
+import zarr.errors
 
 from carbonsync.core.logs import get_logger
 from carbonsync.forecast.store import (
@@ -68,7 +73,7 @@ CACHE_BYTES = 32 * 2**20
 
 @dataclass(frozen=True)
 class _GroupView:
-    arrays: dict[str, zarr.Array]      # zarr arrays with an init_time dim, by name
+    arrays: dict[str, zarr.AsyncArray]   # zarr arrays with an init_time dim, by name
     attrs: dict[str, dict]             # their CF attributes
     coords: dict[str, xr.Variable]     # decoded static coordinates (lead_time, lat, lon, zone, ...)
     lead: pd.TimedeltaIndex
@@ -85,10 +90,57 @@ class Snapshot:
     groups: dict[str, _GroupView]
 
 
-def _decode(arrays: dict[str, zarr.Array]) -> dict[str, xr.Variable]:
-    """Whole (small) zarr arrays as CF-decoded xarray variables."""
-    raw = xr.Dataset({n: xr.Variable(tuple(a.metadata.dimension_names), a[...], attrs=dict(a.attrs))
-                      for n, a in arrays.items()})
+_LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_PID = 0
+_LOOP_LOCK = threading.Lock()
+
+
+def _run(coro: Coroutine):
+    """Run ``coro`` on the readers' own event loop (a daemon thread, one per process) and wait for it: the
+    chunk reads of one call are issued together there, as Icechunk serves them concurrently."""
+    global _LOOP, _LOOP_PID
+    with _LOOP_LOCK:
+        if _LOOP is None or os.getpid() != _LOOP_PID:   # (a forked child has no loop thread)
+            _LOOP, _LOOP_PID = asyncio.new_event_loop(), os.getpid()
+            threading.Thread(target=_LOOP.run_forever, name="carbonsync-forecast-reader", daemon=True).start()
+        loop = _LOOP
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+def _read_many(arrays: Sequence[zarr.AsyncArray], selections: Sequence[tuple]) -> list[np.ndarray]:
+    """Orthogonal selections of several zarr arrays, read concurrently."""
+    async def gather():
+        return await asyncio.gather(*(a.get_orthogonal_selection(s) for a, s in zip(arrays, selections, strict=True)))
+
+    return [np.asarray(v) for v in _run(gather())]
+
+
+def _open_hierarchy(store: icechunk.IcechunkStore) -> tuple[dict, dict[str, dict[str, zarr.AsyncArray]]] | None:
+    """The root attributes and every array of each group (metadata read once), or ``None`` when the snapshot
+    holds no forecast (a repository no export has committed to yet)."""
+    async def walk():
+        try:
+            root = await zarr_async.open_group(store=store, mode="r")
+        except zarr.errors.GroupNotFoundError:
+            return None
+        groups = {}
+        for name in GROUPS:
+            try:
+                group = await root.getitem(name)
+            except KeyError:
+                return None
+            groups[name] = {key: arr async for key, arr in group.arrays()}
+        return root.attrs, groups
+
+    return _run(walk())
+
+
+def _decode(arrays: dict[str, zarr.AsyncArray]) -> dict[str, xr.Variable]:
+    """Whole (small) zarr arrays, read together, as CF-decoded xarray variables."""
+    names = list(arrays)
+    values = _read_many([arrays[n] for n in names], [(slice(None),) * arrays[n].ndim for n in names])
+    raw = xr.Dataset({n: xr.Variable(tuple(arrays[n].metadata.dimension_names), v, attrs=dict(arrays[n].attrs))
+                      for n, v in zip(names, values, strict=True)})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=xr.SerializationWarning)
         decoded = xr.decode_cf(raw, decode_coords=False)
@@ -96,16 +148,16 @@ def _decode(arrays: dict[str, zarr.Array]) -> dict[str, xr.Variable]:
 
 
 def _load(repo: icechunk.Repository, snapshot_id: str, where: str) -> Snapshot:
-    root = forecast_root(repo.readonly_session(snapshot_id=snapshot_id))
-    if root is None:
+    found = _open_hierarchy(repo.readonly_session(snapshot_id=snapshot_id).store)
+    if found is None:
         raise ForecastStoreError(f"forecast store '{where}' has no committed forecast yet (snapshot {snapshot_id} "
                                  f"has no {' / '.join(GROUPS)} groups)")
     groups: dict[str, _GroupView] = {}
     init_values = None
+    root_attrs, members = found
     for name in GROUPS:
-        group = root[name]
         arrays, static = {}, {}
-        for key, arr in group.arrays():
+        for key, arr in members[name].items():
             dims = tuple(arr.metadata.dimension_names or ())
             if "init_time" in dims and key not in ("init_time", "valid_time"):
                 arrays[key] = arr
@@ -117,7 +169,7 @@ def _load(repo: icechunk.Repository, snapshot_id: str, where: str) -> Snapshot:
         zone_pos = {str(z): i for i, z in enumerate(coords["zone"].values)} if "zone" in coords else {}
         attrs_of = {k: {a: v for a, v in arr.attrs.items() if a not in _DROP_ATTRS} for k, arr in arrays.items()}
         groups[name] = _GroupView(arrays, attrs_of, coords, pd.TimedeltaIndex(coords["lead_time"].values), zone_pos)
-    return Snapshot(snapshot_id, init_values, root.attrs.asdict(), groups)
+    return Snapshot(snapshot_id, init_values, dict(root_attrs), groups)
 
 
 class _SlabCache:
@@ -197,22 +249,30 @@ class ForecastReader:
     def committed_init_times(self) -> pd.DatetimeIndex:
         return self.snapshot().inits
 
-    def _read(self, snap: Snapshot, group: str, name: str, arr: zarr.Array, i: int, pick: dict) -> np.ndarray:
-        """``arr`` at init index ``i`` with the other dims selected by ``pick``; zone slabs via the cache."""
-        dims = tuple(arr.metadata.dimension_names)
+    def _read(self, snap: Snapshot, group: str, names: Sequence[str], i: int, pick: dict) -> list[np.ndarray]:
+        """Products ``names`` at init index ``i``, other dims selected by ``pick``: zone slabs through the
+        cache (misses read together), everything else read directly, together."""
+        view = snap.groups[group]
+        arrays = [view.arrays[n] for n in names]
         if self._cache is None or group != "zones":
-            return np.asarray(arr.get_orthogonal_selection(tuple(pick.get(d, slice(None)) for d in dims)))
-        key = (snap.id, name, i)
-        slab = self._cache.get(key)
-        if slab is None:
-            slab = np.asarray(arr[i])
-            self._cache.put(key, slab)
-        sel = tuple(pick.get(d, slice(None)) for d in dims[1:])
-        out = slab
-        for axis, s in enumerate(sel):   # orthogonal selection, one axis at a time
-            if not (isinstance(s, slice) and s == slice(None)):
-                out = out[(slice(None),) * axis + (s,)]
-        return np.array(out)
+            return _read_many(arrays, [tuple(pick.get(d, slice(None)) for d in a.metadata.dimension_names)
+                                       for a in arrays])
+        slabs = {n: self._cache.get((snap.id, n, i)) for n in names}
+        missing = [n for n in names if slabs[n] is None]
+        if missing:
+            read = _read_many([view.arrays[n] for n in missing],
+                              [(i,) + (slice(None),) * (view.arrays[n].ndim - 1) for n in missing])
+            for n, slab in zip(missing, read, strict=True):
+                self._cache.put((snap.id, n, i), slab)
+                slabs[n] = slab
+        out = []
+        for name, arr in zip(names, arrays, strict=True):
+            values = slabs[name]
+            for axis, sel in enumerate(pick.get(d, slice(None)) for d in arr.metadata.dimension_names[1:]):
+                if not (isinstance(sel, slice) and sel == slice(None)):   # orthogonal: one axis at a time
+                    values = values[(slice(None),) * axis + (sel,)]
+            out.append(np.array(values))
+        return out
 
     def latest(self, zones: Sequence[str] | None = None, start: str | pd.Timestamp | None = None,
                end: str | pd.Timestamp | None = None, products: Sequence[str] | None = None,
@@ -262,9 +322,8 @@ class ForecastReader:
             zone_sel = zone_idx if zone_idx is not None else slice(None)
         pick = {"init_time": i, "lead_time": slice(lo, hi), "zone": zone_sel}
         data, used = {}, {"time"}
-        for name in products:
+        for name, values in zip(products, self._read(snap, group, products, i, pick), strict=True):
             arr = view.arrays[name]
-            values = self._read(snap, group, name, arr, i, pick)
             dims = tuple("time" if d == "lead_time" else d for d in arr.metadata.dimension_names if d != "init_time")
             used.update(dims)
             data[name] = (dims, values, view.attrs[name])
