@@ -15,7 +15,7 @@ normalised farm power with its weather), a ``detect(path)`` rule that looks at t
   ``licence`` and ``origin`` where known, the ``repairs`` applied (``files`` and ``repairs`` as JSON text, so
   the dataset writes to NetCDF or Zarr as it is) and ``time_label``: ``hour_start`` when a value covers the
   hour that begins at its label, ``hour_end`` when it covers the hour that ends there (ERA5's and
-  GEFCom2014's convention).
+  GEFCom2014's convention), ``unstated`` when the data set does not say (DACF).
 
 Sources register themselves when their module is imported (:func:`register_source`); the package
 ``__init__`` imports every built-in one, so :func:`detect_source` and :func:`get_source` know them all.
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 KINDS = ("trace", "generation", "power")
-TIME_LABELS = ("hour_start", "hour_end")
+TIME_LABELS = ("hour_start", "hour_end", "unstated")
 HOUR_NS = np.timedelta64(3600 * 10**9, "ns")
 
 
@@ -159,8 +159,11 @@ def detect_source(path: str | Path, *, kind: str | None = None, required: bool =
 
 def load_observations(path: str | Path, source: str | None = None, **options: Any) -> xr.Dataset:
     """Read ``path`` with the source named ``source`` (detected from the header when None)."""
-    chosen = get_source(source) if source is not None else detect_source(path)
-    assert chosen is not None
+    if source is not None:
+        return get_source(source).load(path, **options)
+    chosen = detect_source(path)
+    if chosen is None:  # unreachable: a required detection raises instead
+        raise ObservationError(f"no observation source reads '{path}'")
     return chosen.load(path, **options)
 
 

@@ -460,8 +460,8 @@ def is_dacf_csv(path: str | Path) -> bool:
 
 def to_dataset(area: DacfArea) -> xr.Dataset:
     """A :class:`DacfArea` as a contract dataset (zone = the area): ``generation_<fuel>`` and ``total_generation``
-    (MW), the weather (:data:`WEATHER_UNITS`) and ``wind_solar_share`` (1). Labels as in the file (``hour_end``:
-    EIA-930 labels each hour by its end)."""
+    (MW), the weather (:data:`WEATHER_UNITS`) and ``wind_solar_share`` (1). Times as in the file; DACF does not
+    say whether ``UTC time`` starts or ends the hour of the generation (``time_label`` ``unstated``)."""
     frame = area.frame
     names = {c: f"generation_{c}" for c in area.generation_columns}
     variables = {names.get(c, c): frame[[c]].set_axis([area.area], axis=1) for c in frame.columns}
@@ -473,7 +473,7 @@ def to_dataset(area: DacfArea) -> xr.Dataset:
     files = [str(p) for p in area.sources]
     return observation_dataset(
         variables, units, source=SOURCE_NAME, path=files[0] if len(files) == 1 else ", ".join(files), files=files,
-        repairs=area.repairs, time_label="hour_end", licence=LICENCE, origin=ORIGIN, long_names=long_names,
+        repairs=area.repairs, time_label="unstated", licence=LICENCE, origin=ORIGIN, long_names=long_names,
     )
 
 

@@ -39,7 +39,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from carbonsync.data.observations.base import FileSource, ObservationError, read_csv, read_header, register_source
+from carbonsync.data.observations.base import (
+    FileSource,
+    ObservationError,
+    check_observations,
+    read_csv,
+    read_header,
+    register_source,
+)
 from carbonsync.data.observations.hourly import (
     HOUR,
     MAX_GAP_H,
@@ -60,6 +67,7 @@ __all__ = [
     "TRACE_COLUMNS",
     "ObservationError",
     "fetch_history",
+    "fetch_history_dataset",
     "is_portal_csv",
     "load_portal",
     "load_traces",
@@ -73,6 +81,7 @@ API_URL = "https://api.electricitymap.org/v3/carbon-intensity/history"
 API_KEY_ENV = "ELECTRICITYMAPS_API_KEY"
 LICENCE = "ODbL (Electricity Maps data: attribution and share-alike)"
 ORIGIN = "Electricity Maps portal export (app.electricitymaps.com)"
+API_LICENCE = "Electricity Maps API terms of the key's plan"
 
 
 # --- portal CSV -------------------------------------------------------------------------------------------
@@ -200,6 +209,13 @@ def fetch_history(zone: str, api_key: str | None = None, *, timeout: float = 30.
     except urllib.error.URLError as err:
         raise ObservationError(f"Electricity Maps API unreachable for zone {zone}: {err.reason}") from None
     return parse_history(body, zone)
+
+
+def fetch_history_dataset(zone: str, api_key: str | None = None, *, timeout: float = 30.0, opener: Opener | None = None
+                          ) -> xr.Dataset:
+    """:func:`fetch_history` as a contract trace dataset (``source`` ``electricitymaps-api``, ``path`` the API URL)."""
+    frame = fetch_history(zone, api_key, timeout=timeout, opener=opener)
+    return check_observations(trace_dataset(frame, "electricitymaps-api", API_URL, API_LICENCE, API_URL))
 
 
 def parse_history(body: bytes | str, zone: str) -> pd.DataFrame:

@@ -122,7 +122,7 @@ def test_file_source_load_enforces_the_contract(tmp_path):
     (lambda ds: ds["renewable_share"].attrs.update(units=""), "'renewable_share' has no 'units'"),
     (lambda ds: ds["renewable_share"].values.__setitem__((0, 0), 1.5), "units '1' \\(a fraction\\) but spans 0.5..1.5"),
     (lambda ds: ds.attrs.pop("time_label"), "attribute 'time_label' is missing"),
-    (lambda ds: ds.attrs.update(time_label="hour_middle"), "'time_label' must be one of hour_start, hour_end"),
+    (lambda ds: ds.attrs.update(time_label="hour_middle"), "'time_label' must be one of hour_start, hour_end, unstated"),
     (lambda ds: ds.attrs.update(repairs="{oops"), "'repairs' is not JSON"),
     (lambda ds: ds.attrs.pop("source"), "attribute 'source' is missing"),
 ])
@@ -172,4 +172,5 @@ def test_every_source_output_on_the_shared_data_meets_the_contract(relative, nam
     assert ds["time"].dtype == np.dtype("datetime64[ns]")
     finite = {v: bool(np.isfinite(ds[v].values.astype(float)).any()) for v in ds.data_vars}
     assert sum(finite.values()) >= 2, finite
-    assert ds.attrs["time_label"] == ("hour_end" if name.startswith(("gefcom", "dacf")) else "hour_start")
+    assert ds.attrs["time_label"] == {"gefcom2014-wind": "hour_end", "gefcom2014-solar": "hour_end", "dacf": "unstated"}.get(
+        name, "hour_start")

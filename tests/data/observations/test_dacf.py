@@ -461,7 +461,7 @@ def test_dacf_source_gives_a_contract_dataset(tmp_path, month):
     assert check_observations(ds) is ds and list(ds["zone"].values) == ["XYZ"] and ds.sizes["time"] == len(month)
     assert {f"generation_{c}" for c in area.generation_columns} <= set(ds.data_vars)
     assert ds["generation_wind"].attrs["units"] == "MW" and ds["temperature"].attrs["units"] == "K"
-    assert ds["wind_solar_share"].attrs["units"] == "1" and ds.attrs["time_label"] == "hour_end"
+    assert ds["wind_solar_share"].attrs["units"] == "1" and ds.attrs["time_label"] == "unstated"
     assert "Apache-2.0" in ds.attrs["licence"] and json.loads(ds.attrs["repairs"]) == area.repairs
     np.testing.assert_allclose(ds["generation_wind"].values[:, 0], area.frame["wind"].to_numpy())
     assert int(ds["generation_wind"].isnull().sum()) == 30

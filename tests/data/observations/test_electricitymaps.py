@@ -120,6 +120,11 @@ def test_api_client_through_a_fake_http_layer(monkeypatch):
     assert len(frame) == 24 and frame["carbon_intensity"].iloc[5] == 305 and frame["estimated"].iloc[3]
     assert frame.index[0] == pd.Timestamp("2026-11-21 00:00")
 
+    ds = em.fetch_history_dataset("DE")
+    assert ds.attrs["source"] == "electricitymaps-api" and ds.attrs["path"] == em.API_URL
+    assert ds["carbon_intensity"].attrs["units"] == "g CO2e/kWh" and float(ds["carbon_intensity"][5, 0]) == 305
+    assert list(ds["zone"].values) == ["DE"] and ds.sizes["time"] == 24 and bool(ds["estimated"][3, 0])
+
     def denied(request, timeout):
         raise urllib.error.HTTPError(request.full_url, 401, "Unauthorized", {}, None)
 
