@@ -1,21 +1,23 @@
-"""Placement at scale: ranking and heuristic scheduling of 10,000 jobs, MILP time and the heuristic's gap.
+"""Placement at scale: 10,000 jobs through the public API against the array core, MILP time, the heuristic's gap.
 
-    python benchmarks/placement_scale.py [--jobs 10000 --sites 50 --slots 168 --repeats 3
+    python benchmarks/placement_scale.py [--jobs 10000 --sites 50 --slots 168 --repeats 5
                                           --milp-jobs 200 --milp-sites 5 --milp-slots 48 --milp-time-limit 300
-                                          --gap-instances 8 --gap-jobs 20 --skip-export]
+                                          --gap-instances 8 --gap-jobs 20 --skip milp gap export]
 
-Random instances (seeded, documented in :func:`carbonsync.placement.solvers.random_problem`): sites with daily intensity cycles at
-levels 50..400 g/kWh and ±15 % noise, 1..12 h jobs of 8/16/32/64 GPUs with 0..35 h of slack, 80 % of
-sites allowed per job, capacity about 1.7x the mean demand (at least 128 GPUs per site).
+Random instances (seeded, documented in :func:`tests.helpers.placement.random_problem`): sites with daily
+intensity cycles at levels 50..400 g/kWh and ±15 % noise, 1..12 h jobs of 8/16/32/64 GPUs with 0..35 h of
+slack, 80 % of sites allowed per job, capacity about 1.7x the mean demand (at least 128 GPUs per site).
 
 Figures (one JSON object on stdout, progress on stderr):
 
-- ``scale``: median wall and CPU seconds over ``--repeats`` of :func:`rank_all` (best option of every job
-  at every site) and :func:`solve_greedy` (the heuristic as ``schedule(solver="fast")`` runs it at this
-  size) on ``--jobs`` x ``--sites`` x ``--slots``, with a plan check; the baseline, measured in the same run,
-  is the pre-existing per-job code (``rank_regions`` per job, ``schedule(solver="greedy")``) on
-  ``--baseline-jobs`` jobs of the same instance, as seconds per job, and ``speedup_per_job`` = baseline
-  per job / ours per job.
+- ``scale``: on ``--jobs`` x ``--sites`` x ``--slots``, median wall and CPU seconds over ``--repeats`` of
+  the array core, :func:`solve_heuristic` on the :class:`Problem` (what ``solver="fast"`` runs), and of
+  the public API end to end, ``schedule(jobs, sites, forecast, solver="fast")`` on the same instance as
+  ``Job``/``Site`` objects and an ``xarray`` forecast (forecast validation, :func:`build_problem`, the
+  solver, the plan check, the schedule's totals); the two alternate within each repeat so they share the
+  machine's load, and ``end_to_end_over_core`` is the median of the per-repeat ratios. Also
+  :func:`rank_all` (every job's best option at every site), and the per-job code (``rank_regions`` per
+  job, ``schedule(solver="greedy")``) on ``--baseline-jobs`` jobs of the same instance as seconds per job.
 - ``milp``: :func:`solve_milp` wall time, status and HiGHS gap on ``--milp-jobs`` jobs, and the
   heuristic's gap to it (``heuristic / MILP - 1``; vs the MILP's incumbent when it hit the time limit).
 - ``gap``: the heuristic's optimality gap on ``--gap-instances`` random instances the MILP solves to
@@ -37,40 +39,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import xarray as xr
 
-from carbonsync.placement import Job, Site, rank_regions, schedule
-from carbonsync.placement.solvers import (
-    Problem,
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from carbonsync.placement import (  # noqa: E402
     check_plan,
     evaluate,
+    objective,
     optimality_gap,
-    random_problem,
     rank_all,
-    solve_greedy,
+    rank_regions,
+    schedule,
+    solve_heuristic,
     solve_milp,
 )
-
-
-def as_objects(problem: Problem, n_jobs: int) -> tuple[list[Job], list[Site], xr.Dataset]:
-    """The first ``n_jobs`` jobs of a problem as Job/Site objects and a forecast (for the per-job baseline)."""
-    times = problem.times
-    sites = [Site(id=s, zone=s, gpus=int(problem.capacity[i]), pue=1.0, price=0.0, gpu_kw=float(problem.power_kw[i]))
-             for i, s in enumerate(problem.site_ids)]
-    jobs = [
-        Job(id=problem.job_ids[j], gpus=int(problem.gpus[j]), hours=int(problem.hours[j]),
-            earliest_start=times[problem.first[j]], deadline=times[problem.last[j] - 1] + pd.Timedelta(hours=1),
-            interruptible=bool(problem.interruptible[j]), restart_overhead_h=float(problem.overhead[j]),
-            regions=[problem.site_ids[s] for s in np.flatnonzero(problem.allowed[j])])
-        for j in range(n_jobs)
-    ]
-    intensity = problem.emissions_kg / problem.power_kw[:, None] * 1000.0
-    forecast = xr.Dataset(
-        {"carbon_intensity": (("time", "zone"), intensity.T), "renewable_share": (("time", "zone"), np.zeros(intensity.T.shape))},
-        coords={"time": times, "zone": list(problem.site_ids)},
-    )
-    return jobs, sites, forecast
+from tests.helpers.placement import problem_objects, random_problem  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:
@@ -90,32 +75,46 @@ def log(message: str) -> None:
 
 def bench_scale(args: argparse.Namespace) -> dict:
     problem = random_problem(args.jobs, args.sites, args.slots, seed=0)
-    log(f"scale: {args.jobs} jobs x {args.sites} sites x {args.slots} slots")
+    jobs, sites, forecast = problem_objects(problem)
+    log(f"scale: {args.jobs} jobs x {args.sites} sites x {args.slots} slots, {args.repeats} repeats")
     rank_wall, rank_cpu, _ = timed(lambda: rank_all(problem), args.repeats)
-    plan_wall, plan_cpu, plan = timed(lambda: solve_greedy(problem), args.repeats)
+    core, api = {"wall": [], "cpu": []}, {"wall": [], "cpu": []}
+    plan = placed = None
+    for r in range(args.repeats):
+        for name, record in (("core", core), ("api", api))[:: 1 if r % 2 == 0 else -1]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            if name == "core":
+                plan = solve_heuristic(problem)
+            else:
+                placed = schedule(jobs, sites, forecast, solver="fast")
+            record["wall"].append(time.perf_counter() - wall)
+            record["cpu"].append(time.process_time() - cpu)
+        log(f"  repeat {r + 1}: array core {core['wall'][-1]:.2f} s, schedule end to end {api['wall'][-1]:.2f} s")
     check_plan(problem, plan)
-    log(f"  rank_all {rank_wall:.2f} s, solve_greedy {plan_wall:.2f} s (wall medians)")
-    jobs, sites, forecast = as_objects(problem, args.baseline_jobs)
-    base_rank_wall, _, _ = timed(lambda: [rank_regions(j, sites, forecast) for j in jobs], 1)
-    base_plan_wall, _, base = timed(lambda: schedule(jobs, sites, forecast), 1)
-    log(f"  baseline on {args.baseline_jobs} jobs: rank_regions {base_rank_wall:.2f} s, greedy schedule {base_plan_wall:.2f} s")
-    stats = evaluate(problem, plan)
+    ratios = [a / c for a, c in zip(api["wall"], core["wall"], strict=True)]
+    base_jobs, base_sites, base_forecast = problem_objects(problem, args.baseline_jobs)
+    base_rank_wall, _, _ = timed(lambda: [rank_regions(j, base_sites, base_forecast) for j in base_jobs], 1)
+    base_plan_wall, _, base = timed(lambda: schedule(base_jobs, base_sites, base_forecast, solver="greedy"), 1)
+    log(f"  per-job code on {args.baseline_jobs} jobs: rank_regions {base_rank_wall:.2f} s, "
+        f"greedy schedule {base_plan_wall:.2f} s")
+    median = statistics.median
     return {
         "jobs": args.jobs, "sites": args.sites, "slots": args.slots, "repeats": args.repeats,
         "rank_all_wall_s": round(rank_wall, 3), "rank_all_cpu_s": round(rank_cpu, 3),
-        "schedule_wall_s": round(plan_wall, 3), "schedule_cpu_s": round(plan_cpu, 3),
-        "schedule_under_5_s": plan_wall < 5.0,
+        "core_wall_s": round(median(core["wall"]), 3), "core_cpu_s": round(median(core["cpu"]), 3),
+        "schedule_wall_s": round(median(api["wall"]), 3), "schedule_cpu_s": round(median(api["cpu"]), 3),
+        "end_to_end_over_core": round(median(ratios), 3),
+        "core_walls_s": [round(w, 3) for w in core["wall"]], "schedule_walls_s": [round(w, 3) for w in api["wall"]],
+        "core_cpus_s": [round(c, 3) for c in core["cpu"]], "schedule_cpus_s": [round(c, 3) for c in api["cpu"]],
+        "end_to_end_over_core_cpu": round(median(api["cpu"]) / median(core["cpu"]), 3),
+        "same_objective": bool(np.isclose(placed.objective, objective(problem, plan), rtol=1e-9)),
         "greedy_order_kept": plan.stats.get("order"),
-        "plan_emissions_kg": round(stats["emissions_kg"], 1),
-        "baseline": {
+        "plan_emissions_kg": round(evaluate(problem, plan)["emissions_kg"], 1),
+        "per_job_code": {
             "jobs": args.baseline_jobs,
             "rank_regions_s_per_job": round(base_rank_wall / args.baseline_jobs, 5),
             "greedy_schedule_s_per_job": round(base_plan_wall / args.baseline_jobs, 5),
-            "greedy_schedule_emissions_kg": round(sum(a.emissions_kg for a in base), 1),
-        },
-        "speedup_per_job": {
-            "rank": round(base_rank_wall / args.baseline_jobs / (rank_wall / args.jobs), 1),
-            "schedule": round(base_plan_wall / args.baseline_jobs / (plan_wall / args.jobs), 1),
+            "greedy_schedule_emissions_kg": round(base.stats["emissions_kg"], 1),
         },
     }
 
@@ -124,7 +123,7 @@ def bench_milp(args: argparse.Namespace) -> dict:
     problem = random_problem(args.milp_jobs, args.milp_sites, args.milp_slots, seed=1, inter_share=args.milp_inter_share)
     log(f"milp: {args.milp_jobs} jobs x {args.milp_sites} sites x {args.milp_slots} slots "
         f"({args.milp_inter_share:.0%} interruptible), time limit {args.milp_time_limit} s")
-    heuristic = solve_greedy(problem)
+    heuristic = solve_heuristic(problem)
     exact = solve_milp(problem, time_limit=args.milp_time_limit)
     check_plan(problem, exact)
     log(f"  {exact.seconds:.1f} s, {exact.stats['message']}")
@@ -148,8 +147,8 @@ def bench_gap(args: argparse.Namespace) -> dict:
         if not exact.stats["optimal"]:
             skipped += 1
             continue
-        default.append(optimality_gap(problem, solve_greedy(problem), exact))
-        fast.append(optimality_gap(problem, solve_greedy(problem, exact_hours=False, eject_passes=0), exact))
+        default.append(optimality_gap(problem, solve_heuristic(problem), exact))
+        fast.append(optimality_gap(problem, solve_heuristic(problem, exact_hours=False, eject_passes=0), exact))
         log(f"gap instance {seed - 1}: {default[-1]:.4f} (large-queue settings {fast[-1]:.4f}), MILP {exact.seconds:.1f} s")
     return {
         "instances": len(default), "jobs": args.gap_jobs, "sites": 4, "slots": 48, "interruptible_share": 0.3,
@@ -181,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--sites", type=int, default=50)
     parser.add_argument("--slots", type=int, default=168)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--baseline-jobs", type=int, default=200)
     parser.add_argument("--milp-jobs", type=int, default=200)
     parser.add_argument("--milp-sites", type=int, default=5)

@@ -249,6 +249,7 @@ class Schedule:
     solver: str = "greedy"
     displaced: str = "went to other jobs"
     stats: dict = field(default_factory=dict)
+    assessment: Assessment | None = None  # set by assess(): the plan scored on realised data
 
     def __post_init__(self) -> None:
         p, plan = self.problem, self.plan
@@ -426,7 +427,7 @@ class Assessment:
 def assess(plan: Schedule, realised: xr.Dataset | ZoneForecast) -> Assessment:
     """Score ``plan`` and its carbon-agnostic baseline on the forecast they were made on and on
     ``realised`` (a zone dataset like the forecast covering the schedule's hours, e.g. ``zone_truth.zarr``),
-    with the same jobs, sites, slots and sites' prices."""
+    with the same jobs, sites, slots and sites' prices; also kept as ``plan.assessment``."""
     problem = plan.problem
     if isinstance(realised, xr.Dataset):
         zones = sorted({s.zone for s in problem.sites})
@@ -440,7 +441,7 @@ def assess(plan: Schedule, realised: xr.Dataset | ZoneForecast) -> Assessment:
     actual = build_problem(problem.jobs, problem.sites, realised, problem.weights)
     expected, expected_base = evaluate(problem, plan.plan), evaluate(problem, plan.baseline_plan)
     real, real_base = evaluate(actual, plan.plan), evaluate(actual, plan.baseline_plan)
-    return Assessment(
+    plan.assessment = Assessment(
         expected_emissions_kg=expected["emissions_kg"],
         expected_baseline_kg=expected_base["emissions_kg"],
         realised_emissions_kg=real["emissions_kg"],
@@ -448,6 +449,7 @@ def assess(plan: Schedule, realised: xr.Dataset | ZoneForecast) -> Assessment:
         expected_cost_eur=expected["cost_eur"],
         realised_cost_eur=real["cost_eur"],
     )
+    return plan.assessment
 
 
 def format_table(schedule: Schedule, width: int = 140) -> str:

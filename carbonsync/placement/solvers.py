@@ -122,6 +122,7 @@ class _Greedy:
         self.free = np.repeat(problem.capacity[:, None], len(problem.times), axis=1)
         self.site = np.full(problem.n_jobs, -1, dtype=np.int64)
         self.run = np.zeros((problem.n_jobs, len(problem.times)), dtype=bool)
+        self.job_cost = np.zeros(problem.n_jobs)  # each placed job's objective, as its search found it
         p = problem
         self.gpus, self.hours, self.first, self.last = (a.tolist() for a in (p.gpus, p.hours, p.first, p.last))
         self.inter, self.overhead = p.interruptible.tolist(), p.overhead.tolist()
@@ -148,6 +149,7 @@ class _Greedy:
             self.run[j, f + where : f + where + self.hours[j]] = True
         self.site[j] = s
         self.free[s, self.run[j]] -= g
+        self.job_cost[j] = total
         return True
 
     def remove(self, j: int) -> None:
@@ -155,6 +157,7 @@ class _Greedy:
             self.free[self.site[j], self.run[j]] += self.gpus[j]
             self.run[j] = False
             self.site[j] = -1
+            self.job_cost[j] = 0.0
 
     def cost(self, j: int) -> float:
         """Objective of job ``j`` where it is now (restart overheads included)."""
@@ -166,13 +169,14 @@ class _Greedy:
         return self.gpus[j] * (values[run].sum() + self.overhead[j] * values[begins[1:]].sum())
 
     def total(self) -> float:
-        """The objective of the placed jobs, summed job by job from their own costs."""
-        return float(sum(self.cost(j) for j in np.flatnonzero(self.site >= 0)))
+        """The objective of the placed jobs, summed from the costs their searches found."""
+        return float(self.job_cost[self.site >= 0].sum())
 
     def put(self, j: int, s: int, run: np.ndarray) -> None:
         self.site[j] = s
         self.run[j] = run
         self.free[s, run] -= self.gpus[j]
+        self.job_cost[j] = self.cost(j)
 
     def snapshot(self, jobs: list[int]) -> dict[int, tuple[int, np.ndarray]]:
         """Where ``jobs`` are now, for :meth:`restore`."""

@@ -16,6 +16,8 @@ from carbonsync.placement import (
     PlacementError,
     Site,
     Weights,
+    assess,
+    baseline,
     best_hours,
     best_window,
     evaluate_assignment,
@@ -368,3 +370,28 @@ def test_sample_files_load_and_schedule():
     plan = schedule(jobs, sites, forecast)
     assert (plan.usage <= plan.capacity).all()
     assert all(j.id in format_table(plan) for j in jobs)
+
+
+def test_assess_scores_the_plan_on_realised_data():
+    zones = ["a", "b", "c"]
+    sites = [site("a", gpus=48), site("b", gpus=64), site("c", gpus=40)]
+    forecast = random_forecast(48, zones, seed=4)
+    truth = random_forecast(72, [*zones, "elsewhere"], seed=5)  # longer, one more zone, other values
+    jobs = random_queue(10, 48, [s.id for s in sites], seed=4)
+    plan = schedule(jobs, sites, forecast, solver="fast")
+    same = assess(plan, forecast)
+    assert same.realised_emissions_kg == pytest.approx(same.expected_emissions_kg)
+    assert same.expected_emissions_kg == pytest.approx(sum(a.emissions_kg for a in plan))
+    assert same.expected_baseline_kg == pytest.approx(sum(b.emissions_kg for b in plan.baselines.values()))
+    outcome = assess(plan, truth)
+    assert plan.assessment is outcome
+    by_id = {s.id: s for s in sites}
+    realised = sum(evaluate_assignment(j, by_id[plan[j.id].site], plan[j.id].slots, truth).emissions_kg for j in jobs)
+    assert outcome.realised_emissions_kg == pytest.approx(realised)
+    assert outcome.realised_baseline_kg == pytest.approx(sum(baseline(j, sites, truth).emissions_kg for j in jobs))
+    assert outcome.realised_emissions_kg != pytest.approx(outcome.expected_emissions_kg)
+    assert f"{outcome.realised_saving_pct:.1f}% saving) on the realised data" in outcome.summary()
+    with pytest.raises(PlacementError, match="realised data: no values at"):
+        assess(plan, truth.isel(time=slice(0, 30)))
+    with pytest.raises(PlacementError, match="realised data: no zone"):
+        assess(plan, truth.sel(zone=["a", "b"]))
