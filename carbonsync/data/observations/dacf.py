@@ -28,6 +28,10 @@ operator forecast, rows or weeks of a column 1000x off the rest of the file, a c
 percentages), non-positive total generation, and weather in implausible units (temperature in °C, negative
 irradiance, ...). Not detectable: a whole file consistently in GW without operator forecasts (only its scale
 changes, and the share does not depend on it), or a DST shift in a file without solar generation.
+
+The registered source ``dacf`` (kind ``generation``) gives one file as a contract ``(time, zone)`` dataset
+(:func:`to_dataset`, zone = the area). Times, duplicates and gaps use the shared helpers of
+:mod:`carbonsync.data.observations.hourly`.
 """
 
 from __future__ import annotations

@@ -18,14 +18,15 @@ not observed). Solar weather is ``tclw, tciw`` (kg m-2), ``sp`` (Pa), ``r`` (%),
 ``tp`` (m over that hour). ``frame.attrs`` holds ``track``, ``source`` (the path) and ``repairs``.
 
 Errors (:class:`GefcomDataError`, naming the file, column, zone, time or value): missing or empty file,
-missing columns, unparseable times or zones, duplicated ``(zone, time)`` (typically a daylight-saving
-fall-back in local time: the files must be UTC), times that go backwards within a zone, power outside
+missing columns, unparseable times or zones, a ``(zone, time)`` repeated with other values (with a hint when
+it looks like a daylight-saving fall-back in local time: the files must be UTC), times that go backwards
+within a zone, power outside
 [0, 1] (a percent column is recognised and named as such), weather outside physical ranges (e.g. wind in
 km/h, temperature in °C, ssrd in J m-2 where W m-2 was expected) and accumulated fields that decrease.
 
 Documented repairs (each one applied is listed in ``frame.attrs["repairs"]``):
 
-- timezone-aware times are converted to UTC;
+- times with a UTC offset are converted to UTC; rows that repeat another row exactly are dropped;
 - gaps (missing hours, e.g. a daylight-saving spring-forward, or NaN weather) of up to ``max_fill_hours``
   are filled by linear interpolation of the hourly weather; longer gaps stay missing and their rows are
   dropped (power is never interpolated);
@@ -33,6 +34,10 @@ Documented repairs (each one applied is listed in ``frame.attrs["repairs"]``):
   total cloud cover within 0.01 of [0, 1] are clipped into range;
 - solar accumulations are de-accumulated per forecast run (reset at ``reset_hour`` UTC, the first hour of
   the 00 UTC run) and negative rounding residues are set to 0.
+
+The registered sources ``gefcom2014-wind`` and ``gefcom2014-solar`` (kind ``power``) give the same data as
+a contract ``(time, zone)`` dataset (:func:`to_dataset`; ``time_label`` ``hour_end``, NaN for dropped hours).
+The time, duplicate and gap mechanics are the shared ones of :mod:`carbonsync.data.observations.hourly`.
 """
 
 from __future__ import annotations
