@@ -243,8 +243,10 @@ def _complete_hours(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.Dat
     return pd.concat(parts, ignore_index=True)[["zone", "time", *columns]], added
 
 
-def _fill_gaps(frame: pd.DataFrame, columns: Sequence[str], max_fill_hours: int) -> tuple[pd.DataFrame, int, int]:
-    """Interpolate weather gaps of up to ``max_fill_hours`` per zone; drop rows still missing weather."""
+def _fill_gaps(frame: pd.DataFrame, columns: Sequence[str], max_fill_hours: int, repairs: list[str], gaps: str
+               ) -> pd.DataFrame:
+    """Interpolate weather gaps of up to ``max_fill_hours`` per zone; drop rows still missing weather (``gaps``
+    says which, in the repair)."""
     filled = 0
     out = []
     for _, group in frame.groupby("zone", sort=True):
@@ -253,7 +255,11 @@ def _fill_gaps(frame: pd.DataFrame, columns: Sequence[str], max_fill_hours: int)
         out.append(part.reset_index())
     frame = pd.concat(out, ignore_index=True)
     keep = frame[list(columns)].notna().all(axis=1)
-    return frame[keep].reset_index(drop=True), filled, int((~keep).sum())
+    if filled:
+        repairs.append(f"weather of {filled} hour(s) in gaps of <= {max_fill_hours} h linearly interpolated")
+    if not keep.all():
+        repairs.append(f"{int((~keep).sum())} hour(s) in {gaps} dropped")
+    return frame[keep].reset_index(drop=True)
 
 
 def _deaccumulate(frame: pd.DataFrame, column: str, reset_hour: int, path: Path, source_name: str) -> pd.Series:
@@ -312,11 +318,7 @@ def load_gefcom_wind(path: str | os.PathLike, max_fill_hours: int = 3) -> pd.Dat
     frame, added = _complete_hours(frame, [*WIND_COLUMNS, "capacity_factor"])
     if added:
         repairs.append(f"{added} missing hour(s) inserted (power left missing)")
-    frame, filled, dropped = _fill_gaps(frame, WIND_COLUMNS, max_fill_hours)
-    if filled:
-        repairs.append(f"weather of {filled} hour(s) in gaps of <= {max_fill_hours} h linearly interpolated")
-    if dropped:
-        repairs.append(f"{dropped} hour(s) in longer weather gaps dropped")
+    frame = _fill_gaps(frame, WIND_COLUMNS, max_fill_hours, repairs, "longer weather gaps")
     return _finish(frame, "wind", path, repairs, WIND_COLUMNS)
 
 
@@ -365,11 +367,8 @@ def load_gefcom_solar(path: str | os.PathLike, max_fill_hours: int = 3, reset_ho
         repairs.append(f"ssrd taken from '{hourly_col}' (W m-2 x 3600 s)")
     for col in ("strd", "tsr", "tp"):
         frame[col] = _deaccumulate(frame, col, reset_hour, path, names[col])
-    frame, filled, dropped = _fill_gaps(frame, SOLAR_COLUMNS, max_fill_hours)
-    if filled:
-        repairs.append(f"weather of {filled} hour(s) in gaps of <= {max_fill_hours} h linearly interpolated")
-    if dropped:
-        repairs.append(f"{dropped} hour(s) in longer weather gaps (or before the first de-accumulable hour) dropped")
+    frame = _fill_gaps(frame, SOLAR_COLUMNS, max_fill_hours, repairs,
+                       "longer weather gaps (or before the first de-accumulable hour)")
     _check_ranges(frame, SOLAR_COLUMNS, path, names)
     if ((frame["tcc"] < 0) | (frame["tcc"] > 1)).any():
         repairs.append("total cloud cover within 0.01 of [0, 1] clipped into range")
