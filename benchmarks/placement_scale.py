@@ -108,6 +108,7 @@ def bench_scale(args: argparse.Namespace) -> dict:
         "core_cpus_s": [round(c, 3) for c in core["cpu"]], "schedule_cpus_s": [round(c, 3) for c in api["cpu"]],
         "end_to_end_over_core_cpu": round(median(api["cpu"]) / median(core["cpu"]), 3),
         "same_objective": bool(np.isclose(placed.objective, objective(problem, plan), rtol=1e-9)),
+        "reported_objective_is_objective": bool(np.isclose(plan.stats["objective"], objective(problem, plan), rtol=1e-9)),
         "greedy_order_kept": plan.stats.get("order"),
         "plan_emissions_kg": round(evaluate(problem, plan)["emissions_kg"], 1),
         "per_job_code": {

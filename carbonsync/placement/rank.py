@@ -273,7 +273,8 @@ class Schedule:
     def order(self) -> tuple[str, ...]:
         if self._order is None:
             ids = self.problem.job_ids
-            self._order = tuple(ids[j] for j in priority_order(self.problem, "slack"))
+            placed = self.plan.stats.get("placement_order")
+            self._order = tuple(placed) if placed else tuple(ids[j] for j in priority_order(self.problem, "slack"))
         return self._order
 
     @property

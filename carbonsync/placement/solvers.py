@@ -83,13 +83,13 @@ def _failures(problem: Problem, failures: Sequence[int]) -> PlacementError:
 def priority_order(problem: Problem, rule: str = "slack", ranked: np.ndarray | None = None) -> np.ndarray:
     """Order in which the greedy places jobs.
 
-    ``slack``: least slack, then earliest deadline, then most GPU-hours, then id (feasibility first).
+    ``slack``: least slack, then earliest deadline, then most GPU-hours, then input order (feasibility first).
     ``spread``: largest gain of the job's best site over its mean allowed site, per hour of slack + 1
     (jobs that lose most by being displaced go first); needs ``ranked`` from :func:`rank_all`.
     ``size``: most GPU-hours first (packs capacity tightly, as first-fit decreasing does).
     ``perturbed:<seed>``: one of those three, drawn and shuffled locally with the seed.
     """
-    index = _id_rank(problem)
+    index = np.arange(problem.n_jobs)
     if rule == "slack":
         return np.lexsort((index, -problem.gpus * problem.hours, problem.last, problem.slack))
     if rule == "spread":
@@ -353,7 +353,7 @@ def solve_sequential(problem: Problem, raise_on_failure: bool = True) -> Plan:
     option with free GPUs among all its allowed sites (interruptible hours by dynamic programming)."""
     started = time.perf_counter()
     state = _Greedy(problem, [np.flatnonzero(row) for row in problem.allowed], exact=True)
-    order = priority_order(problem, "slack")
+    order = np.lexsort((_id_rank(problem), -problem.gpus * problem.hours, problem.last, problem.slack))
     failures = [int(j) for j in order if not state.place(int(j))]
     if failures and raise_on_failure:
         raise _failures(problem, failures)

@@ -247,7 +247,7 @@ def test_one_job_greedy_is_optimal_under_the_same_weights(seed):
 
 
 def test_schedule_builds_the_array_problem():
-    p = random_problem(300, 6, 72, seed=3)
+    p = random_problem(300, 6, 72, seed=4)
     jobs, sites, forecast = problem_objects(p)
     plan = schedule(jobs, sites, forecast, solver="fast")
     q = plan.problem
