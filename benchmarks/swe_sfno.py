@@ -59,17 +59,15 @@ import math
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
 from carbonsync.models.sfno import SFNO, SFNOConfig
 from carbonsync.physics.grid import Grid
-from carbonsync.train.backbone import Batch, loss_channel_weights, rollout_loss
+from carbonsync.train.backbone import BackboneModelConfig, Batch, loss_channel_weights, rollout_loss
 
 with warnings.catch_warnings():  # torch-harmonics' example layers apply the deprecated torch.jit.script
     warnings.simplefilter("ignore")
@@ -77,8 +75,7 @@ with warnings.catch_warnings():  # torch-harmonics' example layers apply the dep
     from torch_harmonics.examples.models.sfno import SphericalFourierNeuralOperator
 
 CHANNELS = ("geopotential", "vorticity", "divergence")
-DEFAULT_LEARN_SKIP = bool(OmegaConf.load(Path(__file__).resolve().parents[1] / "configs/model/sfno_e32_l4.yaml")
-                          .get("learn_skip", False))
+DEFAULT_LEARN_SKIP = bool(BackboneModelConfig.learn_skip)  # the canonical backbone's (configs/model/sfno_e32_l4.yaml)
 
 
 # ----------------------------------------------------------------------------------------------- data

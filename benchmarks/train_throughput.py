@@ -48,9 +48,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import xarray as xr
-from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
+from carbonsync.config import compose, typed
 from carbonsync.data.sample_world import SampleWorldConfig, generate_weather
 from carbonsync.data.store import compute_stats, open_canonical, read_stats, write_canonical, write_stats
 from carbonsync.physics.grid import Grid
@@ -201,8 +201,8 @@ def main() -> None:
     wall0 = time.perf_counter()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    mcfg = OmegaConf.load(ROOT / "configs/model/sfno_e32_l4.yaml")
-    tcfg = OmegaConf.load(ROOT / "configs/train/default.yaml").backbone
+    canonical = typed(compose([]))  # the main job's backbone and recipe (configs/model/sfno_e32_l4.yaml)
+    mcfg, tcfg = canonical.backbone, canonical.train.backbone
     batch_size = args.batch_size or int(tcfg.batch_size)
     steps, dt = args.rollout_steps, int(mcfg.dt_hours)
     channels = list(mcfg.channels)
@@ -221,7 +221,7 @@ def main() -> None:
     ds = open_canonical(store, channels)
     stats = read_stats(store)
     grid = Grid.infer(ds)
-    forcing = list(mcfg.get("forcing", []))
+    forcing = list(mcfg.forcing)
 
     def source(data, stream: bool) -> StateSource:
         return StateSource(data, channels, stats, period, dt, grid, forcing, stream=stream, prefetch=args.prefetch,

@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+import xarray as xr
+from omegaconf import DictConfig
 
-from carbonsync.config import save_config
+from carbonsync.config import PipelineConfig, save_config, typed
 from carbonsync.core.errors import InputNotFoundError
 from carbonsync.core.layout import RunPaths
 from carbonsync.core.logs import get_logger
 from carbonsync.data import era5
-from carbonsync.data.sample_world import SampleWorldConfig, write_sample_world, write_zone_files
+from carbonsync.data.sample_world import write_sample_world, write_zone_files
 from carbonsync.data.store import open_canonical
 from carbonsync.evaluate.plots import plot_forecast
 from carbonsync.evaluate.skill import evaluate_backbone
@@ -33,15 +34,19 @@ from carbonsync.forecast.rollout import Forecaster
 from carbonsync.forecast.store import StoreLocation
 from carbonsync.physics.grid import Grid
 from carbonsync.physics.zones import load_zones, zones_to_dicts
-from carbonsync.placement import Weights, format_table, load_queue, load_sites, schedule
+from carbonsync.placement import PlacementError, assess, format_table, load_queue, load_sites, schedule
 from carbonsync.train import backbone as backbone_training
 from carbonsync.train import head as head_training
 from carbonsync.train import irradiance as irradiance_training
 
 log = get_logger(__name__)
 
+# What a stage takes: the composed config (carbonsync.config.compose), a run's loaded config.yaml, or the typed
+# PipelineConfig. Each stage validates it (carbonsync.config.typed) and passes typed dataclasses on.
+StageConfig = PipelineConfig | DictConfig
 
-def paths(cfg: DictConfig) -> RunPaths:
+
+def paths(cfg: StageConfig) -> RunPaths:
     return RunPaths(Path(cfg.run_dir))
 
 
@@ -51,15 +56,13 @@ def _need(path: Path, stage: str) -> Path:
     return path
 
 
-def make_data(cfg: DictConfig) -> dict[str, Path]:
+def make_data(cfg: StageConfig) -> dict[str, Path]:
     """Stage ``sample-world`` (or ``prepare`` for ERA5): the canonical store, zones and zone truth."""
-    p = paths(cfg)
+    p, checked = paths(cfg), typed(cfg)
     save_config(cfg, p.root)
+    cfg = checked
     if cfg.data.kind == "sample_world":
-
-        keys = {"nlat", "nlon", "lmax", "start", "days", "spinup_days", "seed", "solver_dt_s", "wind_scale"}
-        world = SampleWorldConfig(**{k: cfg.data[k] for k in keys},
-                                  zones=zones_to_dicts(load_zones(cfg.data.zones_file)))
+        world = cfg.data.world(zones_to_dicts(load_zones(cfg.data.zones_file)))
         return write_sample_world(world, p.data, tuple(cfg.data.splits.train), progress=cfg.progress)
 
     openers = {"era5_arco": era5.open_arco, "era5_wb2": era5.open_wb2}
@@ -73,28 +76,34 @@ def make_data(cfg: DictConfig) -> dict[str, Path]:
     return {"weather": p.weather, **write_zone_files(open_canonical(p.weather), zones, p.data)}
 
 
-def train_backbone(cfg: DictConfig) -> Path:
+def train_backbone(cfg: StageConfig) -> Path:
 
-    p = paths(cfg)
-    return backbone_training.train_backbone(cfg, _need(p.weather, "sample-world"), p.root, progress=cfg.progress)
-
-
-def train_irradiance(cfg: DictConfig) -> Path:
-
-    p = paths(cfg)
-    return irradiance_training.train_irradiance(cfg, _need(p.weather, "sample-world"), p.root, progress=cfg.progress)
+    p, cfg = paths(cfg), typed(cfg)
+    return backbone_training.train_backbone(cfg.backbone, cfg.train.backbone, cfg.data.splits,
+                                            _need(p.weather, "sample-world"), p.root, settings=cfg.train,
+                                            tracking=cfg.logging, progress=cfg.progress)
 
 
-def train_head(cfg: DictConfig) -> tuple[Path, dict]:
+def train_irradiance(cfg: StageConfig) -> Path:
 
-    p = paths(cfg)
+    p, cfg = paths(cfg), typed(cfg)
+    return irradiance_training.train_irradiance(cfg.irradiance, cfg.train.irradiance, cfg.data.splits,
+                                                _need(p.weather, "sample-world"), p.root,
+                                                state_dt_hours=cfg.backbone.dt_hours, settings=cfg.train,
+                                                tracking=cfg.logging, progress=cfg.progress)
+
+
+def train_head(cfg: StageConfig) -> tuple[Path, dict]:
+
+    p, cfg = paths(cfg), typed(cfg)
     _need(p.packages / "irradiance", "train-irradiance")
-    return head_training.train_head(cfg, _need(p.weather, "sample-world"), _need(p.truth, "sample-world"),
-                 load_zones(_need(p.zones, "sample-world")), _need(p.packages / "backbone", "train-backbone").parent,
-                 progress=cfg.progress)
+    return head_training.train_head(
+        cfg.head, cfg.train.head, cfg.data.splits, _need(p.weather, "sample-world"), _need(p.truth, "sample-world"),
+        load_zones(_need(p.zones, "sample-world")), _need(p.packages / "backbone", "train-backbone").parent,
+        lead_hours=cfg.forecast.lead_hours, seed=cfg.train.seed, progress=cfg.progress)
 
 
-def _forecast_source(cfg: DictConfig):
+def _forecast_source(cfg: StageConfig):
     """The trained chain as ``init_time -> (gridded, zones)`` and the provenance of what it reads."""
 
     p = paths(cfg)
@@ -113,47 +122,40 @@ def _forecast_source(cfg: DictConfig):
     return (lambda init: forecaster.forecast(weather, init, lead_hours, zones)), provenance
 
 
-def forecast(cfg: DictConfig) -> Path:
+def forecast(cfg: StageConfig) -> Path:
     """Stage ``forecast``: run the chain for each of ``forecast.init_times`` and write a new forecast store
     (replacing the old one atomically), ``forecast.export.workers`` init times at a time."""
 
     forecast_fn, provenance = _forecast_source(cfg)
-    workers = int(cfg.forecast.get("export", {}).get("workers", 1))
+    workers = int(typed(cfg).forecast.export.workers)
     report = export_forecasts(cfg.forecast.store, list(cfg.forecast.init_times), forecast_fn, provenance,
                               workers=workers, replace=True, progress=cfg.progress)
     return report.store
 
 
-def export_init_times(cfg: DictConfig) -> list[pd.Timestamp]:
+def export_init_times(cfg: StageConfig) -> list[pd.Timestamp]:
     """The init times of stage ``export``: ``forecast.export.init_times`` if given, else every
     ``forecast.export.every_hours`` from ``start`` to ``end`` if given, else ``forecast.init_times``."""
-    ecfg = cfg.forecast.get("export", {}) or {}
-    if ecfg.get("init_times"):
+    fcfg = typed(cfg).forecast  # validated: start and end together, start not after end, every_hours >= 1
+    ecfg = fcfg.export
+    if ecfg.init_times:
         return [pd.Timestamp(t) for t in ecfg.init_times]
-    if ecfg.get("start") is not None or ecfg.get("end") is not None:
-        if ecfg.get("start") is None or ecfg.get("end") is None:
-            raise ValueError("forecast.export.start and forecast.export.end must be given together")
-        every = int(ecfg.get("every_hours", 24))
-        if every <= 0:
-            raise ValueError(f"forecast.export.every_hours={every} must be positive")
-        times = pd.date_range(pd.Timestamp(ecfg.start), pd.Timestamp(ecfg.end), freq=f"{every}h")
-        if len(times) == 0:
-            raise ValueError(f"forecast.export.start={ecfg.start} is after forecast.export.end={ecfg.end}")
-        return list(times)
-    return [pd.Timestamp(t) for t in cfg.forecast.init_times]
+    if ecfg.start is not None:
+        return list(pd.date_range(pd.Timestamp(ecfg.start), pd.Timestamp(ecfg.end), freq=f"{ecfg.every_hours}h"))
+    return fcfg.init_timestamps()
 
 
-def export(cfg: DictConfig):
+def export(cfg: StageConfig):
     """Stage ``export``: append forecasts for new init times to ``forecast.export.store`` (incremental,
     crash-safe: init times already committed are skipped, a killed export's leftovers are repaired)."""
 
     forecast_fn, provenance = _forecast_source(cfg)
-    ecfg = cfg.forecast.get("export", {}) or {}
-    return export_forecasts(ecfg.get("store", cfg.forecast.store), export_init_times(cfg), forecast_fn, provenance,
-                            workers=int(ecfg.get("workers", 1)), progress=cfg.progress)
+    ecfg = typed(cfg).forecast.export
+    return export_forecasts(ecfg.store, export_init_times(cfg), forecast_fn, provenance,
+                            workers=int(ecfg.workers), progress=cfg.progress)
 
 
-def rank(cfg: DictConfig, print_table: bool = True) -> Any:
+def rank(cfg: StageConfig, print_table: bool = True) -> Any:
     """Stage ``rank``: place the job queue on the sites using the latest zone forecast."""
 
     jobs = load_queue(cfg.placement.queue)
@@ -165,31 +167,39 @@ def rank(cfg: DictConfig, print_table: bool = True) -> Any:
     fc = latest_zone_forecast(_need(Path(store), "forecast") if StoreLocation.parse(store).is_local else store,
                               zone_ids, start, end,
                               products=("renewable_share", "carbon_intensity"))
-    plan = schedule(jobs, sites, fc, Weights(**OmegaConf.to_container(cfg.placement.weights)),
-                    solver=str(cfg.placement.get("solver", "greedy")))
+    pcfg = typed(cfg).placement
+    plan = schedule(jobs, sites, fc, pcfg.weights.weights(), solver=pcfg.solver)
     if print_table:
         log.info("%s", format_table(plan))
+    truth = paths(cfg).truth
+    try:  # the same plan scored on the realised zone truth (the sample world's observations)
+        outcome = assess(plan, xr.open_zarr(_need(truth, "sample-world")))
+        log.info("placement: %s", outcome.summary())
+    except (PlacementError, InputNotFoundError) as err:
+        log.warning("placement: expected saving %.1f%% on the forecast; not assessed on realised data: %s",
+                    100.0 * (1 - plan.stats["emissions_kg"] / sum(b.emissions_kg for b in plan.baselines.values())), err)
     return plan
 
 
-def evaluate(cfg: DictConfig) -> Path:
+def evaluate(cfg: StageConfig) -> Path:
     """Stage ``evaluate``: WeatherBench2-style scores of the backbone by lead time (NetCDF + plot)."""
 
+    cfg = typed(cfg)
     _need(paths(cfg).packages / "backbone", "train-backbone")
-    ecfg = cfg.get("evaluate", {})
-    return evaluate_backbone(cfg, cfg.run_dir, split=ecfg.get("split", "test"), every_hours=int(ecfg.get("every_hours", 24)),
-                             max_lead_hours=int(ecfg.get("max_lead_hours", 120)), progress=cfg.progress,
-                             damped=bool(ecfg.get("damped", True)))
+    ecfg = cfg.evaluate
+    return evaluate_backbone(cfg.data.splits, cfg.run_dir, split=ecfg.split, every_hours=ecfg.every_hours,
+                             max_lead_hours=ecfg.max_lead_hours, progress=cfg.progress, damped=ecfg.damped)
 
 
-def plots(cfg: DictConfig) -> list[Path]:
+def plots(cfg: StageConfig) -> list[Path]:
 
     p = paths(cfg)
     return plot_forecast(p.forecast, p.truth, p.plots)
 
 
-def run_all(cfg: DictConfig) -> dict[str, Any]:
+def run_all(cfg: StageConfig) -> dict[str, Any]:
     """The main job: data → backbone (+ its evaluation) → irradiance → head → forecast store → ranking → plots."""
+    typed(cfg)  # every key checked before the first stage runs
     timings: dict[str, float] = {}
     out: dict[str, Any] = {}
     stages = [("data", make_data), ("backbone", train_backbone), ("evaluate", evaluate),

@@ -16,6 +16,7 @@ training-split climatology by hour of day and day of year at the valid time, see
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from carbonsync.core.checks import at_least, one_of
 from carbonsync.core.fs import atomic_path, netcdf_engine
 from carbonsync.core.layout import RunPaths
 from carbonsync.core.logs import Progress, get_logger
 from carbonsync.data import lexicon
+from carbonsync.data.config import SPLIT_NAMES, Splits
 from carbonsync.data.store import open_canonical
 from carbonsync.evaluate import metrics
 from carbonsync.evaluate.climatology import climatology_at, compute_climatology
@@ -249,8 +252,23 @@ def plot_skill(scores: xr.Dataset, path: str | Path, title: str = "") -> Path:
     return save_png(fig, path)
 
 
-def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours: int = 24, max_lead_hours: int = 120,
-                      progress: bool = True, damped: bool = True) -> Path:
+@dataclass
+class EvaluateConfig:
+    """The ``evaluate`` node (``carbonsync evaluate``): hindcasts every ``every_hours`` within ``split``, scored
+    by lead time against persistence and a climatology computed from the training split only."""
+
+    split: str = "test"
+    every_hours: int = 24
+    max_lead_hours: int = 120
+    damped: bool = True  # false: score the raw model, without the package's damping toward climatology (*_undamped files)
+
+    def __post_init__(self) -> None:
+        one_of(self, "split", SPLIT_NAMES)
+        at_least(self, 1, "every_hours", "max_lead_hours")
+
+
+def evaluate_backbone(splits: Splits, run_dir: str | Path, split: str = "test", every_hours: int = 24,
+                      max_lead_hours: int = 120, progress: bool = True, damped: bool = True) -> Path:
     """Hindcast the run's backbone over ``split`` and score it against persistence and climatology.
 
     Init times are every ``every_hours`` within the split such that init + ``max_lead_hours`` stays inside it;
@@ -260,11 +278,8 @@ def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours
     the package's damping toward climatology) and writes ``..._undamped`` files.
     """
 
-    splits = cfg.data.splits
-    if split not in splits:
-        raise ValueError(f"split '{split}' is not one of the configured splits {list(splits)} (cfg.data.splits)")
-    if "train" not in splits:
-        raise ValueError("cfg.data.splits has no 'train' split to compute the climatology from")
+    if split not in SPLIT_NAMES:
+        raise ValueError(f"split '{split}' is not one of the configured splits {list(SPLIT_NAMES)} (data.splits)")
     p = RunPaths(Path(run_dir))
     for path, stage in ((p.weather, "sample-world"), (p.packages / "backbone", "train-backbone")):
         if not path.exists():
@@ -276,7 +291,7 @@ def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours
         if value <= 0 or value % dt:
             raise ValueError(f"{name}={value} must be a positive multiple of the backbone step ({dt} h)")
     weather = open_canonical(p.weather, forecaster.channels)
-    span = (pd.Timestamp(splits[split][0]), pd.Timestamp(splits[split][1]))
+    span = tuple(pd.Timestamp(t) for t in splits.period(split))
     inits = _init_times(weather, split, span, every_hours, max_lead_hours, dt)
     steps = max_lead_hours // dt
 
@@ -284,7 +299,7 @@ def evaluate_backbone(cfg, run_dir: str | Path, split: str = "test", every_hours
     leads = pd.to_timedelta(np.arange(steps + 1) * dt, unit="h")
     needed = pd.DatetimeIndex(np.unique(inits.values[:, None] + leads.values[None, :]))
     truth = weather[channels].sel(time=needed).load()
-    train = (str(splits.train[0]), str(splits.train[1]))
+    train = splits.period("train")
     clim = compute_climatology(weather, train, channels, hours=range(0, 24, dt)).load()
     weights = Grid.infer(weather).quadrature_weights()
 

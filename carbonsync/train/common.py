@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from carbonsync.core.checks import at_least, non_empty, one_of
 from carbonsync.core.errors import CarbonSyncError
 from carbonsync.core.fs import atomic_path
 from carbonsync.core.logs import get_logger
@@ -257,19 +258,45 @@ def check_trained(model: torch.nn.Module, record: Mapping[str, Mapping[str, int]
                             f"published{keep}")
 
 
+@dataclasses.dataclass
+class TrainSettings:
+    """The ``train`` node's keys shared by every training stage (``train.seed``, ``train.device``, ``train.threads``)."""
+
+    seed: int = 0
+    device: str = "auto"  # auto = cuda if available, else cpu
+    threads: int = 2      # torch intra-op threads
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "threads")
+        at_least(self, 0, "seed")
+        non_empty(self, "device")
+
+
+@dataclasses.dataclass
+class LoggingConfig:
+    """The ``logging`` node (``configs/logging/``): experiment tracking backend."""
+
+    backend: str = "none"  # none or wandb
+    project: str = "carbonsync"
+    mode: str = "offline"  # no network here; sync later with `wandb sync`
+
+    def __post_init__(self) -> None:
+        one_of(self, "backend", ["none", "wandb"])
+
+
 class Tracker:
     """Experiment tracking: wandb in offline mode, or nothing. ``log`` never fails a run."""
 
-    def __init__(self, cfg: Any, run_dir: str | Path, name: str, config: dict | None = None):
+    def __init__(self, cfg: LoggingConfig | None, run_dir: str | Path, name: str, config: dict | None = None):
         self.run = None
-        if cfg is None or cfg.get("backend", "none") == "none":
+        if cfg is None or cfg.backend == "none":
             return
         if cfg.backend != "wandb":
             raise ValueError(f"logging.backend '{cfg.backend}' is not one of: none, wandb")
 
         wandb = optional_import("wandb", "tracking")
         os.environ.setdefault("WANDB_SILENT", "true")
-        self.run = wandb.init(project=cfg.get("project", "carbonsync"), mode=cfg.get("mode", "offline"),
+        self.run = wandb.init(project=cfg.project, mode=cfg.mode,
                               dir=str(run_dir), name=name, config=config or {}, reinit="finish_previous")
 
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:

@@ -8,15 +8,17 @@ which it never sees.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
 
+from carbonsync.core.checks import at_least, fail, non_empty, one_of, positive
 from carbonsync.core.logs import Progress, get_logger
+from carbonsync.data.config import Splits
 from carbonsync.data.store import open_canonical
 from carbonsync.forecast.rollout import Forecaster
 from carbonsync.models.head import HeadFeatures, RegionalHead, calibrate_band, fit_head, quantile_coverage
@@ -85,23 +87,63 @@ def _rmse(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     return (err.pow(2).sum(0) / ok.sum(0)).sqrt().numpy()
 
 
-def train_head(cfg: Any, weather_path: str | Path, truth_path: str | Path, zones: list[Zone],
-               packages: str | Path, progress: bool = True) -> tuple[Path, dict]:
-    """Fit the head on hindcasts (``train.head.splits``); score it against the physical CFs on test hindcasts."""
-    hcfg, tcfg = cfg.head, cfg.train.head
+@dataclass
+class HeadModelConfig:
+    """The ``head`` node (``model@head``, ``configs/model/head_mlp.yaml``): physical capacity factors
+    (windpowerlib, pvlib) plus a learned per-zone correction with quantiles."""
+
+    kind: str = "head"
+    turbine: str = "E-126/4200"   # windpowerlib turbine type of every zone's wind farms
+    hidden: int = 32
+    quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])
+
+    def __post_init__(self) -> None:
+        one_of(self, "kind", ["head"])
+        non_empty(self, "turbine", "quantiles")
+        at_least(self, 1, "hidden")
+        q = list(self.quantiles)
+        if any(not 0 < v < 1 for v in q) or any(b <= a for a, b in zip(q, q[1:], strict=False)):
+            raise fail("quantiles", q, "must be increasing and strictly between 0 and 1")
+
+
+@dataclass
+class HeadTrainConfig:
+    """The ``train.head`` node."""
+
+    epochs: int = 300            # the most; the count is chosen on the last quarter of the hindcasts
+    lr: float = 1.0e-2
+    hindcast_every_h: int = 48   # init times of the head's training and test hindcasts
+    # Hindcasts to fit the head on (MOS on reforecasts). The backbone trained on the train split, so those
+    # forecasts are a little too good; the epoch count is tuned on the last quarter in time (the val split).
+    splits: list[str] = field(default_factory=lambda: ["train", "val"])
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "epochs", "hindcast_every_h")
+        positive(self, "lr")
+        non_empty(self, "splits")
+        if any(s not in ("train", "val") for s in self.splits) or len(set(self.splits)) != len(self.splits):
+            raise fail("splits", list(self.splits), "must name train and/or val, once each (the head is scored on test)")
+
+
+def train_head(model_cfg: HeadModelConfig, train_cfg: HeadTrainConfig, splits: Splits, weather_path: str | Path,
+               truth_path: str | Path, zones: list[Zone], packages: str | Path, *, lead_hours: int, seed: int = 0,
+               progress: bool = True) -> tuple[Path, dict]:
+    """Fit the head on hindcasts (``train.head.splits``); score it against the physical CFs on test hindcasts
+    of ``lead_hours`` (the forecast's lead time)."""
+    hcfg, tcfg = model_cfg, train_cfg
     forecaster = Forecaster.from_dir(packages, with_head=False)
     forecaster.turbine = str(hcfg.turbine)
     weather = open_canonical(weather_path)
     truth = xr.open_zarr(truth_path)
-    lead = int(cfg.forecast.lead_hours)
-    fit_periods = [tuple(cfg.data.splits[s]) for s in tcfg.get("splits", ["val"])]
+    lead = int(lead_hours)
+    fit_periods = [splits.period(s) for s in tcfg.splits]
     fit_inits = pd.DatetimeIndex(np.concatenate([
         hindcast_init_times(p, int(tcfg.hindcast_every_h), lead).values for p in fit_periods]))
     train_x, train_y = hindcast_features(forecaster, weather, truth, zones, fit_inits, lead, progress)
-    test_inits = hindcast_init_times(tuple(cfg.data.splits.test), int(tcfg.hindcast_every_h), lead)
+    test_inits = hindcast_init_times(splits.period("test"), int(tcfg.hindcast_every_h), lead)
     test_x, test_y = hindcast_features(forecaster, weather, truth, zones, test_inits, lead, progress)
     options = {"quantiles": list(hcfg.quantiles), "hidden": int(hcfg.hidden), "lr": float(tcfg.lr),
-               "seed": int(cfg.train.seed)}
+               "seed": int(seed)}
     fit, held = split_in_time(train_x, train_y)
     # the band is calibrated on the held quarter by a head fitted without it, then carried to the final head
     epochs, held_model = early_stopping_epochs(fit, held, int(tcfg.epochs), options)
@@ -113,7 +155,7 @@ def train_head(cfg: Any, weather_path: str | Path, truth_path: str | Path, zones
     scores = {
         "physical_rmse": dict(zip(("wind_cf", "solar_cf"), _rmse(test_x.phys, test_y).tolist(), strict=True)),
         "head_rmse": dict(zip(("wind_cf", "solar_cf"), _rmse(corrected, test_y).tolist(), strict=True)),
-        "epochs": epochs, "fit_on": f"hindcasts from splits {list(tcfg.get('splits', ['val']))}",
+        "epochs": epochs, "fit_on": f"hindcasts from splits {list(tcfg.splits)}",
         "tuned_on": "the last quarter (in time) of those hindcasts",
         "scored_on": "test split hindcasts", "final_loss": history["loss"][-1],
         "band_widening_logit": widening, "band_calibrated_on": "the last quarter (in time) of the fit hindcasts",

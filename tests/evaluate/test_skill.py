@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from carbonsync.config import typed
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.evaluate.climatology import climatology_at, compute_climatology
 from carbonsync.evaluate.skill import MODELS, evaluate_backbone, evaluate_forecasts, format_table
@@ -151,8 +152,8 @@ def test_climatology_at_shapes_and_errors() -> None:
 @pytest.mark.slow
 def test_evaluate_backbone_on_tiny_run(tiny_run, caplog) -> None:
     with caplog.at_level("INFO", logger="carbonsync"):
-        path = evaluate_backbone(tiny_run.cfg, tiny_run.run_dir, split="test", every_hours=24, max_lead_hours=48,
-                                 progress=False)
+        path = evaluate_backbone(typed(tiny_run.cfg).data.splits, tiny_run.run_dir, split="test", every_hours=24,
+                                 max_lead_hours=48, progress=False)
     assert path == tiny_run.run_dir / "evaluation" / "backbone_test.nc"
     with xr.open_dataset(path) as ds:
         ds = ds.load()
@@ -181,10 +182,10 @@ def test_evaluate_backbone_on_tiny_run(tiny_run, caplog) -> None:
 
 def test_evaluate_backbone_errors(tiny_run) -> None:
     with pytest.raises(ValueError, match=r"split 'nope' is not one of .*'train'"):
-        evaluate_backbone(tiny_run.cfg, tiny_run.run_dir, split="nope", progress=False)
+        evaluate_backbone(typed(tiny_run.cfg).data.splits, tiny_run.run_dir, split="nope", progress=False)
     with pytest.raises(ValueError, match=r"split 'test' \(2020-08-24.*2020-08-30.*Lower max_lead_hours"):
-        evaluate_backbone(tiny_run.cfg, tiny_run.run_dir, split="test", max_lead_hours=24 * 8, progress=False)
+        evaluate_backbone(typed(tiny_run.cfg).data.splits, tiny_run.run_dir, split="test", max_lead_hours=24 * 8, progress=False)
     with pytest.raises(ValueError, match="multiple of the backbone step"):
-        evaluate_backbone(tiny_run.cfg, tiny_run.run_dir, split="val", max_lead_hours=9, progress=False)
+        evaluate_backbone(typed(tiny_run.cfg).data.splits, tiny_run.run_dir, split="val", max_lead_hours=9, progress=False)
     with pytest.raises(FileNotFoundError, match="is missing: run `carbonsync"):
-        evaluate_backbone(tiny_run.cfg, tiny_run.run_dir / "elsewhere", progress=False)
+        evaluate_backbone(typed(tiny_run.cfg).data.splits, tiny_run.run_dir / "elsewhere", progress=False)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from carbonsync.config import compose
+from carbonsync.config import compose, typed
 from carbonsync.core.layout import RunPaths
 from carbonsync.models.package import load_package
 from carbonsync.train.backbone import rollout_starts
@@ -169,8 +169,9 @@ def test_streaming_input_trains_the_same_model(tiny_run, uninterrupted, tmp_path
     from carbonsync.train.backbone import train_backbone
 
     run_dir = with_data(tiny_run, tmp_path)
-    cfg = compose([f"run_dir={run_dir}", *BASE, "train.backbone.stream=true"])
-    train_backbone(cfg, RunPaths(run_dir).weather, run_dir, progress=False)
+    cfg = typed(compose([f"run_dir={run_dir}", *BASE, "train.backbone.stream=true"]))
+    train_backbone(cfg.backbone, cfg.train.backbone, cfg.data.splits, RunPaths(run_dir).weather, run_dir,
+                   settings=cfg.train, progress=False)
     streamed, reference = weights(run_dir), weights(uninterrupted)
     for name in reference:
         torch.testing.assert_close(streamed[name], reference[name], rtol=0, atol=1e-6)

@@ -197,9 +197,8 @@ def test_static_inputs(tmp_path):
 
 
 def test_train_irradiance_with_static_inputs_and_report(tmp_path, caplog):
-    from omegaconf import OmegaConf
-
-    from carbonsync.config import compose
+    from carbonsync.config import compose, typed
+    from carbonsync.data.config import Splits
     from carbonsync.forecast.chain import PackageSsrd, SsrdDiagnostic
     from carbonsync.models.package import load_package
 
@@ -207,8 +206,13 @@ def test_train_irradiance_with_static_inputs_and_report(tmp_path, caplog):
     cfg = compose(["size=tiny", f"run_dir={tmp_path}", "progress=false", "train.irradiance.hours_per_epoch=32",
                    "train.irradiance.val_hours=16", "irradiance.smoothing_kernel=3", "irradiance.local_hidden=4",
                    f"irradiance.channels=[{','.join(CHANNELS)}]", "irradiance.latlon_encoding=true"])
-    cfg.data.splits = OmegaConf.create(SPLITS)
-    package_path = irr.train_irradiance(cfg, path, tmp_path, progress=False)
+
+    def train(cfg):  # on the test store's splits
+        c = typed(cfg)
+        return irr.train_irradiance(c.irradiance, c.train.irradiance, Splits(**SPLITS), path, tmp_path,
+                                    state_dt_hours=c.backbone.dt_hours, settings=c.train, progress=False)
+
+    package_path = train(cfg)
     package = load_package(package_path)
     meta = package.metadata
     assert meta["extra"]["static_inputs"] == ["zs", "lsm"]
@@ -241,5 +245,5 @@ def test_train_irradiance_with_static_inputs_and_report(tmp_path, caplog):
     cfg.irradiance.local_hidden = 0
     caplog.clear()
     with caplog.at_level("INFO", logger="carbonsync"):
-        assert load_package(irr.train_irradiance(cfg, path, tmp_path, progress=False)).metadata["config"]["local_hidden"] == 0
+        assert load_package(train(cfg)).metadata["config"]["local_hidden"] == 0
     assert "trained with another model or recipe; starting afresh" in caplog.text
