@@ -17,8 +17,9 @@ from carbonsync.core.layout import RunPaths
 from carbonsync.data.store import open_canonical, read_stats
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.forecast.export import ForecastStoreError, write_forecast_store
-from carbonsync.forecast.reader import latest_zone_forecast
+from carbonsync.forecast.reader import latest_zone_forecast, open_forecast
 from carbonsync.forecast.rollout import Forecaster
+from carbonsync.forecast.store import readonly_session
 from carbonsync.models.package import PackageError, load_package
 from carbonsync.physics.grid import Grid
 from carbonsync.physics.zones import load_zones
@@ -62,8 +63,8 @@ def test_packages_load_without_training_config(run):
 
 def test_forecast_store_layout_units_and_provenance(run):
     store = Path(run.cfg.forecast.store)
-    gridded = xr.open_zarr(store, group="gridded")
-    zones = xr.open_zarr(store, group="zones")
+    gridded = open_forecast(store, "gridded")
+    zones = open_forecast(store, "zones")
     lead_hours = run.cfg.forecast.lead_hours
     assert dict(gridded.sizes) == {"init_time": len(run.cfg.forecast.init_times), "lead_time": lead_hours + 1,
                                    "lat": run.cfg.data.nlat, "lon": run.cfg.data.nlon}
@@ -84,7 +85,7 @@ def test_forecast_store_layout_units_and_provenance(run):
         assert len(attrs["backbone_package_sha256"]) == 64
         assert attrs["code_version"].startswith("carbonsync")
     assert set(zones.zone.values) == {z.id for z in load_zones(RunPaths(run.run_dir).zones)}
-    root = xr.open_zarr(store)
+    root = xr.open_zarr(readonly_session(store).store, consolidated=False)   # the Icechunk repository's root
     assert "renewable_share(init_time, lead_time, zone) [1]" in root.attrs["layout_zones"]
     assert "ssrd(init_time, lead_time, lat, lon) [J m-2]" in root.attrs["layout_gridded"]
 
@@ -98,7 +99,7 @@ def test_forecast_is_deterministic_and_solar_is_dark_at_night(run):
     g1, z1 = forecaster.forecast(weather, init, 12, zones)
     g2, z2 = forecaster.forecast(weather, init, 12, zones)
     xr.testing.assert_identical(z1, z2)
-    stored = xr.open_zarr(paths.forecast, group="zones").sel(init_time=pd.Timestamp(init)).isel(lead_time=slice(0, 13))
+    stored = open_forecast(paths.forecast, "zones").sel(init_time=pd.Timestamp(init)).isel(lead_time=slice(0, 13))
     np.testing.assert_allclose(stored["renewable_share"].values, z1["renewable_share"].values, rtol=1e-5, atol=1e-6)
     from carbonsync.physics.solar import clear_sky_hourly
 
@@ -168,15 +169,17 @@ def test_export_rejects_out_of_range_products(two_forecasts, tmp_path):
 def test_wandb_offline_tracking(tmp_path):
     from omegaconf import OmegaConf
 
-    from carbonsync.train.common import Tracker
+    from carbonsync.train.common import LoggingConfig, Tracker
 
-    tracker = Tracker(OmegaConf.create({"backend": "wandb", "project": "carbonsync-test", "mode": "offline"}),
+    tracker = Tracker(LoggingConfig(backend="wandb", project="carbonsync-test", mode="offline"),
                       tmp_path, "unit", {"lr": 1e-3})
     tracker.log({"train/loss": 1.0}, step=0)
     tracker.finish()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
-    with pytest.raises(ValueError, match="tensorboard"):
+    with pytest.raises(ValueError, match="backend=tensorboard: must be one of none, wandb"):
+        LoggingConfig(backend="tensorboard")
+    with pytest.raises(ValueError, match="tensorboard"):  # an untyped config is checked by the tracker too
         Tracker(OmegaConf.create({"backend": "tensorboard"}), tmp_path, "unit")
 
 
