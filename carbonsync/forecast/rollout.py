@@ -21,6 +21,7 @@ from carbonsync.data.validation import WeatherDataError
 from carbonsync.forecast import chain
 from carbonsync.forecast.chain import (
     DEFAULT_TURBINE,
+    PackageZoneHead,
     PhysicalZoneHead,
     PrognosticModel,
     SsrdDiagnostic,
@@ -58,6 +59,8 @@ class Forecaster:
         self.prognostic = load_part(self.backbone, PrognosticModel)
         self.diagnostic = load_part(self.irradiance, SsrdDiagnostic) if self.irradiance is not None else None
         self.zone_head = load_part(self.head, ZoneHead) if self.head is not None else PhysicalZoneHead(self.turbine)
+        if isinstance(self.zone_head, PackageZoneHead):
+            self.zone_head.physical = PhysicalZoneHead(self.turbine)  # the Forecaster's turbine, as given
 
     @classmethod
     def from_dir(cls, packages: str | Path, with_head: bool = True) -> Forecaster:
