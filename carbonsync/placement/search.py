@@ -134,7 +134,8 @@ def best_option(
     elif interruptible and hours < width:
         kth = np.partition(masked, hours - 1, axis=1)[:, hours - 1 : hours]
         chosen = masked <= kth
-        if (chosen.sum(axis=1) != hours).any():  # ties at the threshold: pick exactly `hours`
+        # ties at a finite threshold: pick exactly `hours` (rows whose threshold is inf cannot run)
+        if ((chosen.sum(axis=1) != hours) & np.isfinite(kth[:, 0])).any():
             pick = np.argpartition(masked, hours - 1, axis=1)[:, :hours]
             chosen = np.zeros((n_rows, width), dtype=bool)
             chosen[np.arange(n_rows)[:, None], pick] = True
