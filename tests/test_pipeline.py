@@ -169,15 +169,17 @@ def test_export_rejects_out_of_range_products(two_forecasts, tmp_path):
 def test_wandb_offline_tracking(tmp_path):
     from omegaconf import OmegaConf
 
-    from carbonsync.train.common import Tracker
+    from carbonsync.train.common import LoggingConfig, Tracker
 
-    tracker = Tracker(OmegaConf.create({"backend": "wandb", "project": "carbonsync-test", "mode": "offline"}),
+    tracker = Tracker(LoggingConfig(backend="wandb", project="carbonsync-test", mode="offline"),
                       tmp_path, "unit", {"lr": 1e-3})
     tracker.log({"train/loss": 1.0}, step=0)
     tracker.finish()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
-    with pytest.raises(ValueError, match="tensorboard"):
+    with pytest.raises(ValueError, match="backend=tensorboard: must be one of none, wandb"):
+        LoggingConfig(backend="tensorboard")
+    with pytest.raises(ValueError, match="tensorboard"):  # an untyped config is checked by the tracker too
         Tracker(OmegaConf.create({"backend": "tensorboard"}), tmp_path, "unit")
 
 

@@ -134,21 +134,21 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _check_model_fits(
-    kind: str, cfg: dict[str, Any], channels: list[str], forcing: list[str], grid: Grid
+    kind: str, spec: dict[str, Any], channels: list[str], forcing: list[str], grid: Grid
 ) -> None:
     """Cross-check the package's channel lists and grid against the model config (built-in kinds)."""
     if kind not in ("sfno", "afno"):
         return
     problems = []
-    if (cfg.get("nlat"), cfg.get("nlon")) != (grid.nlat, grid.nlon) or cfg.get(
+    if (spec.get("nlat"), spec.get("nlon")) != (grid.nlat, grid.nlon) or spec.get(
         "grid", grid.kind
     ) != grid.kind:
-        problems.append(f"config grid {cfg.get('grid')} {cfg.get('nlat')}x{cfg.get('nlon')} != {grid.attr()}")
-    n_state = cfg["in_channels"] if kind == "sfno" else cfg["state_channels"]
+        problems.append(f"config grid {spec.get('grid')} {spec.get('nlat')}x{spec.get('nlon')} != {grid.attr()}")
+    n_state = spec["in_channels"] if kind == "sfno" else spec["state_channels"]
     if n_state != len(channels):
         problems.append(f"config expects {n_state} state channels, {len(channels)} named: {channels}")
-    if forcing and cfg.get("forcing_channels", 0) != len(forcing):
-        problems.append(f"config expects {cfg.get('forcing_channels')} forcing channels, got {forcing}")
+    if forcing and spec.get("forcing_channels", 0) != len(forcing):
+        problems.append(f"config expects {spec.get('forcing_channels')} forcing channels, got {forcing}")
     if problems:
         raise PackageError("model config does not match the package: " + "; ".join(problems))
 
