@@ -187,7 +187,7 @@ def main() -> None:
     p.add_argument("--nlon", type=int, default=64)
     p.add_argument("--days", type=int, default=30, help="days of 6-hourly training states in the store")
     p.add_argument("--spinup-days", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=None, help="default: configs/train/default.yaml (8)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: train.backbone.batch_size (8)")
     p.add_argument("--rollout-steps", type=int, default=1, help="K of rollout_loss (1 = pretraining step)")
     p.add_argument("--rounds", type=int, default=10, help="timed epochs per variant (after one warm-up epoch)")
     p.add_argument("--prefetch", type=int, default=2)
