@@ -154,6 +154,7 @@ class BackboneTrainConfig:
     # multipliers on top, by channel name. t2m x16: its 6 h change is mostly the (predictable) diurnal cycle, so
     # 1/std under-weights the part that matters; on the val split x16 beat x4 and x1 at every lead (t2m skill
     # against 24 h persistence +14..15 % against +0..5 % and -15..-17 %) without hurting the other channels.
+    # Another channel is a new key: +train.backbone.channel_weight_scale.u100=2 (note the +).
     channel_weight_scale: dict[str, float] = field(default_factory=lambda: {"t2m": 16.0})
     # damp forecasts toward the training climatology by lead time, fitted on val hindcasts of this many steps
     # (0 = off; see carbonsync.forecast.calibration)
