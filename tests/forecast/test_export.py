@@ -320,9 +320,10 @@ def test_export_stage_init_times_from_config():
     cfg = compose(["size=tiny", "forecast.export.start=2020-08-24", "forecast.export.end=2020-08-25T12:00",
                    "forecast.export.every_hours=12"])
     assert export_init_times(cfg) == list(pd.date_range("2020-08-24", periods=4, freq="12h"))
-    cfg = compose(["size=tiny", "forecast.export.init_times=[2020-08-26T06:00]", "forecast.export.start=2020-08-24"])
+    cfg = compose(["size=tiny", "forecast.export.init_times=[2020-08-26T06:00]", "forecast.export.start=2020-08-24",
+                   "forecast.export.end=2020-08-25"])   # explicit init times win over a range
     assert export_init_times(cfg) == [pd.Timestamp("2020-08-26T06:00")]
-    with pytest.raises(ValueError, match="together"):
+    with pytest.raises(ValueError, match="together"):   # (the typed config rejects it when composed)
         export_init_times(compose(["size=tiny", "forecast.export.start=2020-08-24"]))
     with pytest.raises(ValueError, match="after"):
         export_init_times(compose(["size=tiny", "forecast.export.start=2020-08-25", "forecast.export.end=2020-08-24"]))
