@@ -37,10 +37,8 @@ from carbonsync.placement.search import best_option
 @runtime_checkable
 class Solver(Protocol):
     """Places every job of a problem: returns a :class:`Plan` whose ``stats["objective"]`` is the objective
-    the solver found. ``displaced`` says, in the schedule's explanations, why a job did not get its first
-    choice."""
-
-    displaced: str
+    the solver found. An optional ``displaced`` attribute says, in the schedule's explanations, why a job
+    did not get its first choice."""
 
     def solve(self, problem: Problem) -> Plan: ...
 
@@ -80,35 +78,49 @@ def _failures(problem: Problem, failures: Sequence[int]) -> PlacementError:
     return PlacementError(f"cannot place {len(failures)} job(s): " + "; ".join(names))
 
 
+def _order_slack(problem: Problem, ranked: np.ndarray | None) -> np.ndarray:
+    index = np.arange(problem.n_jobs)
+    return np.lexsort((index, -problem.gpus * problem.hours, problem.last, problem.slack))
+
+
+def _order_spread(problem: Problem, ranked: np.ndarray | None) -> np.ndarray:
+    if ranked is None:
+        ranked, _ = rank_all(problem)
+    finite = np.isfinite(ranked)
+    best = np.where(finite, ranked, np.inf).min(axis=1)
+    mean = np.where(finite, ranked, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
+    gain = np.where(np.isfinite(best), mean - best, 0.0) / (1.0 + problem.slack)
+    return np.lexsort((np.arange(problem.n_jobs), problem.slack, -gain))
+
+
+def _order_size(problem: Problem, ranked: np.ndarray | None) -> np.ndarray:
+    return np.lexsort((np.arange(problem.n_jobs), problem.slack, -problem.gpus * problem.hours))
+
+
+ORDERS: dict[str, Callable[[Problem, np.ndarray | None], np.ndarray]] = {
+    "slack": _order_slack, "spread": _order_spread, "size": _order_size,
+}
+
+
 def priority_order(problem: Problem, rule: str = "slack", ranked: np.ndarray | None = None) -> np.ndarray:
-    """Order in which the greedy places jobs.
+    """Order in which the greedy places jobs (the rules of :data:`ORDERS`, or a perturbed one).
 
     ``slack``: least slack, then earliest deadline, then most GPU-hours, then input order (feasibility first).
     ``spread``: largest gain of the job's best site over its mean allowed site, per hour of slack + 1
-    (jobs that lose most by being displaced go first); needs ``ranked`` from :func:`rank_all`.
+    (jobs that lose most by being displaced go first); uses ``ranked`` from :func:`rank_all`.
     ``size``: most GPU-hours first (packs capacity tightly, as first-fit decreasing does).
     ``perturbed:<seed>``: one of those three, drawn and shuffled locally with the seed.
     """
-    index = np.arange(problem.n_jobs)
-    if rule == "slack":
-        return np.lexsort((index, -problem.gpus * problem.hours, problem.last, problem.slack))
-    if rule == "spread":
-        if ranked is None:
-            ranked, _ = rank_all(problem)
-        finite = np.isfinite(ranked)
-        best = np.where(finite, ranked, np.inf).min(axis=1)
-        mean = np.where(finite, ranked, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
-        gain = np.where(np.isfinite(best), mean - best, 0.0) / (1.0 + problem.slack)
-        return np.lexsort((index, problem.slack, -gain))
-    if rule == "size":
-        return np.lexsort((index, problem.slack, -problem.gpus * problem.hours))
-    if rule.startswith("perturbed:"):  # one of the orders, randomly perturbed, seeded: "perturbed:<seed>"
-        rng = np.random.default_rng(int(rule.split(":", 1)[1]))
-        position = np.empty(problem.n_jobs)
-        base = priority_order(problem, str(rng.choice(["slack", "spread", "size"])), ranked)
-        position[base] = np.arange(problem.n_jobs)
-        return np.argsort(position + rng.normal(0.0, problem.n_jobs / 4, problem.n_jobs), kind="stable")
-    raise PlacementError(f"unknown greedy order '{rule}'; use 'slack', 'spread', 'size' or 'perturbed:<seed>'")
+    base_rule, _, seed = rule.partition("perturbed:")
+    if base_rule in ORDERS and not seed:
+        return ORDERS[base_rule](problem, ranked)
+    if base_rule or not seed.isdigit():
+        raise PlacementError(f"unknown greedy order '{rule}'; use {', '.join(map(repr, ORDERS))} or 'perturbed:<seed>'")
+    rng = np.random.default_rng(int(seed))
+    position = np.empty(problem.n_jobs)
+    base = ORDERS[str(rng.choice(["slack", "spread", "size"]))](problem, ranked)
+    position[base] = np.arange(problem.n_jobs)
+    return np.argsort(position + rng.normal(0.0, problem.n_jobs / 4, problem.n_jobs), kind="stable")
 
 
 class _Greedy:
