@@ -20,6 +20,7 @@ interruptible job after the first adds ``restart_overhead_h`` times the value of
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -293,9 +294,8 @@ def _check_ids(jobs: Sequence[Job], sites: Sequence[Site]) -> None:
     if not sites:
         raise PlacementError("no sites to place jobs at")
     for kind, ids in (("job", [j.id for j in jobs]), ("site", [s.id for s in sites])):
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            duplicated = sorted({i for i in ids if i in seen or seen.add(i)})
+        duplicated = sorted(i for i, n in Counter(ids).items() if n > 1)
+        if duplicated:
             raise PlacementError(f"duplicated {kind} id(s) {', '.join(duplicated)}")
 
 

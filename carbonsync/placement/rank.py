@@ -435,6 +435,9 @@ def assess(plan: Schedule, realised: xr.Dataset | ZoneForecast) -> Assessment:
         missing = problem.times.difference(pd.DatetimeIndex(realised["time"].values))
         if len(missing):
             raise PlacementError(f"realised data: no values at {fmt_time(missing[0])} (and {len(missing) - 1} more hours)")
+        missing_vars = [v for v in ("renewable_share", "carbon_intensity") if v not in realised.data_vars]
+        if missing_vars:
+            raise PlacementError(f"realised data: no variable(s) {', '.join(missing_vars)}")
         absent = [z for z in zones if z not in set(map(str, realised["zone"].values))]
         if absent:
             raise PlacementError(f"realised data: no zone(s) {', '.join(absent)}")

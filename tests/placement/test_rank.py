@@ -395,3 +395,17 @@ def test_assess_scores_the_plan_on_realised_data():
         assess(plan, truth.isel(time=slice(0, 30)))
     with pytest.raises(PlacementError, match="realised data: no zone"):
         assess(plan, truth.sel(zone=["a", "b"]))
+
+
+def test_schedule_checks_ids_and_sites():
+    forecast = make_forecast(np.full((24, 1), 0.5), ["a"])
+    with pytest.raises(PlacementError, match="duplicated job id\\(s\\) x"):
+        schedule([job("x"), job("x", hours=2)], [site("a")], forecast)
+    with pytest.raises(PlacementError, match="duplicated site id\\(s\\) a"):
+        schedule([job("x")], [site("a"), site("a")], forecast)
+    with pytest.raises(PlacementError, match="no sites"):
+        schedule([job("x")], [], forecast)
+    with pytest.raises(PlacementError, match="home: unknown site id 'b'"):
+        schedule([job("x", home="b")], [site("a")], forecast)
+    with pytest.raises(PlacementError, match="home site 'b' is not one of its regions"):
+        job("x", home="b", regions=["a"])
