@@ -51,7 +51,7 @@ def validate_weather(
 
     Checks dims ``(time, lat, lon)``, that every requested variable is present with lexicon units, that
     times are unique and sorted, the grid (given or inferred), and, when ``check_values``, that there
-    are no NaNs and values lie in each variable's physical range.
+    are no NaN or inf values and every value lies in its variable's physical range (:func:`check_values`).
     """
     required = list(variables) if variables is not None else list(ds.data_vars)
     missing = [v for v in required if v not in ds.data_vars]
