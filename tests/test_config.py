@@ -127,6 +127,8 @@ def test_export_window_checks():
         compose([*TINY, "forecast.export.start=2020-08-24"])
     with pytest.raises(ConfigError, match="^forecast.export.start=2020-08-25: is after forecast.export.end"):
         compose([*TINY, "forecast.export.start=2020-08-25", "forecast.export.end=2020-08-24"])
+    # explicit init times win over a range, so a half range next to them is not used and not an error
+    compose([*TINY, "forecast.export.init_times=[2020-08-26T06:00]", "forecast.export.start=2020-08-24"])
 
 
 def test_cross_node_checks():

@@ -35,6 +35,8 @@ class ExportConfig:
         at_least(self, 1, "every_hours", "workers")
         if self.init_times is not None:
             _times("init_times", self.init_times)
+        if self.init_times:  # explicit init times win; start/end are not used
+            return
         if (self.start is None) != (self.end is None):
             given = "start" if self.start is not None else "end"
             raise fail(given, getattr(self, given), "forecast.export.start and forecast.export.end must be given together")
