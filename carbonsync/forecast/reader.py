@@ -32,6 +32,7 @@ which is what :func:`open_forecast` does.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 import warnings
@@ -91,18 +92,32 @@ class Snapshot:
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_THREAD: threading.Thread | None = None
 _LOOP_PID = 0
 _LOOP_LOCK = threading.Lock()
+
+
+@atexit.register
+def _stop_loop() -> None:
+    """Stop the readers' loop thread before the interpreter (and Icechunk's runtime) shut down."""
+    global _LOOP, _LOOP_THREAD
+    with _LOOP_LOCK:
+        loop, thread = _LOOP, _LOOP_THREAD
+        _LOOP = _LOOP_THREAD = None   # a read after this starts a new loop
+    if loop is not None and thread is not None and thread.is_alive() and os.getpid() == _LOOP_PID:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
 
 
 def _run(coro: Coroutine):
     """Run ``coro`` on the readers' own event loop (a daemon thread, one per process) and wait for it: the
     chunk reads of one call are issued together there, as Icechunk serves them concurrently."""
-    global _LOOP, _LOOP_PID
+    global _LOOP, _LOOP_THREAD, _LOOP_PID
     with _LOOP_LOCK:
         if _LOOP is None or os.getpid() != _LOOP_PID:   # (a forked child has no loop thread)
             _LOOP, _LOOP_PID = asyncio.new_event_loop(), os.getpid()
-            threading.Thread(target=_LOOP.run_forever, name="carbonsync-forecast-reader", daemon=True).start()
+            _LOOP_THREAD = threading.Thread(target=_LOOP.run_forever, name="carbonsync-forecast-reader", daemon=True)
+            _LOOP_THREAD.start()
         loop = _LOOP
     return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
