@@ -1,0 +1,26 @@
+"""Evaluation: WeatherBench2-style metrics (small pure functions over xarray objects), the training-split
+climatology, the backbone's skill by lead time against persistence and climatology, and plots.
+"""
+
+from carbonsync.evaluate.climatology import climatology_at, compute_climatology
+from carbonsync.evaluate.metrics import acc, bias, mae, r2, rmse, skill_score
+from carbonsync.evaluate.plots import plot_forecast, save_png
+from carbonsync.evaluate.skill import EvaluateConfig, evaluate_backbone, evaluate_forecasts, format_table, hindcast
+
+__all__ = [
+    "EvaluateConfig",
+    "acc",
+    "bias",
+    "climatology_at",
+    "compute_climatology",
+    "evaluate_backbone",
+    "evaluate_forecasts",
+    "format_table",
+    "hindcast",
+    "mae",
+    "plot_forecast",
+    "r2",
+    "rmse",
+    "save_png",
+    "skill_score",
+]
