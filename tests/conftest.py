@@ -40,3 +40,24 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     run_dir = tmp_path_factory.mktemp("tiny_run")
     cfg = compose(["size=tiny", f"run_dir={run_dir}", "progress=false"])
     return TinyRun(run_dir, cfg, run_all(cfg))
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave the process with pytest's own exit status once every report is written, without the interpreter's
+    teardown of native extensions: full runs on these machines (Icechunk, torch and zarr's threads loaded
+    together) have died there with a heap-corruption abort (exit 134) after all tests had passed. The status,
+    pass or fail, is the one pytest computed."""
+    if _EXIT_STATUS and os.environ.get("CARBONSYNC_TEST_FULL_TEARDOWN") != "1":
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import gc
 import os
 import threading
 import warnings
@@ -99,8 +100,12 @@ _LOOP_LOCK = threading.Lock()
 
 @atexit.register
 def _stop_loop() -> None:
-    """Stop the readers' loop thread before the interpreter (and Icechunk's runtime) shut down."""
+    """Drop the cached readers (their Icechunk sessions and stores) and stop the readers' loop thread while the
+    interpreter is still whole, before it (and Icechunk's runtime) shut down."""
     global _LOOP, _LOOP_THREAD
+    with _READERS_LOCK:
+        _READERS.clear()
+    gc.collect()
     with _LOOP_LOCK:
         loop, thread = _LOOP, _LOOP_THREAD
         _LOOP = _LOOP_THREAD = None   # a read after this starts a new loop
