@@ -31,7 +31,7 @@ from carbonsync.models.head import RegionalHead
 from carbonsync.models.package import PackageError, load_package, save_package
 from carbonsync.physics.renewables import zone_products
 from carbonsync.physics.zones import load_zones
-from tests.forecast.test_rollout import GRID, INIT, save_backbone, save_irradiance, tiny_weather
+from tests.helpers.chain import GRID, INIT, save_backbone, save_irradiance, tiny_weather
 
 ZONES = load_zones(Path(__file__).resolve().parents[2] / "configs" / "zones" / "sample_world.yaml")
 

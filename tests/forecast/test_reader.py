@@ -20,7 +20,7 @@ from carbonsync.forecast.reader import (
 )
 from carbonsync.forecast.store import ForecastStoreError, history, tag_snapshot
 from carbonsync.forecast.synthetic import synthetic_forecast
-from tests.forecast.test_export import INITS, PROVENANCE, reference  # noqa: F401  (the fixture)
+from tests.helpers.forecast_store import INITS, PROVENANCE
 
 
 def test_latest_forecast_selects_newest_covering_init(tmp_path, reference):  # noqa: F811

@@ -14,7 +14,7 @@ from carbonsync.forecast.export import export_forecasts
 from carbonsync.forecast.reader import committed_init_times, latest_forecast
 from carbonsync.forecast.store import ForecastStoreError, StoreLocation, history, open_repository
 from carbonsync.forecast.synthetic import synthetic_forecast
-from tests.forecast.test_export import INITS, PROVENANCE, check_visible, child_export, reference, wait_for  # noqa: F401
+from tests.helpers.forecast_store import INITS, PROVENANCE, check_visible, child_export, wait_for
 
 
 @pytest.mark.parametrize(("location", "kind", "bucket", "prefix", "options", "text"), [

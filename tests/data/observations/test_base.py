@@ -23,8 +23,8 @@ from carbonsync.data.observations.base import (
     load_observations,
     register_source,
 )
-from tests.data.observations.portal import portal_rows, write_portal
 from tests.helpers import requires_shared_data, shared_data_dir
+from tests.helpers.portal import portal_rows, write_portal
 
 BUILT_IN = {
     "electricitymaps": "trace", "entsoe-ci": "trace", "entsoe-production": "generation",

@@ -12,8 +12,8 @@ import pytest
 
 from carbonsync.data.observations import electricitymaps as em
 from carbonsync.data.observations.electricitymaps import ObservationError
-from tests.data.observations.portal import HEADER, portal_rows, write_portal
 from tests.helpers import requires_shared_data, shared_data_dir
+from tests.helpers.portal import HEADER, portal_rows, write_portal
 
 
 def test_portal_csv_reads_and_merges_years(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from carbonsync.data.observations import electricitymaps as em
 from carbonsync.data.observations import traces
 from carbonsync.data.observations.base import ObservationError, check_observations
-from tests.data.observations.portal import portal_rows, write_portal
+from tests.helpers.portal import portal_rows, write_portal
 
 
 def test_load_traces_inner_join_and_disjoint_spans(tmp_path):
