@@ -156,8 +156,8 @@ def export(cfg: StageConfig):
 
 
 def rank(cfg: StageConfig, print_table: bool = True) -> Any:
-    """Stage ``rank``: place the job queue on the sites using the latest zone forecast."""
-
+    """Stage ``rank``: place the job queue on the sites using the latest zone forecast, then score the plan on
+    the realised zone truth (both savings are logged)."""
     jobs = load_queue(cfg.placement.queue)
     sites = load_sites(cfg.placement.sites)
     start = min(j.earliest_start for j in jobs)
@@ -183,7 +183,6 @@ def rank(cfg: StageConfig, print_table: bool = True) -> Any:
 
 def evaluate(cfg: StageConfig) -> Path:
     """Stage ``evaluate``: WeatherBench2-style scores of the backbone by lead time (NetCDF + plot)."""
-
     cfg = typed(cfg)
     _need(paths(cfg).packages / "backbone", "train-backbone")
     ecfg = cfg.evaluate
@@ -192,7 +191,7 @@ def evaluate(cfg: StageConfig) -> Path:
 
 
 def plots(cfg: StageConfig) -> list[Path]:
-
+    """Stage ``plot``: global maps and zone renewable share against the truth, from the forecast store."""
     p = paths(cfg)
     return plot_forecast(p.forecast, p.truth, p.plots)
 
