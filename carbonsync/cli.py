@@ -31,7 +31,7 @@ STAGES: dict[str, tuple[Callable, str]] = {
     "train-backbone": (pipeline.train_backbone, "train the SFNO backbone (6-hourly steps)"),
     "train-irradiance": (pipeline.train_irradiance, "train the AFNO hourly irradiance diagnostic"),
     "train-head": (pipeline.train_head, "train the regional head on hindcasts"),
-    "forecast": (pipeline.forecast, "run forecasts and export them to the forecast Zarr store"),
+    "forecast": (pipeline.forecast, "run forecasts and write them to the forecast store (an Icechunk repository of Zarr groups)"),
     "export": (pipeline.export, "append forecasts for new init times to a forecast store (incremental, crash-safe; "
                                 "forecast.export.{init_times | start,end,every_hours}, .store, .workers)"),
     "rank": (pipeline.rank, "rank regions and schedule the job queue from the latest forecast"),
