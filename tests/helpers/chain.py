@@ -20,7 +20,9 @@ GRID = Grid(17, 32)
 INIT = pd.Timestamp("2024-03-01T06:00")
 
 
-def tiny_weather(periods: int = 3) -> xr.Dataset:
+def tiny_weather(periods: int = 3, variables: list[str] = CHANNELS) -> xr.Dataset:
+    """Random 6-hourly weather of ``variables`` on the 17x32 grid (every channel drawn, so the values of one do
+    not depend on which others are kept)."""
     rng = np.random.default_rng(0)
     times = pd.date_range("2024-03-01", periods=periods, freq="6h")
     shape = (len(times), GRID.nlat, GRID.nlon)
@@ -29,7 +31,7 @@ def tiny_weather(periods: int = 3) -> xr.Dataset:
         "tcc": rng.uniform(0, 1, shape), "t2m": 280 + rng.normal(0, 10, shape),
     }
     ds = xr.Dataset(
-        {v: (("time", "lat", "lon"), values[v].astype(np.float32), lexicon.get(v).attrs) for v in CHANNELS},
+        {v: (("time", "lat", "lon"), values[v].astype(np.float32), lexicon.get(v).attrs) for v in variables},
         coords={"time": times, **GRID.coords()},
     )
     ds.attrs["grid"] = GRID.attr()

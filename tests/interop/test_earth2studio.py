@@ -12,7 +12,6 @@ import pytest
 import torch
 import xarray as xr
 
-from carbonsync.data import lexicon
 from carbonsync.data.store import write_canonical
 from carbonsync.forecast import chain
 from carbonsync.forecast.rollout import Forecaster
@@ -20,6 +19,7 @@ from carbonsync.models.inputs import zenith_forcing
 from carbonsync.models.package import load_package, save_package
 from carbonsync.models.sfno import SFNO, SFNOConfig
 from carbonsync.physics.grid import Grid
+from tests.helpers.chain import tiny_weather
 
 pytest.importorskip("earth2studio", reason="earth2studio is not installed (pip install 'carbonsync[earth2studio]')")
 
@@ -41,27 +41,11 @@ NSTEPS = 4
 pytestmark = pytest.mark.filterwarnings("ignore:numpy.ndarray size changed:RuntimeWarning")
 
 
-def tiny_dataset(variables: list[str] = CHANNELS) -> xr.Dataset:
-    rng = np.random.default_rng(0)
-    times = pd.date_range("2024-03-01", periods=3, freq="6h")
-    shape = (len(times), GRID.nlat, GRID.nlon)
-    values = {
-        "u100": rng.normal(0, 5, shape), "v100": rng.normal(0, 4, shape), "z500": 5.5e4 + rng.normal(0, 500, shape),
-        "tcc": rng.uniform(0, 1, shape), "t2m": 280 + rng.normal(0, 10, shape),
-    }
-    ds = xr.Dataset(
-        {v: (("time", "lat", "lon"), values[v].astype(np.float32), lexicon.get(v).attrs) for v in variables},
-        coords={"time": times, **GRID.coords()},
-    )
-    ds.attrs["grid"] = GRID.attr()
-    return ds
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):
     """A canonical store and a backbone package carrying a damping toward climatology."""
     root = tmp_path_factory.mktemp("e2s")
-    ds = tiny_dataset()
+    ds = tiny_weather()
     store = write_canonical(ds, root / "canonical.zarr")
     torch.manual_seed(0)
     model = SFNO(SFNOConfig(in_channels=5, nlat=17, nlon=32, forcing_channels=1, embed_dim=8, num_layers=2, lmax=8, mmax=8))
@@ -236,11 +220,11 @@ def test_source_lacking_a_variable(setup) -> None:
     from earth2studio.run import deterministic
 
     _, _, _, package = setup
-    source = CanonicalStoreSource(tiny_dataset(["u100", "v100", "z500", "t2m"]))  # an in-memory dataset, no tcc
+    source = CanonicalStoreSource(tiny_weather(variables=["u100", "v100", "z500", "t2m"]))  # an in-memory dataset, no tcc
     with pytest.raises(KeyError, match="has no variable 'tcc'"):
         source([INIT.to_pydatetime()], ["u100m", "tcc"])
     with pytest.raises(KeyError, match="'u100m' \\(CarbonSync 'u100'\\)"):
-        CanonicalStoreSource(tiny_dataset(["v100"]))(INIT, "u100m")
+        CanonicalStoreSource(tiny_weather(variables=["v100"]))(INIT, "u100m")
     with pytest.raises(KeyError, match="has no variable 'tcc'"):
         deterministic([INIT.to_datetime64()], 1, CarbonSyncPrognostic.from_package(package), source, ZarrBackend(),
                       device=torch.device("cpu"), verbose=False)
