@@ -177,7 +177,7 @@ def rank(cfg: StageConfig, print_table: bool = True) -> Any:
         log.info("placement: %s", outcome.summary())
     except (PlacementError, InputNotFoundError) as err:
         log.warning("placement: expected saving %.1f%% on the forecast; not assessed on realised data: %s",
-                    100.0 * (1 - plan.stats["emissions_kg"] / sum(b.emissions_kg for b in plan.baselines.values())), err)
+                    plan.expected_saving_pct, err)
     return plan
 
 

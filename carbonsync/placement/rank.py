@@ -282,6 +282,11 @@ class Schedule:
         """The problem's objective of the plan (:func:`carbonsync.placement.problem.objective`)."""
         return objective(self.problem, self.plan)
 
+    @property
+    def expected_saving_pct(self) -> float:
+        """Percent less CO2e than the carbon-agnostic baseline, on the forecast the schedule optimised."""
+        return _saving(self.stats["emissions_kg"], sum(b.emissions_kg for b in self.baselines.values()))
+
     def __getitem__(self, job_id: str) -> Assignment:
         return self.assignments[job_id]
 

@@ -409,3 +409,11 @@ def test_schedule_checks_ids_and_sites():
         schedule([job("x", home="b")], [site("a")], forecast)
     with pytest.raises(PlacementError, match="home site 'b' is not one of its regions"):
         job("x", home="b", regions=["a"])
+
+
+def test_expected_saving_is_the_schedule_against_its_baselines():
+    zones = ["a", "b", "c"]
+    plan = schedule(random_queue(6, 48, zones, 0), [site(z) for z in zones], random_forecast(48, zones))
+    baseline = sum(b.emissions_kg for b in plan.baselines.values())
+    assert plan.expected_saving_pct == pytest.approx(100.0 * (1.0 - plan.stats["emissions_kg"] / baseline))
+    assert plan.expected_saving_pct > 0
