@@ -55,6 +55,7 @@ STATIC_VARIABLES = ("zs", "lsm")  # orography (surface geopotential) and land-se
 METHODS = ("model", "linear_time", "clear_sky_x_clearness", "clear_sky_x_mean_clearness")
 BASELINES = METHODS[1:3]  # the two the diagnostic must beat
 CLEAR_MIN = 10.0 * solar.HOUR_S  # J m-2 (10 W m-2): below this a clearness index is not defined
+SOLAR_CACHE_BYTES = 512 * 2**20  # a period's solar inputs up to this size are computed once, not per batch
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -130,6 +131,13 @@ class HourlySamples:
         self.clearness6_raw = np.clip(k6, 0.0, max_clearness)
         self.mean_clearness = mean_clearness
         self.clearness6 = fill_nearest_in_time(self.clearness6_raw)
+        # what every batch of every epoch needs, computed once: the mid-hour state weights and, if they fit
+        # in SOLAR_CACHE_BYTES, the solar inputs (a pure function of hour and grid)
+        self._i0, self._i1, self._weight = hour_state_weights(self.hours, self.state_times, dt_hours)
+        self._sun = None
+        if 2 * 4 * len(self.hours) * self.grid.nlat * self.grid.nlon <= SOLAR_CACHE_BYTES:
+            parts = [irradiance_inputs(self.hours[i:i + 256], self.grid) for i in range(0, len(self.hours), 256)]
+            self._sun = tuple(torch.cat(p) for p in zip(*parts, strict=True)) if parts else None
 
     def __len__(self) -> int:
         return len(self.hours)
@@ -149,10 +157,14 @@ class HourlySamples:
 
     def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """States in the middle of each hour, hour-mean cos zenith, clear-sky and true ssrd (J m-2)."""
-        i0, i1, weight = hour_state_weights(self.hours[idx], self.state_times, self.dt_hours)
-        w = torch.from_numpy(weight)[:, None, None, None]
+        i0, i1 = self._i0[idx], self._i1[idx]
+        w = torch.from_numpy(self._weight[idx])[:, None, None, None]
         states = (1 - w) * self.states[i0] + w * self.states[i1]
-        cosz, clear = irradiance_inputs(self.hours[idx], self.grid)
+        if self._sun is not None:
+            rows = torch.as_tensor(idx)
+            cosz, clear = self._sun[0][rows], self._sun[1][rows]
+        else:
+            cosz, clear = irradiance_inputs(self.hours[idx], self.grid)
         target = torch.from_numpy(self.ssrd[idx][:, None])
         return states, cosz, clear, target
 
