@@ -80,32 +80,27 @@ def apply_damping(states: torch.Tensor, valid_times: pd.DatetimeIndex, clim: tor
     return base + factor * (states - base)
 
 
-@torch.no_grad()
-def fit_damping(model: torch.nn.Module, states: torch.Tensor, forcing: torch.Tensor, times: pd.DatetimeIndex,
-                clim: torch.Tensor, area_weights: torch.Tensor, lead_steps: int, every_steps: int = 1,
-                batch: int = 16) -> torch.Tensor:
-    """Least-squares damping factors ``(lead_steps, C)`` in [0, 1] from hindcasts on ``states``.
+def fit_damping(hindcasts: Iterable[tuple[int, pd.DatetimeIndex, torch.Tensor, torch.Tensor]], clim: torch.Tensor,
+                area_weights: torch.Tensor, lead_steps: int) -> torch.Tensor:
+    """Least-squares damping factors ``(lead_steps, C)`` in [0, 1] from hindcasts.
 
-    ``states`` are normalised, one backbone step apart without gaps (a held-out split), with the forcing of
-    the step starting at each (``backbone_forcing`` of ``times``); a hindcast starts at every
-    ``every_steps``-th state whose ``lead_steps`` successors exist.
+    ``hindcasts`` yields ``(lead_step, valid_times, forecast, observed)``: normalised undamped forecasts
+    ``(N, C, H, W)`` at lead ``lead_step`` (1 .. ``lead_steps``) and the states they verify against, as
+    :func:`carbonsync.forecast.chain.rollout_states` run with ``damped=False`` gives them. Every lead needs
+    at least one hindcast.
     """
-    n = states.shape[0]
-    starts = np.arange(0, n - lead_steps, every_steps)
-    if starts.size == 0:
-        raise ValueError(f"{n} states are too few to fit damping over {lead_steps} steps")
-    times = pd.DatetimeIndex(times)
     w = area_weights[None, None]
-    fo = torch.zeros(lead_steps, states.shape[1], dtype=torch.float64)
+    fo = torch.zeros(lead_steps, clim.shape[1], dtype=torch.float64)
     ff = torch.zeros_like(fo)
-    model.eval()
-    for first in range(0, starts.size, batch):
-        idx = torch.as_tensor(starts[first:first + batch])
-        state = states[idx]
-        for k in range(lead_steps):
-            state = model(state, forcing[idx + k])
-            base = clim[_slots(times[(idx + k + 1).numpy()], clim)]
-            f_anom, o_anom = state - base, states[idx + k + 1] - base
-            fo[k] += (f_anom * o_anom * w).sum((0, 2, 3)).double()
-            ff[k] += (f_anom * f_anom * w).sum((0, 2, 3)).double()
+    seen = np.zeros(lead_steps, bool)
+    for lead, valid, forecast, observed in hindcasts:
+        if not 1 <= lead <= lead_steps:
+            raise ValueError(f"lead step {lead} is outside 1..{lead_steps}")
+        base = clim[_slots(valid, clim)]
+        f_anom, o_anom = forecast - base, observed - base
+        fo[lead - 1] += (f_anom * o_anom * w).sum((0, 2, 3)).double()
+        ff[lead - 1] += (f_anom * f_anom * w).sum((0, 2, 3)).double()
+        seen[lead - 1] = True
+    if not seen.all():
+        raise ValueError(f"no hindcast reaches lead step(s) {(np.flatnonzero(~seen) + 1).tolist()} to fit damping on")
     return (fo / ff.clamp_min(1e-12)).clamp(0.0, 1.0).float()

@@ -15,8 +15,9 @@ The chain has three parts, each a small :class:`typing.Protocol`:
 :func:`register_part` adds a kind.
 
 :func:`rollout_states` is the only code that steps a prognostic model: :class:`carbonsync.forecast.rollout.
-Forecaster` (the pipeline, the export, the hindcasts) and the earth2studio iterator
-(:class:`carbonsync.interop.earth2studio.CarbonSyncPrognostic`) both run it. It applies the package's damping
+Forecaster` (the pipeline, the export, the hindcasts), the earth2studio iterator
+(:class:`carbonsync.interop.earth2studio.CarbonSyncPrognostic`) and the backbone trainer's damping hindcasts
+(:func:`carbonsync.train.backbone.damping_hindcasts`) all run it. It applies the package's damping
 toward climatology (:func:`carbonsync.forecast.calibration.apply_damping`) to what it yields, while the model
 keeps stepping its own undamped state.
 """

@@ -32,6 +32,7 @@ from carbonsync.data.config import Splits
 from carbonsync.data.store import open_canonical, read_stats
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.forecast.calibration import fit_damping, hour_of_day_climatology
+from carbonsync.forecast.chain import Damping, rollout_states
 from carbonsync.models.inputs import backbone_forcing
 from carbonsync.models.package import save_package
 from carbonsync.models.sfno import SFNO, SFNOConfig
@@ -506,8 +507,8 @@ def train_backbone(model_cfg: BackboneModelConfig, train_cfg: BackboneTrainConfi
     if rank != 0:
         return out_dir / "packages" / "backbone"
     check_trained(model, record, {p.name: p.epochs for p in phases}, "backbone", out_dir / "packages" / "backbone")
-    tensors, damping_note = fit_output_damping(model.cpu(), tcfg, train, val_times, val_states, val_forcing,
-                                               int(mcfg.dt_hours), weights.cpu(), channels)
+    tensors, damping_note = fit_output_damping(model.cpu(), tcfg, train, val_times, val_states, int(mcfg.dt_hours),
+                                               weights.cpu(), channels, list(mcfg.forcing), stats)
     return save_package(
         out_dir / "packages" / "backbone", model.cpu(), kind="sfno", config=model.config.to_dict(),
         channels=channels, grid=grid, dt_hours=int(mcfg.dt_hours),
@@ -519,10 +520,63 @@ def train_backbone(model_cfg: BackboneModelConfig, train_cfg: BackboneTrainConfi
     )
 
 
+class TrainingPrognostic:
+    """The SFNO being trained as a :class:`~carbonsync.forecast.chain.PrognosticModel` (no damping yet), so
+    its hindcasts run through the one rollout, :func:`~carbonsync.forecast.chain.rollout_states`."""
+
+    def __init__(self, model: SFNO, channels: list[str], grid: Grid, dt_hours: int, forcing: list[str],
+                 stats: dict) -> None:
+        self.model, self._channels, self._grid, self._dt_hours, self._forcing = model, channels, grid, dt_hours, forcing
+        self._mean = torch.tensor([stats["variables"][c]["mean"] for c in channels])[None, :, None, None]
+        self._std = torch.tensor([stats["variables"][c]["std"] for c in channels])[None, :, None, None]
+
+    @property
+    def channels(self) -> list[str]:
+        return self._channels
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    @property
+    def dt_hours(self) -> float:
+        return self._dt_hours
+
+    @property
+    def damping(self) -> Damping | None:
+        return None
+
+    @torch.no_grad()
+    def step(self, state: torch.Tensor, times: pd.DatetimeIndex) -> torch.Tensor:
+        forcing = backbone_forcing(pd.DatetimeIndex(times), self._grid, self._forcing, self._dt_hours)
+        return self.model(state, forcing.to(state.device) if self._forcing else None)
+
+    def normalise(self, physical: torch.Tensor) -> torch.Tensor:
+        return (physical - self._mean) / self._std
+
+    def denormalise(self, state: torch.Tensor) -> torch.Tensor:
+        return state * self._std + self._mean
+
+
+def damping_hindcasts(prognostic: TrainingPrognostic, states: torch.Tensor, times: pd.DatetimeIndex, lead_steps: int,
+                      batch: int = 16):
+    """``(lead_step, valid_times, forecast, observed)`` of undamped hindcasts from every state of a contiguous
+    split whose ``lead_steps`` successors exist, ``batch`` hindcasts at a time (what ``fit_damping`` takes)."""
+    starts = np.arange(0, states.shape[0] - lead_steps)
+    if starts.size == 0:
+        raise ValueError(f"{states.shape[0]} states are too few to fit damping over {lead_steps} steps")
+    prognostic.model.eval()
+    for first in range(0, starts.size, batch):
+        idx = starts[first:first + batch]
+        for lead, valid, forecast in rollout_states(prognostic, states[torch.as_tensor(idx)], times[idx], lead_steps,
+                                                    damped=False):
+            if lead:
+                yield lead, valid, forecast, states[torch.as_tensor(idx + lead)]
+
+
 def fit_output_damping(model: SFNO, tcfg: BackboneTrainConfig, train: StateSource, val_times: pd.DatetimeIndex,
-                       val_states: torch.Tensor,
-                       val_forcing: torch.Tensor, dt_hours: int, weights: torch.Tensor,
-                       channels: list[str]) -> tuple[dict[str, torch.Tensor], dict]:
+                       val_states: torch.Tensor, dt_hours: int, weights: torch.Tensor, channels: list[str],
+                       forcing: list[str], stats: dict) -> tuple[dict[str, torch.Tensor], dict]:
     """Fit the damping toward the training climatology on val hindcasts (``train.backbone.damping_lead_steps``).
 
     Returns the package tensors (empty when switched off) and a note for the package metadata.
@@ -534,7 +588,8 @@ def fit_output_damping(model: SFNO, tcfg: BackboneTrainConfig, train: StateSourc
         why = "switched off" if wanted <= 0 else "the val split is too short or has gaps"
         return {}, {"applied": False, "why": why}
     clim = hour_of_day_climatology(train.blocks(), dt_hours)
-    damping = fit_damping(model, val_states, val_forcing, val_times, clim, weights, lead_steps)
+    prognostic = TrainingPrognostic(model, channels, train.grid, dt_hours, forcing, stats)
+    damping = fit_damping(damping_hindcasts(prognostic, val_states, val_times, lead_steps), clim, weights, lead_steps)
     table = {c: [round(float(v), 3) for v in damping[:, i]] for i, c in enumerate(channels)}
     log.info("backbone output damping toward climatology (val split), by lead step: "
           + "; ".join(f"{c} {v[0]:.2f}..{v[-1]:.2f}" for c, v in table.items()))

@@ -6,19 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from carbonsync.forecast.calibration import apply_damping, fit_damping, hour_of_day_climatology
 from carbonsync.models.package import load_package, save_package
 from carbonsync.models.sfno import SFNO
 from carbonsync.physics.grid import Grid
-
-
-class Persistence(nn.Module):
-    """A 'model' that holds its input: its optimal damping at lead k for an AR(1) truth is rho**k."""
-
-    def forward(self, x: torch.Tensor, forcing: torch.Tensor | None = None) -> torch.Tensor:
-        return x.clone()
 
 
 def _grid() -> Grid:
@@ -69,22 +61,32 @@ def test_apply_damping_between_climatology_and_forecast_and_past_the_fitted_lead
         apply_damping(states, valid[:2], clim, damping)
 
 
+def persistence_hindcasts(states: torch.Tensor, times: pd.DatetimeIndex, lead: int):
+    """(lead_step, valid_times, forecast, observed) of persistence forecasts from every state with ``lead`` successors."""
+    idx = np.arange(states.shape[0] - lead)
+    for k in range(1, lead + 1):
+        yield k, times[idx + k], states[idx], states[idx + k]
+
+
 def test_fit_damping_recovers_the_optimal_shrinkage_of_persistence():
     rho, n, lead = 0.8, 1200, 4
     states = _ar1(rho, n)
     times = pd.date_range("2020-01-01", periods=n, freq="6h")
     clim = torch.zeros(4, 2, 9, 16)
     weights = torch.as_tensor(_grid().quadrature_weights().values, dtype=torch.float32)
-    damping = fit_damping(Persistence(), states, torch.zeros(n, 0, 9, 16), times, clim, weights, lead)
+    damping = fit_damping(persistence_hindcasts(states, times, lead), clim, weights, lead)
     assert damping.shape == (lead, 2)
     np.testing.assert_allclose(damping.numpy(), np.repeat(rho ** np.arange(1, lead + 1)[:, None], 2, 1), atol=0.03)
 
 
-def test_fit_damping_needs_enough_states():
-    states = torch.zeros(3, 1, 9, 16)
-    times = pd.date_range("2020-01-01", periods=3, freq="6h")
-    with pytest.raises(ValueError, match="too few"):
-        fit_damping(Persistence(), states, torch.zeros(3, 0, 9, 16), times, torch.zeros(4, 1, 9, 16), torch.ones(9, 16), 5)
+def test_fit_damping_names_leads_without_hindcasts():
+    states = torch.zeros(8, 1, 9, 16)
+    times = pd.date_range("2020-01-01", periods=8, freq="6h")
+    hindcasts = (h for h in persistence_hindcasts(states, times, 3) if h[0] != 2)
+    with pytest.raises(ValueError, match=r"lead step\(s\) \[2\]"):
+        fit_damping(hindcasts, torch.zeros(4, 1, 9, 16), torch.ones(9, 16), 3)
+    with pytest.raises(ValueError, match="outside 1..2"):
+        fit_damping(persistence_hindcasts(states, times, 3), torch.zeros(4, 1, 9, 16), torch.ones(9, 16), 2)
 
 
 def test_package_carries_damping_tensors(tmp_path):

@@ -17,8 +17,11 @@ import torch
 
 from carbonsync.config import compose, typed
 from carbonsync.core.layout import RunPaths
+from carbonsync.models.inputs import backbone_forcing
 from carbonsync.models.package import load_package
-from carbonsync.train.backbone import rollout_starts
+from carbonsync.models.sfno import SFNO
+from carbonsync.physics.grid import Grid
+from carbonsync.train.backbone import TrainingPrognostic, damping_hindcasts, rollout_starts
 
 BASE = ["size=tiny", "progress=false", "train.threads=1", "train.backbone.epochs=4", "train.backbone.finetune_epochs=1"]
 
@@ -175,6 +178,30 @@ def test_streaming_input_trains_the_same_model(tiny_run, uninterrupted, tmp_path
     streamed, reference = weights(run_dir), weights(uninterrupted)
     for name in reference:
         torch.testing.assert_close(streamed[name], reference[name], rtol=0, atol=1e-6)
+
+
+def test_damping_hindcasts_run_the_model_being_trained_through_the_one_rollout():
+    grid, forcing = Grid(9, 16, "equiangular"), ["insolation_change"]
+    torch.manual_seed(0)
+    model = SFNO(in_channels=2, nlat=9, nlon=16, forcing_channels=1, embed_dim=4, num_layers=1, lmax=5, mmax=5)
+    stats = {"variables": {"a": {"mean": 1.0, "std": 2.0}, "b": {"mean": 0.0, "std": 1.0}}}
+    prognostic = TrainingPrognostic(model, ["a", "b"], grid, 6, forcing, stats)
+    times = pd.date_range("2020-06-01", periods=12, freq="6h")
+    states = torch.randn(12, 2, 9, 16)
+    seen = set()
+    for lead, valid, forecast, observed in damping_hindcasts(prognostic, states, times, 3, batch=4):
+        seen.add(lead)
+        first = np.flatnonzero(times.isin(valid - pd.Timedelta(hours=6 * lead)))
+        expected = states[torch.as_tensor(first)]
+        with torch.no_grad():
+            for k in range(lead):  # the model stepped by hand with the forcing of each step's start
+                expected = model(expected, backbone_forcing(times[first + k], grid, forcing, 6))
+        torch.testing.assert_close(forecast, expected)
+        torch.testing.assert_close(observed, states[torch.as_tensor(first + lead)])
+    assert seen == {1, 2, 3}
+    torch.testing.assert_close(prognostic.denormalise(prognostic.normalise(states)), states)
+    with pytest.raises(ValueError, match="too few"):
+        next(damping_hindcasts(prognostic, states[:3], times[:3], 3))
 
 
 def test_rollout_starts_skip_gaps():
