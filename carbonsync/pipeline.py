@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import xarray as xr
 from omegaconf import DictConfig
 
 from carbonsync.config import PipelineConfig, save_config, typed
@@ -25,7 +24,7 @@ from carbonsync.core.layout import RunPaths
 from carbonsync.core.logs import get_logger
 from carbonsync.data import era5
 from carbonsync.data.sample_world import write_sample_world, write_zone_files
-from carbonsync.data.store import open_canonical
+from carbonsync.data.store import open_canonical, open_zone_truth
 from carbonsync.evaluate.plots import plot_forecast
 from carbonsync.evaluate.skill import evaluate_backbone
 from carbonsync.forecast.export import export_forecasts
@@ -173,7 +172,7 @@ def rank(cfg: StageConfig, print_table: bool = True) -> Any:
         log.info("%s", format_table(plan))
     truth = paths(cfg).truth
     try:  # the same plan scored on the realised zone truth (the sample world's observations)
-        outcome = assess(plan, xr.open_zarr(_need(truth, "sample-world")))
+        outcome = assess(plan, open_zone_truth(_need(truth, "sample-world"), ["renewable_share", "carbon_intensity"]))
         log.info("placement: %s", outcome.summary())
     except (PlacementError, InputNotFoundError) as err:
         log.warning("placement: expected saving %.1f%% on the forecast; not assessed on realised data: %s",

@@ -15,11 +15,15 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync.core.fs import atomic_path, write_json_atomic
-from carbonsync.data.validation import WeatherDataError, validate_weather
+from carbonsync.data.validation import WeatherDataError, check_times, validate_weather
 from carbonsync.data.validation import check_values as check_weather_values
 from carbonsync.physics.grid import Grid
 
 STATS_FILE = "normalisation.json"
+ZONE_TRUTH_DIMS = ("time", "zone")
+# physical ranges of the zone truth's variables (carbonsync.physics.renewables.zone_products)
+ZONE_TRUTH_RANGES = {"wind_cf": (0.0, 1.0), "solar_cf": (0.0, 1.0), "renewable_share": (0.0, 1.0),
+                     "carbon_intensity": (0.0, 2000.0), "wind_speed": (0.0, 100.0), "ghi": (0.0, 1500.0)}
 
 
 def to_zarr(ds: xr.Dataset, path: str | Path, group: str | None = None, mode: str = "w",
@@ -146,6 +150,28 @@ def open_canonical(path: str | Path, variables: list[str] | None = None, check_v
             check_chunks(ds, path, todo, what)
             check_weather_values(_for_reduction(path, ds, todo), todo, what, store=path)
             _CHECKED.update(keys[name] for name in todo)
+    return ds
+
+
+def open_zone_truth(path: str | Path, variables: list[str] | None = None) -> xr.Dataset:
+    """Open ``zone_truth.zarr`` (zone products ``(time, zone)``) lazily and check its values: every variable
+    of ``variables`` (default: all) present, dims ``(time, zone)``, no NaN or inf, within ``ZONE_TRUTH_RANGES``.
+    Raises WeatherDataError naming the variable, time, zone and value."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"zone truth '{path}' does not exist (written by `carbonsync sample-world` or `prepare`)")
+    ds = xr.open_zarr(path, consolidated=True)
+    what = f"zone truth '{path}'"
+    names = list(variables) if variables is not None else [str(v) for v in ds.data_vars]
+    missing = [n for n in names if n not in ds.data_vars]
+    if missing:
+        raise WeatherDataError(f"{what} lacks {missing}; it has {sorted(map(str, ds.data_vars))}")
+    for name in names:
+        if tuple(ds[name].dims) != ZONE_TRUTH_DIMS:
+            raise WeatherDataError(f"{what}: variable '{name}' has dims {tuple(ds[name].dims)}, expected {ZONE_TRUTH_DIMS}")
+    check_times(ds["time"], what)
+    check_chunks(ds, path, names, what)
+    check_weather_values(ds, names, what, store=path, ranges=ZONE_TRUTH_RANGES)
     return ds
 
 

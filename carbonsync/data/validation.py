@@ -115,8 +115,10 @@ def check_values(
     variables: Iterable[str] | None = None,
     what: str = "weather dataset",
     store: str | Path | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> None:
-    """No NaN or inf, and every value within its variable's physical range (lexicon ``valid_range``).
+    """No NaN or inf, and every value within its variable's physical range (lexicon ``valid_range``, or
+    ``ranges`` by name for variables outside the lexicon).
 
     One pass over the data: the reductions of every variable (count of non-finite values, min, max) are
     computed together, so a dask-backed store is read once, chunk by chunk, without loading it. On failure
@@ -148,7 +150,7 @@ def check_values(
                 f"{what}: variable '{name}' has {n_bad} {kind}, first at {where}: {value}"
                 + _missing_chunk(store, name, da, index)
             )
-        valid = lexicon.VARIABLES[name].valid_range if name in lexicon.VARIABLES else None
+        valid = (ranges or {}).get(name) or (lexicon.VARIABLES[name].valid_range if name in lexicon.VARIABLES else None)
         if valid is None:
             continue
         lo, hi = float(summary[f"{name}/min"]), float(summary[f"{name}/max"])
@@ -156,9 +158,13 @@ def check_values(
             where, value, index = _where(da, (da < valid[0]) | (da > valid[1]))
             raise WeatherDataError(
                 f"{what}: variable '{name}' spans [{lo:.4g}, {hi:.4g}], outside its physical range "
-                f"[{valid[0]:.4g}, {valid[1]:.4g}] {lexicon.get(name).units} (wrong units?); "
+                f"[{valid[0]:.4g}, {valid[1]:.4g}] {_units(da, name)} (wrong units?); "
                 f"first at {where}: {value:.6g}" + _missing_chunk(store, name, da, index)
             )
+
+
+def _units(da: xr.DataArray, name: str) -> str:
+    return lexicon.get(name).units if name in lexicon.VARIABLES else str(da.attrs.get("units", ""))
 
 
 def _check_values(da: xr.DataArray, what: str) -> None:

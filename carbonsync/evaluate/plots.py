@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from carbonsync.core.fs import atomic_path
+from carbonsync.data.store import open_zone_truth
 from carbonsync.forecast.reader import open_forecast
 
 
@@ -47,7 +47,7 @@ def plot_forecast(store: str | Path, truth: str | Path | None, out_dir: str | Pa
     fig.suptitle(f"CarbonSync forecast ({gridded.attrs.get('data_source', '')})", y=1.02)
     paths = [save_png(fig, out_dir / "forecast_maps.png")]
 
-    obs = xr.open_zarr(truth) if truth is not None and Path(truth).exists() else None
+    obs = open_zone_truth(truth, ["renewable_share"]) if truth is not None and Path(truth).exists() else None
     z = zones.sel(init_time=init).load()
     times = pd.DatetimeIndex(pd.Timestamp(init) + pd.TimedeltaIndex(z.lead_time.values))
     n = z.sizes["zone"]

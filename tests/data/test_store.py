@@ -15,7 +15,9 @@ from carbonsync.data.store import (
     atomic_path,
     compute_stats,
     open_canonical,
+    open_zone_truth,
     read_stats,
+    to_zarr,
     write_canonical,
     write_json_atomic,
     write_stats,
@@ -358,3 +360,46 @@ def test_each_variable_is_read_once_per_process_while_unchanged(tmp_path: Path, 
     _set(path, "tcc", (0, 0, 0), 0.25)  # a valid change still means a new read, of that variable only
     open_canonical(path)
     assert checked[-1] == ["tcc"]
+
+
+def zone_truth(n_times: int = 48) -> xr.Dataset:
+    times = pd.date_range("2020-06-01", periods=n_times, freq="h")
+    rng = np.random.default_rng(0)
+    share = rng.uniform(0.1, 0.9, (n_times, 2))
+    return xr.Dataset(
+        {"renewable_share": (("time", "zone"), share, {"units": "1"}),
+         "carbon_intensity": (("time", "zone"), 500.0 * (1 - share), {"units": "g CO2e/kWh"})},
+        coords={"time": times, "zone": ["north", "south"]})
+
+
+def test_zone_truth_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "zone_truth.zarr"
+    to_zarr(zone_truth(), path)
+    xr.testing.assert_allclose(open_zone_truth(path).load(), zone_truth())
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda ds: ds["renewable_share"].values.__setitem__((5, 1), np.nan), r"'renewable_share' has 1 NaN.*zone=south"),
+    (lambda ds: ds["carbon_intensity"].values.__setitem__((7, 0), np.inf), r"'carbon_intensity' has 1 non-finite"),
+    (lambda ds: ds["carbon_intensity"].values.__imul__(1000.0), r"'carbon_intensity' spans .* outside .*\[0, 2000\]"),
+    (lambda ds: ds["renewable_share"].values.__imul__(100.0), r"'renewable_share' spans .* outside .*\[0, 1\]"),
+])
+def test_zone_truth_values_are_checked(tmp_path: Path, spoil, message) -> None:
+    ds = zone_truth()
+    spoil(ds)
+    path = tmp_path / "zone_truth.zarr"
+    to_zarr(ds, path)
+    with pytest.raises(WeatherDataError, match=message):
+        open_zone_truth(path)
+
+
+def test_zone_truth_layout_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "zone_truth.zarr"
+    to_zarr(zone_truth().transpose("zone", "time"), path)
+    with pytest.raises(WeatherDataError, match=r"dims \('zone', 'time'\), expected \('time', 'zone'\)"):
+        open_zone_truth(path)
+    to_zarr(zone_truth(), path)
+    with pytest.raises(WeatherDataError, match=r"lacks \['wind_cf'\]"):
+        open_zone_truth(path, ["wind_cf"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        open_zone_truth(tmp_path / "absent.zarr")
