@@ -8,6 +8,7 @@ the one rollout the earth2studio iterator runs too; the irradiance diagnostic an
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,14 +85,22 @@ class Forecaster:
 
     def initial_state(self, weather: xr.Dataset, init_time: pd.Timestamp) -> torch.Tensor:
         """The normalised state (1, C, H, W) at ``init_time`` from a canonical dataset, checked."""
+        return self.initial_states(weather, [init_time])
+
+    def initial_states(self, weather: xr.Dataset, init_times: Sequence[pd.Timestamp]) -> torch.Tensor:
+        """The normalised states (N, C, H, W) at ``init_times`` from a canonical dataset, checked."""
         present = [c for c in self.channels if c in weather.data_vars]
         self.backbone.check_compatible(present, Grid.infer(weather))
-        if init_time not in weather.indexes["time"]:
-            raise WeatherDataError(f"initial time {init_time} is not in the weather data")
-        values = weather[self.channels].sel(time=init_time).to_array("channel").values.astype(np.float32)
-        if not np.isfinite(values).all():
-            raise WeatherDataError(f"the state at {init_time} has NaNs")
-        return self.prognostic.normalise(torch.from_numpy(values)[None])
+        init_times = pd.DatetimeIndex([pd.Timestamp(t) for t in init_times])
+        for t in init_times:
+            if t not in weather.indexes["time"]:
+                raise WeatherDataError(f"initial time {t} is not in the weather data")
+        values = (weather[self.channels].sel(time=init_times).to_array("channel")
+                  .transpose("time", "channel", ...).values.astype(np.float32))
+        for t, v in zip(init_times, values, strict=True):
+            if not np.isfinite(v).all():
+                raise WeatherDataError(f"the state at {t} has NaNs")
+        return self.prognostic.normalise(torch.from_numpy(values))
 
     @torch.no_grad()
     def rollout(self, state: torch.Tensor, init_time: pd.Timestamp, steps: int,
@@ -101,12 +110,21 @@ class Forecaster:
         Runs :func:`carbonsync.forecast.chain.rollout_states`: if the package carries a damping toward
         climatology and ``damped``, the returned forecasts are damped; the model steps its own undamped state.
         """
-        times, out = [], []
-        for _, valid, reported in chain.rollout_states(self.prognostic, state, [pd.Timestamp(init_time)], steps,
-                                                       damped=damped):
-            times.append(valid[0])
-            out.append(reported[0])
-        return pd.DatetimeIndex(times), torch.stack(out)
+        times, states = self.rollouts(state, [init_time], steps, damped=damped)
+        return times[0], states[:, 0]
+
+    @torch.no_grad()
+    def rollouts(self, states: torch.Tensor, init_times: Sequence[pd.Timestamp], steps: int,
+                 damped: bool = True) -> tuple[list[pd.DatetimeIndex], torch.Tensor]:
+        """:meth:`rollout` of N states (N, C, H, W) at once, one init time each: the valid times of each
+        forecast and the states (S+1, N, C, H, W)."""
+        valid, out = [], []
+        for _, times, reported in chain.rollout_states(self.prognostic, states,
+                                                       pd.DatetimeIndex([pd.Timestamp(t) for t in init_times]),
+                                                       steps, damped=damped):
+            valid.append(times)
+            out.append(reported)
+        return [pd.DatetimeIndex([t[i] for t in valid]) for i in range(len(init_times))], torch.stack(out)
 
     @torch.no_grad()
     def hourly(self, times6: pd.DatetimeIndex, states: torch.Tensor) -> xr.Dataset:
@@ -148,9 +166,25 @@ class Forecaster:
     def forecast(self, weather: xr.Dataset, init_time: str | pd.Timestamp, lead_hours: int,
                  zones: list[Zone]) -> tuple[xr.Dataset, xr.Dataset]:
         """One forecast from ``init_time``: hourly gridded fields and zone products over ``lead_hours``."""
-        init_time = pd.Timestamp(init_time)
+        _, gridded, products = next(self.forecasts(weather, [init_time], lead_hours, zones))
+        return gridded, products
+
+    def forecasts(self, weather: xr.Dataset, init_times: Sequence[str | pd.Timestamp], lead_hours: int,
+                  zones: list[Zone], batch: int = 16) -> Iterator[tuple[pd.Timestamp, xr.Dataset, xr.Dataset]]:
+        """Forecasts from each of ``init_times``, in order: ``(init_time, hourly gridded, zone products)``.
+
+        The backbone steps ``batch`` initial states at once (one :meth:`rollouts`); the hourly fields and
+        zone products are then made one forecast at a time. Each forecast is :meth:`forecast`'s.
+        """
         if lead_hours % self.dt_hours:
             raise ValueError(f"lead_hours={lead_hours} must be a multiple of the backbone step {self.dt_hours} h")
-        times6, states = self.rollout(self.initial_state(weather, init_time), init_time, lead_hours // self.dt_hours)
-        gridded = self.hourly(times6, states)
-        return gridded, self.zone_products(gridded, zones)
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        inits = [pd.Timestamp(t) for t in init_times]
+        steps = lead_hours // self.dt_hours
+        for start in range(0, len(inits), batch):
+            group = inits[start:start + batch]
+            times6, states = self.rollouts(self.initial_states(weather, group), group, steps)
+            for i, init in enumerate(group):
+                gridded = self.hourly(times6[i], states[:, i])
+                yield init, gridded, self.zone_products(gridded, zones)

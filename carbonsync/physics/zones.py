@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -95,9 +96,17 @@ def load_zones(source: str | Path | Sequence[dict]) -> list[Zone]:
 
 
 def zone_masks(zones: Sequence[Zone], grid: Grid) -> xr.DataArray:
-    """Stacked masks ``(zone, lat, lon)``."""
+    """Stacked masks ``(zone, lat, lon)``; a fresh copy of the masks cached per (zones, grid)."""
+    return _stacked_masks(tuple(zones), grid).copy(deep=True)
+
+
+@lru_cache(maxsize=32)
+def _stacked_masks(zones: tuple[Zone, ...], grid: Grid) -> xr.DataArray:
+    """The masks of :func:`zone_masks`, keyed on the frozen zones' and grid's fields; never handed out as is."""
     masks = xr.concat([z.mask(grid) for z in zones], dim="zone")
-    return masks.assign_coords(zone=[z.id for z in zones])
+    masks = masks.assign_coords(zone=[z.id for z in zones])
+    masks.values.setflags(write=False)
+    return masks
 
 
 def zones_to_dicts(zones: Sequence[Zone]) -> list[dict]:

@@ -38,12 +38,12 @@ def hindcast_init_times(period: tuple[str, str], every_h: int, lead_hours: int) 
 
 
 def hindcast_features(forecaster: Forecaster, weather: xr.Dataset, truth: xr.Dataset, zones: list[Zone],
-                      init_times: pd.DatetimeIndex, lead_hours: int, progress: bool = True
+                      init_times: pd.DatetimeIndex, lead_hours: int, progress: bool = True, batch: int = 16
                       ) -> tuple[HeadFeatures, torch.Tensor]:
-    """Head features and observed targets stacked over hindcasts."""
+    """Head features and observed targets stacked over hindcasts (the backbone steps ``batch`` at a time)."""
     feats, targets = [], []
-    for init in Progress(init_times, desc="head: hindcasts", enabled=progress):
-        _, physical = forecaster.forecast(weather, init, lead_hours, zones)
+    hindcasts = forecaster.forecasts(weather, init_times, lead_hours, zones, batch=batch)
+    for _, _, physical in Progress(hindcasts, total=len(init_times), desc="head: hindcasts", enabled=progress):
         f = forecaster.head_features(physical, zones)  # lead 0 included: there the head should change nothing
         feats.append(f)
         targets.append(f.targets(truth))

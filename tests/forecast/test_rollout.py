@@ -11,13 +11,17 @@ import torch
 import xarray as xr
 
 from carbonsync.data import lexicon
+from carbonsync.data.validation import WeatherDataError
 from carbonsync.forecast import chain
 from carbonsync.forecast.chain import Damping, PrognosticModel, rollout_states
 from carbonsync.forecast.rollout import Forecaster
 from carbonsync.models.inputs import hour_state_weights, irradiance_inputs, zenith_forcing
 from carbonsync.models.package import load_package
 from carbonsync.physics.grid import Grid
+from carbonsync.physics.zones import load_zones, zone_masks
 from tests.helpers.chain import CHANNELS, GRID, INIT, save_backbone, save_irradiance, tiny_weather
+
+ZONES = load_zones(Path(__file__).resolve().parents[2] / "configs" / "zones" / "sample_world.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +179,45 @@ def test_hourly_ssrd_comes_from_the_diagnostic_at_mid_hour(packages) -> None:
     np.testing.assert_allclose(hourly["ssrd"].values, expected, rtol=0, atol=1e-5 * scale)
     with pytest.raises(ValueError, match="no irradiance package"):
         Forecaster(load_package(root / "undamped"), None).hourly(times6, states)
+
+
+def test_batched_forecasts_equal_the_one_at_a_time_ones(packages, monkeypatch) -> None:
+    root, _ = packages
+    ds = tiny_weather(periods=6)
+    forecaster = Forecaster(load_package(root / "backbone"), load_package(root / "irradiance"))
+    inits = list(pd.DatetimeIndex(ds.time.values[1:5]))
+    real, calls = chain.rollout_states, []
+
+    def spy(prognostic, state, times, steps=None, **kw):
+        calls.append(len(times))
+        yield from real(prognostic, state, times, steps, **kw)
+
+    monkeypatch.setattr(chain, "rollout_states", spy)
+    batched = list(forecaster.forecasts(ds, inits, 12, ZONES, batch=3))
+    assert calls == [3, 1]  # one rollout per batch of initial states
+    assert [t for t, _, _ in batched] == inits
+    for init, gridded, products in batched:
+        one_gridded, one_products = forecaster.forecast(ds, init, 12, ZONES)
+        assert pd.Timestamp(gridded.time.values[0]) == init and gridded.sizes["time"] == 13
+        for want, got in ((one_gridded, gridded), (one_products, products)):
+            assert list(got.data_vars) == list(want.data_vars)
+            for v in want.data_vars:
+                np.testing.assert_allclose(got[v].values, want[v].values, rtol=1e-5, atol=1e-6 * float(
+                    np.abs(want[v].values).max()), err_msg=f"{init} {v}")
+            xr.testing.assert_equal(got.coords.to_dataset(), want.coords.to_dataset())
+    assert len(calls) == 2 + len(inits)
+    with pytest.raises(WeatherDataError, match="not in the weather data"):
+        next(forecaster.forecasts(ds, [inits[0], pd.Timestamp("1999-01-01")], 12, ZONES))
+    with pytest.raises(ValueError, match="multiple of the backbone step"):
+        next(forecaster.forecasts(ds, inits, 7, ZONES))
+
+
+def test_zone_masks_are_cached_but_not_shared() -> None:
+    first = zone_masks(ZONES, GRID)
+    first.values[:] = -1.0
+    first.attrs["touched"] = True
+    again = zone_masks(ZONES, GRID)
+    assert "touched" not in again.attrs and again.values.flags.writeable
+    np.testing.assert_allclose(again.sum(("lat", "lon")).values, 1.0)
+    xr.testing.assert_identical(again, xr.concat([z.mask(GRID) for z in ZONES], "zone").assign_coords(
+        zone=[z.id for z in ZONES]))
