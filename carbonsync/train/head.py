@@ -19,9 +19,9 @@ import xarray as xr
 from carbonsync.core.checks import at_least, fail, non_empty, one_of, positive
 from carbonsync.core.logs import Progress, get_logger
 from carbonsync.data.config import Splits
-from carbonsync.data.store import open_canonical
+from carbonsync.data.store import open_canonical, open_zone_truth
 from carbonsync.forecast.rollout import Forecaster
-from carbonsync.models.head import HeadFeatures, RegionalHead, calibrate_band, fit_head, quantile_coverage
+from carbonsync.models.head import TARGETS, HeadFeatures, RegionalHead, calibrate_band, fit_head, quantile_coverage
 from carbonsync.models.package import save_package
 from carbonsync.physics.zones import Zone
 
@@ -134,7 +134,7 @@ def train_head(model_cfg: HeadModelConfig, train_cfg: HeadTrainConfig, splits: S
     forecaster = Forecaster.from_dir(packages, with_head=False)
     forecaster.turbine = str(hcfg.turbine)
     weather = open_canonical(weather_path)
-    truth = xr.open_zarr(truth_path)
+    truth = open_zone_truth(truth_path, list(TARGETS))  # the head's targets, checked (no NaN/inf, in [0, 1])
     lead = int(lead_hours)
     fit_periods = [splits.period(s) for s in tcfg.splits]
     fit_inits = pd.DatetimeIndex(np.concatenate([
