@@ -99,7 +99,7 @@ def train_head(cfg: StageConfig) -> tuple[Path, dict]:
     return head_training.train_head(
         cfg.head, cfg.train.head, cfg.data.splits, _need(p.weather, "sample-world"), _need(p.truth, "sample-world"),
         load_zones(_need(p.zones, "sample-world")), _need(p.packages / "backbone", "train-backbone").parent,
-        lead_hours=cfg.forecast.lead_hours, seed=cfg.train.seed, progress=cfg.progress)
+        lead_hours=cfg.forecast.lead_hours, seed=cfg.train.seed, threads=cfg.train.threads, progress=cfg.progress)
 
 
 def _forecast_source(cfg: StageConfig):

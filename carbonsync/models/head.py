@@ -276,8 +276,8 @@ def fit_head(
     ``targets`` are observed ``(wind_cf, solar_cf)``: a ``(time, zone)`` Dataset or an ``(n, 2)`` tensor
     aligned with ``features``; NaN targets are ignored. Deterministic for a given ``seed`` (the global
     torch RNG state is restored afterwards). The head is tiny, so training runs on ``num_threads`` intra-op
-    threads (default 1: faster than many on a busy CPU, and bitwise reproducible; ``None`` keeps torch's
-    setting). Returns the model (in eval mode) and the per-epoch ``history`` (``loss`` and, with ``valid``,
+    threads (default 1, which suits a busy CPU; the same weights for the same count; ``None`` keeps
+    torch's setting). Returns the model (in eval mode) and the per-epoch ``history`` (``loss`` and, with ``valid``,
     ``val_loss``). With ``valid`` and ``restore_best``, the model returned is the one after the epoch of
     lowest validation loss: the same weights as a fit of that many epochs.
     """

@@ -127,9 +127,10 @@ class HeadTrainConfig:
 
 def train_head(model_cfg: HeadModelConfig, train_cfg: HeadTrainConfig, splits: Splits, weather_path: str | Path,
                truth_path: str | Path, zones: list[Zone], packages: str | Path, *, lead_hours: int, seed: int = 0,
-               progress: bool = True) -> tuple[Path, dict]:
+               threads: int = 1, progress: bool = True) -> tuple[Path, dict]:
     """Fit the head on hindcasts (``train.head.splits``); score it against the physical CFs on test hindcasts
-    of ``lead_hours`` (the forecast's lead time)."""
+    of ``lead_hours`` (the forecast's lead time). The fits run on ``threads`` intra-op threads (``train.threads``;
+    the same weights for the same count)."""
     hcfg, tcfg = model_cfg, train_cfg
     forecaster = Forecaster.from_dir(packages, with_head=False)
     forecaster.turbine = str(hcfg.turbine)
@@ -143,7 +144,7 @@ def train_head(model_cfg: HeadModelConfig, train_cfg: HeadTrainConfig, splits: S
     test_inits = hindcast_init_times(splits.period("test"), int(tcfg.hindcast_every_h), lead)
     test_x, test_y = hindcast_features(forecaster, weather, truth, zones, test_inits, lead, progress)
     options = {"quantiles": list(hcfg.quantiles), "hidden": int(hcfg.hidden), "lr": float(tcfg.lr),
-               "seed": int(seed)}
+               "seed": int(seed), "num_threads": int(threads)}
     fit, held = split_in_time(train_x, train_y)
     # the band is calibrated on the held quarter by a head fitted without it, then carried to the final head
     epochs, held_model = early_stopping_epochs(fit, held, int(tcfg.epochs), options)
