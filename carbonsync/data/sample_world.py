@@ -159,7 +159,7 @@ def _integrate(cfg: SampleWorldConfig, progress: bool) -> dict[str, np.ndarray]:
         raise ValueError(f"solver_dt_s={cfg.solver_dt_s} must divide one hour")
     n_hours, spinup = cfg.days * 24, cfg.spinup_days * 24
     fields = {k: np.empty((n_hours, cfg.nlat, cfg.nlon), np.float32) for k in ("h", "u", "v", "div")}
-    # no autograd bookkeeping: the solver's many small tensor ops run about 1.5x faster (benchmarks/README.md)
+    # no autograd bookkeeping on the solver's many small tensor ops (benchmarks/sample_world.py measures the gain)
     with torch.inference_mode():
         for hour in Progress(range(spinup + n_hours), desc="sample world: dynamics", unit="h", enabled=progress):
             model.step(steps_per_hour)
