@@ -1,3 +1,36 @@
-"""Grid signals (room for issue 11): one provider layer for live and recorded carbon intensity, marginal
-emissions, price and curtailment. It sits above ``forecast`` and ``evaluate``/``train`` and below
-``placement``; nothing is implemented here yet."""
+"""Grid signals: one provider layer for live and recorded carbon intensity, marginal emissions, price,
+renewable share and curtailment (issue 11; the providers are being built). It sits above ``forecast`` and
+``evaluate``/``train`` and below ``placement``.
+
+- :mod:`.base`: the :class:`GridSignal` protocol, the signal contract (normalised units, estimated flags,
+  retrieval time), named errors carrying provider, endpoint and zone, and the provider registry;
+- :mod:`.zones`: the zone lexicon mapping each provider's zone codes onto one another.
+"""
+
+from carbonsync.signals.base import (
+    KINDS,
+    GridSignal,
+    SignalAuthError,
+    SignalError,
+    SignalFormatError,
+    SignalPlanError,
+    SignalRangeError,
+    SignalRateLimited,
+    SignalUnavailable,
+    StaleSignalError,
+    check_signal,
+    convert_units,
+    get_signal,
+    known_signals,
+    redact,
+    register_signal,
+    signal_dataset,
+)
+from carbonsync.signals.zones import ZONES, GridZone, ZoneLookupError, lookup, resolve
+
+__all__ = [
+    "KINDS", "GridSignal", "SignalAuthError", "SignalError", "SignalFormatError", "SignalPlanError",
+    "SignalRangeError", "SignalRateLimited", "SignalUnavailable", "StaleSignalError", "check_signal",
+    "convert_units", "get_signal", "known_signals", "redact", "register_signal", "signal_dataset",
+    "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
+]
