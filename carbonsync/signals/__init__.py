@@ -4,7 +4,9 @@ renewable share and curtailment (issue 11; the providers are being built). It si
 
 - :mod:`.base`: the :class:`GridSignal` protocol, the signal contract (normalised units, estimated flags,
   retrieval time), named errors carrying provider, endpoint and zone, and the provider registry;
-- :mod:`.zones`: the zone lexicon mapping each provider's zone codes onto one another.
+- :mod:`.zones`: the zone lexicon mapping each provider's zone codes onto one another;
+- :mod:`.replay`: :class:`RecordedSignal`, a recorded trace (and its issued forecasts) served causally as of
+  a :class:`ReplayClock`.
 """
 
 from carbonsync.signals.base import (
@@ -26,11 +28,12 @@ from carbonsync.signals.base import (
     register_signal,
     signal_dataset,
 )
+from carbonsync.signals.replay import RecordedSignal, ReplayClock
 from carbonsync.signals.zones import ZONES, GridZone, ZoneLookupError, lookup, resolve
 
 __all__ = [
     "KINDS", "GridSignal", "SignalAuthError", "SignalError", "SignalFormatError", "SignalPlanError",
     "SignalRangeError", "SignalRateLimited", "SignalUnavailable", "StaleSignalError", "check_signal",
     "convert_units", "get_signal", "known_signals", "redact", "register_signal", "signal_dataset",
-    "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
+    "RecordedSignal", "ReplayClock", "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
 ]

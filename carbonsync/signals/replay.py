@@ -1,0 +1,123 @@
+"""Causal replay: a recorded signal served as of a simulated time.
+
+:class:`RecordedSignal` is a :class:`~carbonsync.signals.base.GridSignal` over recorded data (a trace of
+actual values and, optionally, the forecasts that were issued, each with its ``issued_at``), read through a
+:class:`ReplayClock`. At clock time ``t`` it serves only what was published before ``t``:
+
+- an actual value labelled ``time`` covers ``[time, time + interval)`` and is published at its end;
+- a recorded forecast is published at its ``issued_at``; without recorded forecasts, the forecast at ``t``
+  is persistence of the newest published value (flagged ``estimated``, ``method: persistence``).
+
+Controllers and replays that read the grid through a ``RecordedSignal`` are causal by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from carbonsync.signals.base import SignalFormatError, StaleSignalError, check_signal, signal_dataset
+
+__all__ = ["ReplayClock", "RecordedSignal"]
+
+
+@dataclass
+class ReplayClock:
+    """The simulated present (naive UTC)."""
+
+    now: pd.Timestamp
+
+    def __post_init__(self) -> None:
+        self.now = pd.Timestamp(self.now)
+
+    def advance(self, step: pd.Timedelta | str) -> pd.Timestamp:
+        self.now = self.now + pd.Timedelta(step)
+        return self.now
+
+
+class RecordedSignal:
+    """Recorded ``actuals`` ``(time, zone)`` and optional ``forecasts`` ``(issued_at, time, zone)`` replayed
+    causally on ``clock``; ``max_age`` (default: none) makes :meth:`latest` raise StaleSignalError past it."""
+
+    def __init__(self, actuals: xr.Dataset, clock: ReplayClock, forecasts: xr.Dataset | None = None, *,
+                 interval: pd.Timedelta | None = None, max_age: pd.Timedelta | None = None) -> None:
+        self.actuals = check_signal(actuals)
+        self.forecasts = check_signal(forecasts) if forecasts is not None else None
+        self.kind = str(actuals.attrs["kind"])
+        self.name = f"replay:{actuals.attrs.get('provider', 'recorded')}"
+        if self.forecasts is not None:
+            if "issued_at" not in self.forecasts.dims:
+                raise SignalFormatError("recorded forecasts need an issued_at dimension", provider=self.name)
+            if self.forecasts.attrs["kind"] != self.kind or self.forecasts.attrs["units"] != actuals.attrs["units"]:
+                raise SignalFormatError("forecasts and actuals differ in kind or units", provider=self.name)
+        times = pd.DatetimeIndex(actuals["time"].values)
+        if interval is None:
+            if len(times) < 2:
+                raise SignalFormatError("one value is too few to infer the interval; pass interval", provider=self.name)
+            interval = pd.Timedelta(np.median(np.diff(times.values)))
+        self.interval, self.max_age, self.clock = pd.Timedelta(interval), max_age, clock
+
+    def kinds(self) -> tuple[str, ...]:
+        return (self.kind,)
+
+    def _check(self, zone: str, kind: str | None) -> xr.Dataset:
+        if kind is not None and kind != self.kind:
+            raise SignalFormatError(f"this recording holds {self.kind}, not {kind}", provider=self.name, zone=zone)
+        if zone not in set(map(str, self.actuals["zone"].values)):
+            raise SignalFormatError(f"the recording has no zone '{zone}'; it has "
+                                    f"{sorted(map(str, self.actuals['zone'].values))}", provider=self.name, zone=zone)
+        return self.actuals.sel(zone=[zone])
+
+    def _published(self, ds: xr.Dataset, at: pd.Timestamp) -> xr.Dataset:
+        ends = pd.DatetimeIndex(ds["time"].values) + self.interval
+        return ds.isel(time=np.flatnonzero(ends <= at))
+
+    def _latest_at(self, zone: str, at: pd.Timestamp, kind: str | None = None) -> xr.Dataset:
+        known = self._published(self._check(zone, kind), at)
+        if known.sizes["time"] == 0:
+            raise StaleSignalError(f"nothing was published before {at}", provider=self.name, zone=zone)
+        last = known.isel(time=[-1])
+        age = at - (pd.Timestamp(last["time"].values[0]) + self.interval)
+        if self.max_age is not None and age > self.max_age:
+            raise StaleSignalError(f"the newest value, published {age} before {at}, is older than the limit "
+                                   f"of {self.max_age}", provider=self.name, zone=zone)
+        return last.assign_attrs(retrieved_at=self.clock.now.isoformat())
+
+    def latest(self, zone: str, kind: str | None = None) -> xr.Dataset:
+        return self._latest_at(zone, self.clock.now, kind)
+
+    def history(self, zone: str, start: pd.Timestamp, end: pd.Timestamp, kind: str | None = None) -> xr.Dataset:
+        known = self._published(self._check(zone, kind), self.clock.now)
+        times = pd.DatetimeIndex(known["time"].values)
+        keep = (times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))
+        return known.isel(time=np.flatnonzero(keep)).assign_attrs(retrieved_at=self.clock.now.isoformat())
+
+    def forecast(self, zone: str, horizon: pd.Timedelta, issued_before: pd.Timestamp | None = None,
+                 kind: str | None = None) -> xr.Dataset:
+        """The newest recorded forecast issued before ``issued_before`` (never after the clock), cut to
+        ``[issued_at, issued_at + horizon)``; persistence of the newest published value if there is none."""
+        self._check(zone, kind)
+        cutoff = min(pd.Timestamp(issued_before), self.clock.now) if issued_before is not None else self.clock.now
+        horizon = pd.Timedelta(horizon)
+        if self.forecasts is not None and zone in set(map(str, self.forecasts["zone"].values)):
+            issued = pd.DatetimeIndex(self.forecasts["issued_at"].values)
+            before = np.flatnonzero(issued < cutoff)
+            if before.size:
+                issue = issued[before[-1]]
+                one = self.forecasts.sel(zone=[zone]).isel(issued_at=[before[-1]])
+                times = pd.DatetimeIndex(one["time"].values)
+                window = (times >= issue) & (times < issue + horizon) & np.isfinite(one["value"].values[0, :, 0])
+                if window.any():
+                    return one.isel(time=np.flatnonzero(window)).assign_attrs(
+                        retrieved_at=self.clock.now.isoformat(), method="recorded forecast")
+        last = self._latest_at(zone, cutoff)
+        start = pd.Timestamp(last["time"].values[0]) + self.interval
+        steps = max(int(np.ceil((cutoff + horizon - start) / self.interval)), 1)
+        times = pd.date_range(start, periods=steps, freq=self.interval)
+        ds = signal_dataset(np.full((1, steps), float(last["value"].values[0, 0])), times, zone, self.kind,
+                            str(last.attrs["units"]), provider=self.name, estimated=np.ones((1, steps), bool),
+                            issued_at=[cutoff], index=last.attrs.get("index") == "yes", retrieved_at=self.clock.now)
+        return ds.assign_attrs(method="persistence")

@@ -1,0 +1,80 @@
+"""Causal replay: at clock time t, nothing published after t is ever served."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carbonsync.signals import SignalFormatError, StaleSignalError, signal_dataset
+from carbonsync.signals.replay import RecordedSignal, ReplayClock
+
+START = pd.Timestamp("2023-06-08")
+TIMES = pd.date_range(START, periods=72, freq="h")
+
+
+def _actuals():
+    # each value is its own hour number, so a served value tells when it was published
+    return signal_dataset(np.arange(72.0), TIMES, "CAISO_NORTH", "marginal_emissions", "g/kWh", provider="rec")
+
+
+def _forecasts():
+    issued = pd.date_range(START, periods=24, freq="3h") + pd.Timedelta(minutes=5)
+    values = np.full((24, 72), np.nan)
+    for i, t in enumerate(issued):  # a forecast issued at t covers the next 12 hours, valued at its issue hour
+        window = (t.floor("h") <= TIMES) & (t + pd.Timedelta(hours=12) > TIMES)
+        values[i, window] = 1000.0 + i
+    return signal_dataset(values.clip(0, 2999), TIMES, "CAISO_NORTH", "marginal_emissions", "g/kWh",
+                          provider="rec", issued_at=issued)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nothing_from_after_the_clock_is_ever_served(seed):
+    clock = ReplayClock(START + pd.Timedelta(hours=1))
+    signal = RecordedSignal(_actuals(), clock, _forecasts())
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        clock.advance(pd.Timedelta(minutes=int(rng.integers(1, 240))))
+        if clock.now >= TIMES[-1]:
+            break
+        now = clock.now
+        latest = signal.latest("CAISO_NORTH")
+        assert pd.Timestamp(latest.time.values[-1]) + pd.Timedelta(hours=1) <= now
+        assert float(latest["value"].values[-1, 0]) == (now - START) // pd.Timedelta(hours=1) - 1  # the newest
+        history = signal.history("CAISO_NORTH", START, now + pd.Timedelta(days=5))
+        assert (pd.DatetimeIndex(history.time.values) + pd.Timedelta(hours=1) <= now).all()
+        fc = signal.forecast("CAISO_NORTH", pd.Timedelta(hours=6))
+        assert (pd.DatetimeIndex(fc.issued_at.values) < now).all()
+        issued_before = max(now - pd.Timedelta(hours=int(rng.integers(0, 6))), START + pd.Timedelta(hours=1))
+        older = signal.forecast("CAISO_NORTH", pd.Timedelta(hours=6), issued_before=issued_before)
+        assert (pd.DatetimeIndex(older.issued_at.values) < issued_before).all()
+        later = signal.forecast("CAISO_NORTH", pd.Timedelta(hours=6), issued_before=now + pd.Timedelta(days=1))
+        assert (pd.DatetimeIndex(later.issued_at.values) < now).all()  # never past the clock
+
+
+def test_recorded_forecasts_are_cut_to_the_horizon_and_persistence_fills_in():
+    clock = ReplayClock(START + pd.Timedelta(hours=7))
+    signal = RecordedSignal(_actuals(), clock, _forecasts())
+    fc = signal.forecast("CAISO_NORTH", pd.Timedelta(hours=4))
+    assert fc.attrs["method"] == "recorded forecast"
+    assert pd.Timestamp(fc.issued_at.values[0]) == START + pd.Timedelta(hours=6, minutes=5)
+    assert fc.sizes["time"] == 4 and (fc["value"].values == 1002.0).all()
+    plain = RecordedSignal(_actuals(), clock)  # no recorded forecasts: persistence, flagged
+    fc = plain.forecast("CAISO_NORTH", pd.Timedelta(hours=3))
+    assert fc.attrs["method"] == "persistence" and bool(fc["estimated"].all())
+    assert pd.Timestamp(fc.time.values[0]) == START + pd.Timedelta(hours=7)
+    assert (fc["value"].values == 6.0).all() and fc.attrs["units"] == "g CO2e/kWh"
+
+
+def test_staleness_and_unknown_zones_are_named():
+    clock = ReplayClock(START)
+    signal = RecordedSignal(_actuals(), clock, max_age=pd.Timedelta(hours=2))
+    with pytest.raises(StaleSignalError, match="nothing was published before 2023-06-08 00:00:00"):
+        signal.latest("CAISO_NORTH")
+    clock.now = TIMES[-1] + pd.Timedelta(hours=4)
+    with pytest.raises(StaleSignalError, match="older than the limit of 0 days 02:00:00"):
+        signal.latest("CAISO_NORTH")
+    with pytest.raises(SignalFormatError, match="no zone 'SPP_TX'"):
+        signal.history("SPP_TX", START, clock.now)
+    with pytest.raises(SignalFormatError, match="holds marginal_emissions, not price"):
+        signal.latest("CAISO_NORTH", kind="price")
