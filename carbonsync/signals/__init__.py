@@ -6,7 +6,8 @@ renewable share and curtailment (issue 11; the providers are being built). It si
   retrieval time), named errors carrying provider, endpoint and zone, and the provider registry;
 - :mod:`.zones`: the zone lexicon mapping each provider's zone codes onto one another;
 - :mod:`.replay`: :class:`RecordedSignal`, a recorded trace (and its issued forecasts) served causally as of
-  a :class:`ReplayClock`.
+  a :class:`ReplayClock`;
+- :mod:`.files`: recorded signals from files (WattTime MOER actuals and issued forecasts so far).
 """
 
 from carbonsync.signals.base import (

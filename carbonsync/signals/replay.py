@@ -39,13 +39,15 @@ class ReplayClock:
 
 
 class RecordedSignal:
-    """Recorded ``actuals`` ``(time, zone)`` and optional ``forecasts`` ``(issued_at, time, zone)`` replayed
-    causally on ``clock``; ``max_age`` (default: none) makes :meth:`latest` raise StaleSignalError past it."""
+    """Recorded ``actuals`` ``(time, zone)`` and optional ``forecasts`` (``(issued_at, time, zone)``, or a
+    forecast archive ``(issued_at, lead, zone)`` with valid ``time`` ``(issued_at, lead)``) replayed causally on
+    ``clock``; ``max_age`` (default: none) makes :meth:`latest` raise StaleSignalError past it."""
 
     def __init__(self, actuals: xr.Dataset, clock: ReplayClock, forecasts: xr.Dataset | None = None, *,
                  interval: pd.Timedelta | None = None, max_age: pd.Timedelta | None = None) -> None:
         self.actuals = check_signal(actuals)
-        self.forecasts = check_signal(forecasts) if forecasts is not None else None
+        self.forecasts = forecasts if forecasts is not None and "lead" in forecasts.dims else (
+            check_signal(forecasts) if forecasts is not None else None)
         self.kind = str(actuals.attrs["kind"])
         self.name = f"replay:{actuals.attrs.get('provider', 'recorded')}"
         if self.forecasts is not None:
@@ -86,6 +88,14 @@ class RecordedSignal:
                                    f"of {self.max_age}", provider=self.name, zone=zone)
         return last.assign_attrs(retrieved_at=self.clock.now.isoformat())
 
+    def _archive_row(self, row: xr.Dataset, zone: str, issue: pd.Timestamp) -> xr.Dataset:
+        """One issue of a forecast archive ``(issued_at=1, lead, zone)`` as a forecast ``(issued_at=1, time, zone)``."""
+        times, values = row["time"].values[0], row["value"].values[0, :, 0]
+        keep = ~pd.isna(times)
+        return signal_dataset(values[keep][None], times[keep], zone, self.kind, str(row.attrs["units"]),
+                              provider=self.name, issued_at=[issue], index=row.attrs.get("index") == "yes",
+                              retrieved_at=self.clock.now)
+
     def latest(self, zone: str, kind: str | None = None) -> xr.Dataset:
         return self._latest_at(zone, self.clock.now, kind)
 
@@ -108,6 +118,8 @@ class RecordedSignal:
             if before.size:
                 issue = issued[before[-1]]
                 one = self.forecasts.sel(zone=[zone]).isel(issued_at=[before[-1]])
+                if "lead" in one.dims:  # a forecast archive: one issue's leads with their valid times
+                    one = self._archive_row(one, zone, issue)
                 times = pd.DatetimeIndex(one["time"].values)
                 window = (times >= issue) & (times < issue + horizon) & np.isfinite(one["value"].values[0, :, 0])
                 if window.any():
