@@ -7,7 +7,11 @@ renewable share and curtailment (issue 11; the providers are being built). It si
 - :mod:`.zones`: the zone lexicon mapping each provider's zone codes onto one another;
 - :mod:`.replay`: :class:`RecordedSignal`, a recorded trace (and its issued forecasts) served causally as of
   a :class:`ReplayClock`;
-- :mod:`.files`: recorded signals from files (WattTime MOER actuals and issued forecasts so far).
+- :mod:`.files`: recorded signals from files (WattTime MOER actuals and issued forecasts so far);
+- :mod:`.http`: timeouts, retries with backoff, same-origin redirects and named errors for live providers;
+- :mod:`.watttime`: the WattTime API v3 (registered as ``watttime``).
+
+Providers so far: WattTime (live, tested against a loopback server) and WattTime recordings (files).
 """
 
 from carbonsync.signals.base import (
@@ -30,11 +34,12 @@ from carbonsync.signals.base import (
     signal_dataset,
 )
 from carbonsync.signals.replay import RecordedSignal, ReplayClock
+from carbonsync.signals.watttime import WattTime
 from carbonsync.signals.zones import ZONES, GridZone, ZoneLookupError, lookup, resolve
 
 __all__ = [
     "KINDS", "GridSignal", "SignalAuthError", "SignalError", "SignalFormatError", "SignalPlanError",
     "SignalRangeError", "SignalRateLimited", "SignalUnavailable", "StaleSignalError", "check_signal",
     "convert_units", "get_signal", "known_signals", "redact", "register_signal", "signal_dataset",
-    "RecordedSignal", "ReplayClock", "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
+    "RecordedSignal", "ReplayClock", "WattTime", "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
 ]
