@@ -9,9 +9,11 @@ renewable share and curtailment (issue 11; the providers are being built). It si
   a :class:`ReplayClock`;
 - :mod:`.files`: recorded signals from files (WattTime MOER actuals and issued forecasts so far);
 - :mod:`.http`: timeouts, retries with backoff, same-origin redirects and named errors for live providers;
-- :mod:`.watttime`: the WattTime API v3 (registered as ``watttime``).
+- :mod:`.watttime`: the WattTime API v3 (registered as ``watttime``);
+- :mod:`.electricitymaps`: the Electricity Maps API v3 (registered as ``electricitymaps``).
 
-Providers so far: WattTime (live, tested against a loopback server) and WattTime recordings (files).
+Providers so far: WattTime and Electricity Maps (live, tested against a loopback server) and WattTime
+recordings (files).
 """
 
 from carbonsync.signals.base import (
@@ -33,6 +35,7 @@ from carbonsync.signals.base import (
     register_signal,
     signal_dataset,
 )
+from carbonsync.signals.electricitymaps import ElectricityMaps
 from carbonsync.signals.replay import RecordedSignal, ReplayClock
 from carbonsync.signals.watttime import WattTime
 from carbonsync.signals.zones import ZONES, GridZone, ZoneLookupError, lookup, resolve
@@ -41,5 +44,5 @@ __all__ = [
     "KINDS", "GridSignal", "SignalAuthError", "SignalError", "SignalFormatError", "SignalPlanError",
     "SignalRangeError", "SignalRateLimited", "SignalUnavailable", "StaleSignalError", "check_signal",
     "convert_units", "get_signal", "known_signals", "redact", "register_signal", "signal_dataset",
-    "RecordedSignal", "ReplayClock", "WattTime", "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
+    "ElectricityMaps", "RecordedSignal", "ReplayClock", "WattTime", "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
 ]

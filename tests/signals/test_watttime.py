@@ -151,7 +151,9 @@ def test_credentials_never_follow_a_redirect_to_another_host(httpserver: HTTPSer
         other.stop()
 
 
-def test_no_secret_reaches_a_message_a_repr_or_the_log(httpserver: HTTPServer, caplog):
+def test_no_secret_reaches_a_message_a_repr_or_the_log(httpserver: HTTPServer, caplog, monkeypatch):
+    for name in ("WATTTIME_USERNAME", "WATTTIME_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
     caplog.set_level(logging.DEBUG, logger="carbonsync")
     wt = _client(httpserver)
     httpserver.expect_request("/v3/signal-index").respond_with_data(

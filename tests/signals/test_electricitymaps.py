@@ -1,0 +1,117 @@
+"""Electricity Maps v3 against a real HTTP server on 127.0.0.1: the endpoints, estimated flags, 10-day
+past-range requests, plan errors, replies for another zone, redirects and the key kept out of every message."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from carbonsync.signals import (
+    SignalAuthError,
+    SignalFormatError,
+    SignalPlanError,
+    SignalRangeError,
+    StaleSignalError,
+    get_signal,
+)
+from carbonsync.signals.electricitymaps import ElectricityMaps
+from carbonsync.signals.http import RetryPolicy
+
+KEY = "em-PLANTED-KEY-5b21e0"
+FAST = RetryPolicy(attempts=2, base_s=0.01, max_s=0.02, timeout_s=0.5)
+HEADERS = {"auth-token": KEY}
+
+
+def _point(t: pd.Timestamp, value: float = 250.0, estimated: bool = False) -> dict:
+    return {"zone": "ES", "carbonIntensity": value, "datetime": t.isoformat() + ".000Z", "isEstimated": estimated}
+
+
+def _client(server: HTTPServer, **options) -> ElectricityMaps:
+    return ElectricityMaps(KEY, base_url=server.url_for(""), policy=FAST, **options)
+
+
+def test_latest_with_its_estimated_flag(httpserver: HTTPServer):
+    now = pd.Timestamp.now("UTC").tz_localize(None).floor("h")
+    httpserver.expect_request("/v3/carbon-intensity/latest", headers=HEADERS, query_string={"zone": "ES"}) \
+        .respond_with_json(_point(now, 180.0, estimated=True))
+    ds = _client(httpserver).latest("spain")  # the lexicon's id for ES
+    assert ds["value"].item() == 180.0 and bool(ds["estimated"].item()) and ds.attrs["units"] == "g CO2e/kWh"
+    assert isinstance(get_signal("electricitymaps", api_key=KEY), ElectricityMaps)
+
+
+def test_a_stale_latest_value_is_named(httpserver: HTTPServer):
+    httpserver.expect_request("/v3/carbon-intensity/latest").respond_with_json(_point(pd.Timestamp("2020-01-01")))
+    with pytest.raises(StaleSignalError, match="past the limit of 0 days 03:00:00"):
+        _client(httpserver).latest("ES")
+
+
+def test_past_range_is_split_into_10_day_requests(httpserver: HTTPServer):
+    seen = []
+
+    def handler(request):
+        start, end = pd.Timestamp(request.args["start"]).tz_localize(None), pd.Timestamp(request.args["end"]).tz_localize(None)
+        seen.append((start, end))
+        data = [_point(t) for t in pd.date_range(start, end, freq="1D", inclusive="left")]
+        return Response(json.dumps({"zone": "ES", "data": data}), content_type="application/json")
+
+    httpserver.expect_request("/v3/carbon-intensity/past-range").respond_with_handler(handler)
+    ds = _client(httpserver).history("ES", "2024-01-01", "2024-01-26")
+    assert [s.day for s, _ in seen] == [1, 11, 21] and seen[-1][1] == pd.Timestamp("2024-01-26")
+    assert ds.sizes["time"] == 25
+
+
+def test_forecast_is_cut_to_the_horizon(httpserver: HTTPServer):
+    t0 = pd.Timestamp("2024-05-01T12:00")
+    httpserver.expect_request("/v3/carbon-intensity/forecast").respond_with_json({
+        "zone": "ES", "updatedAt": "2024-05-01T11:55:00.000Z",
+        "forecast": [{"carbonIntensity": 200 + i, "datetime": (t0 + pd.Timedelta(hours=i)).isoformat() + "Z"}
+                     for i in range(24)]})
+    fc = _client(httpserver).forecast("ES", pd.Timedelta(hours=6))
+    assert fc.sizes["time"] == 6 and pd.Timestamp(fc.issued_at.values[0]) == pd.Timestamp("2024-05-01T11:55")
+    with pytest.raises(SignalFormatError, match="only its current forecast"):
+        _client(httpserver).forecast("ES", pd.Timedelta(hours=6), issued_before=t0)
+
+
+@pytest.mark.parametrize("status, body, error, message", [
+    (401, '{"error": "Invalid token"}', SignalAuthError, "HTTP 401"),
+    (403, '{"error": "Your plan does not include access to the forecast endpoint"}', SignalPlanError, "plan"),
+    (404, '{"error": "Zone XX does not exist"}', SignalPlanError, "HTTP 404"),
+    (200, '{"zone": "FR", "forecast": [], "updatedAt": "2024-05-01T00:00:00Z"}', SignalFormatError,
+     "zone 'FR', not 'ES'"),
+    (200, '{"zone": "ES", "forecast": [{"carbonIntensity": 200}], "updatedAt": "2024-05-01T00:00:00Z"}',
+     SignalFormatError, "malformed"),
+    (200, '{"zone": "ES", "forecast": [{"carbonIntensity": 321500, "datetime": "2024-05-01T00:00:00Z"}], '
+          '"updatedAt": "2024-05-01T00:00:00Z"}', SignalRangeError, "321500 g CO2e/kWh .* outside"),
+    (200, '{"zone": "ES", "forec', SignalFormatError, "not JSON"),
+])
+def test_error_replies_are_named(httpserver: HTTPServer, status, body, error, message):
+    httpserver.expect_request("/v3/carbon-intensity/forecast").respond_with_data(body, status=status,
+                                                                                 content_type="application/json")
+    with pytest.raises(error, match=message) as caught:
+        _client(httpserver).forecast("ES", pd.Timedelta(hours=6))
+    assert "provider electricitymaps" in str(caught.value) and KEY not in str(caught.value)
+
+
+def test_the_key_never_leaves_for_another_host_or_reaches_a_message(httpserver: HTTPServer, monkeypatch):
+    monkeypatch.delenv("ELECTRICITYMAPS_API_KEY", raising=False)
+    other = HTTPServer(host="127.0.0.1", port=0)
+    other.start()
+    try:
+        httpserver.expect_request("/v3/carbon-intensity/latest").respond_with_data(
+            "", status=307, headers={"Location": other.url_for("/v3/carbon-intensity/latest")})
+        with pytest.raises(SignalFormatError, match="redirected to another host"):
+            _client(httpserver).latest("ES")
+        assert not other.log
+    finally:
+        other.stop()
+    httpserver.clear()
+    httpserver.expect_request("/v3/carbon-intensity/latest").respond_with_data(f"token {KEY} is invalid", status=401)
+    with pytest.raises(SignalAuthError) as caught:
+        _client(httpserver).latest("ES")
+    assert KEY not in str(caught.value) + repr(_client(httpserver)) and "***" in str(caught.value)
+    with pytest.raises(SignalAuthError, match="no API key"):
+        ElectricityMaps("", base_url=httpserver.url_for("")).latest("ES")
