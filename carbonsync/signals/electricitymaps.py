@@ -91,7 +91,7 @@ class ElectricityMaps:
     def history(self, zone: str, start: pd.Timestamp, end: pd.Timestamp, kind: str | None = None) -> xr.Dataset:
         code = resolve(zone, "electricitymaps")
         endpoint = "/v3/carbon-intensity/past-range"
-        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        start, end = _utc(start), _utc(end)
         parts = []
         for lo in pd.date_range(start, end, freq=PAST_RANGE, inclusive="left"):
             hi = min(lo + PAST_RANGE, end)

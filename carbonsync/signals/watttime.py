@@ -112,12 +112,12 @@ class WattTime:
 
     def history(self, zone: str, start: pd.Timestamp, end: pd.Timestamp, kind: str | None = None) -> xr.Dataset:
         region = resolve(zone, "watttime")
-        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        start, end = _utc(start), _utc(end)  # naive UTC; sent with an explicit offset
         parts = []
         for lo in pd.date_range(start, end, freq=CHUNK, inclusive="left"):
             hi = min(lo + CHUNK, end)
             body = self._get("/v3/historical", {"region": region, "signal_type": self.signal_type,
-                                                "start": lo.isoformat(), "end": hi.isoformat()}, region)
+                                                "start": lo.isoformat() + "+00:00", "end": hi.isoformat() + "+00:00"}, region)
             part = self._series(body, "/v3/historical", region)
             parts.append(part.sel(time=(part.time >= np.datetime64(lo)) & (part.time < np.datetime64(hi))))
         if not parts:
@@ -148,10 +148,10 @@ class WattTime:
                 raise SignalFormatError("the forecast has no meta.generated_at", provider=self.name,
                                         endpoint="/v3/forecast", zone=region)
             return self._series(body, "/v3/forecast", region, issued_at=_utc(generated))
-        cutoff = pd.Timestamp(issued_before)
+        cutoff = _utc(issued_before)
         body = self._get("/v3/forecast/historical", {"region": region, "signal_type": self.signal_type,
-                                                     "start": (cutoff - pd.Timedelta(hours=1)).isoformat(),
-                                                     "end": cutoff.isoformat(), "horizon_hours": hours}, region)
+                                                     "start": (cutoff - pd.Timedelta(hours=1)).isoformat() + "+00:00",
+                                                     "end": cutoff.isoformat() + "+00:00", "horizon_hours": hours}, region)
         runs = body.get("data")
         if not isinstance(runs, list) or not runs:
             raise SignalFormatError(f"no forecast was issued in the hour before {cutoff}", provider=self.name,

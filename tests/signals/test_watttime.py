@@ -60,7 +60,7 @@ def test_historical_is_chunked_to_32_days(httpserver: HTTPServer):
 
     def handler(request):
         seen.append((request.args["start"], request.args["end"]))
-        start = pd.Timestamp(request.args["start"])
+        start = pd.Timestamp(request.args["start"]).tz_convert(None)
         return Response(json.dumps({"meta": {"region": "CAISO_NORTH", "units": "lbs_co2_per_mwh"},
                                           "data": _points(str(start), 3, step="1D")}), content_type="application/json")
 
@@ -68,6 +68,19 @@ def test_historical_is_chunked_to_32_days(httpserver: HTTPServer):
     ds = wt.history("CAISO_NORTH", "2024-01-01", "2024-03-11")
     assert [s[:10] for s, _ in seen] == ["2024-01-01", "2024-02-02", "2024-03-05"]
     assert seen[-1][1].startswith("2024-03-11") and ds.sizes["time"] == 9
+
+
+def test_a_forecast_issued_before_a_time_comes_from_the_forecast_archive(httpserver: HTTPServer):
+    wt = _client(httpserver)
+    runs = [{"generated_at": f"2026-05-03T09:{m:02d}:00+00:00", "forecast": _points(f"2026-05-03T09:{m:02d}", 12, 900.0 + m)}
+            for m in (0, 5, 10)]
+    httpserver.expect_request("/v3/forecast/historical", query_string={
+        "region": "CAISO_NORTH", "signal_type": "co2_moer", "start": "2026-05-03T08:07:00+00:00",
+        "end": "2026-05-03T09:07:00+00:00", "horizon_hours": "1"}).respond_with_json(
+            {"meta": {"region": "CAISO_NORTH", "units": "lbs_co2_per_mwh"}, "data": runs})
+    fc = wt.forecast("CAISO_NORTH", pd.Timedelta(hours=1), issued_before=pd.Timestamp("2026-05-03T09:07Z"))
+    assert pd.Timestamp(fc.issued_at.values[0]) == pd.Timestamp("2026-05-03T09:05")  # the newest before 09:07
+    np.testing.assert_allclose(fc["value"].values, 905.0 * 0.45359237)
 
 
 def test_signal_index_stays_an_index_and_region_from_loc(httpserver: HTTPServer):
