@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync.core.errors import CarbonSyncError
+from carbonsync.core.time import utc_naive, utc_naive_index
 
 __all__ = [
     "KINDS",
@@ -172,7 +173,7 @@ def signal_dataset(values: np.ndarray, times: Sequence | pd.DatetimeIndex, zone:
     index as it is (units ``percent``, range [0, 100]). ``where`` (a file, column or row) is named in range
     errors. Raises :class:`SignalRangeError` or :class:`SignalFormatError`.
     """
-    times = pd.DatetimeIndex([_utc_naive(t) for t in times])
+    times = utc_naive_index(pd.DatetimeIndex(times))
     values = np.asarray(values, dtype=np.float64)
     context = {"provider": provider, "endpoint": endpoint, "zone": zone}
     if index:
@@ -184,7 +185,7 @@ def signal_dataset(values: np.ndarray, times: Sequence | pd.DatetimeIndex, zone:
     dims: tuple[str, ...] = ("time",)
     coords: dict[str, Any] = {"time": times.values}
     if issued_at is not None:
-        issued = pd.DatetimeIndex([_utc_naive(t) for t in issued_at])
+        issued = utc_naive_index(pd.DatetimeIndex(issued_at))
         dims, coords = ("issued_at", "time"), {"issued_at": issued.values, **coords}
     if values.shape != tuple(len(coords[d]) for d in dims):
         raise SignalFormatError(f"values of shape {values.shape} for dims {dims} of sizes "
@@ -195,14 +196,9 @@ def signal_dataset(values: np.ndarray, times: Sequence | pd.DatetimeIndex, zone:
         coords={**coords, "zone": [zone]},
         attrs={"kind": kind, "units": normalised, "provider": provider, "endpoint": endpoint,
                "index": "yes" if index else "no",
-               "retrieved_at": _utc_naive(retrieved_at if retrieved_at is not None else pd.Timestamp.now("UTC")).isoformat()},
+               "retrieved_at": utc_naive(retrieved_at if retrieved_at is not None else pd.Timestamp.now("UTC")).isoformat()},
     )
     return check_signal(ds, where=where)
-
-
-def _utc_naive(t: pd.Timestamp | str) -> pd.Timestamp:
-    t = pd.Timestamp(t)
-    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
 
 
 def check_signal(ds: xr.Dataset, where: str = "") -> xr.Dataset:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from carbonsync.core.time import utc_naive
 from carbonsync.signals.base import SignalAuthError, SignalFormatError, StaleSignalError, register_signal, signal_dataset
 from carbonsync.signals.http import Http, RetryPolicy
 from carbonsync.signals.zones import resolve
@@ -25,10 +26,6 @@ __all__ = ["ElectricityMaps"]
 BASE_URL = "https://api.electricitymap.org"
 PAST_RANGE = pd.Timedelta(days=10)
 
-
-def _utc(text: str) -> pd.Timestamp:
-    t = pd.Timestamp(text)
-    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
 
 
 class ElectricityMaps:
@@ -63,7 +60,7 @@ class ElectricityMaps:
             raise SignalFormatError("the reply has no list of data points", provider=self.name, endpoint=endpoint,
                                     zone=zone)
         try:
-            times = pd.DatetimeIndex([_utc(p["datetime"]) for p in points])
+            times = pd.DatetimeIndex([utc_naive(p["datetime"]) for p in points])
             values = np.array([np.nan if p.get("carbonIntensity") is None else float(p["carbonIntensity"])
                                for p in points])
             estimated = np.array([bool(p.get("isEstimated", False)) for p in points])
@@ -71,12 +68,10 @@ class ElectricityMaps:
             raise SignalFormatError(f"a data point is malformed ({type(err).__name__}: {err})", provider=self.name,
                                     endpoint=endpoint, zone=zone) from None
         order = np.argsort(times.values, kind="stable")
-        if issued_at is not None:
-            return signal_dataset(values[order][None], times[order], zone, "carbon_intensity", "gCO2eq/kWh",
-                                  provider=self.name, endpoint=endpoint, estimated=estimated[order][None],
-                                  issued_at=[issued_at])
-        return signal_dataset(values[order], times[order], zone, "carbon_intensity", "gCO2eq/kWh",
-                              provider=self.name, endpoint=endpoint, estimated=estimated[order])
+        shape = (1, -1) if issued_at is not None else (-1,)  # a forecast has one issue time
+        return signal_dataset(values[order].reshape(shape), times[order], zone, "carbon_intensity", "gCO2eq/kWh",
+                              provider=self.name, endpoint=endpoint, estimated=estimated[order].reshape(shape),
+                              issued_at=None if issued_at is None else [issued_at])
 
     def latest(self, zone: str, kind: str | None = None) -> xr.Dataset:
         code = resolve(zone, "electricitymaps")
@@ -91,7 +86,7 @@ class ElectricityMaps:
     def history(self, zone: str, start: pd.Timestamp, end: pd.Timestamp, kind: str | None = None) -> xr.Dataset:
         code = resolve(zone, "electricitymaps")
         endpoint = "/v3/carbon-intensity/past-range"
-        start, end = _utc(start), _utc(end)
+        start, end = utc_naive(start), utc_naive(end)
         parts = []
         for lo in pd.date_range(start, end, freq=PAST_RANGE, inclusive="left"):
             hi = min(lo + PAST_RANGE, end)
@@ -113,7 +108,7 @@ class ElectricityMaps:
         body = self._get(endpoint, {"zone": code}, code)
         if "updatedAt" not in body:
             raise SignalFormatError("the forecast has no updatedAt", provider=self.name, endpoint=endpoint, zone=code)
-        ds = self._series(body.get("forecast"), endpoint, code, issued_at=_utc(body["updatedAt"]))
+        ds = self._series(body.get("forecast"), endpoint, code, issued_at=utc_naive(body["updatedAt"]))
         first = pd.Timestamp(ds.time.values[0]) if ds.sizes["time"] else None
         if first is None:
             return ds

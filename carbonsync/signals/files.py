@@ -77,13 +77,14 @@ def _values(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
 
 
 def _checked(values: np.ndarray, times: pd.DatetimeIndex, zone: str, units: str, where: str, column: str,
-             rows: np.ndarray, **extra) -> xr.Dataset:
+             rows: np.ndarray) -> xr.Dataset:
     try:
-        return signal_dataset(values, times, zone, "marginal_emissions", units, provider=PROVIDER,
-                              endpoint=where, **extra)
+        return signal_dataset(values, times, zone, "marginal_emissions", units, provider=PROVIDER, endpoint=where)
     except SignalRangeError as err:
-        bad = ~np.isfinite(np.nan_to_num(values, nan=0.0)) | (values < 0) | (values > 3000)
-        row = int(rows[np.flatnonzero(bad.ravel())[0]]) + 2 if bad.any() else -1
+        converted, _ = convert_units(values, units, "marginal_emissions", provider=PROVIDER, endpoint=where, zone=zone)
+        lo, hi = KINDS["marginal_emissions"].valid_range
+        bad = np.isinf(converted) | (converted < lo) | (converted > hi)
+        row = int(rows[np.flatnonzero(bad)[0]]) + 2
         raise SignalRangeError(f"'{where}' column '{column}' row {row}: {err}", provider=PROVIDER, zone=zone) from err
 
 

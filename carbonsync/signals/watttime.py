@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from carbonsync.core.time import utc_naive
 from carbonsync.signals.base import (
     SignalAuthError,
     SignalFormatError,
@@ -95,24 +96,23 @@ class WattTime:
             raise SignalFormatError(f"the reply is for region '{meta.get('region')}', not '{region}'",
                                     provider=self.name, endpoint=endpoint, zone=region)
         try:
-            times = pd.DatetimeIndex([_utc(p["point_time"]) for p in data])
+            times = pd.DatetimeIndex([utc_naive(p["point_time"]) for p in data])
             values = np.array([np.nan if p["value"] is None else float(p["value"]) for p in data])
         except (KeyError, TypeError, ValueError) as err:
             raise SignalFormatError(f"a data point is malformed ({type(err).__name__}: {err})", provider=self.name,
                                     endpoint=endpoint, zone=region) from None
         order = np.argsort(times.values, kind="stable")
         units = str(meta.get("units", ""))
-        if issued_at is not None:
-            return signal_dataset(values[order][None], times[order], region, "marginal_emissions", units,
-                                  provider=self.name, endpoint=endpoint, issued_at=[issued_at], index=index)
-        return signal_dataset(values[order], times[order], region, "marginal_emissions", units, provider=self.name,
-                              endpoint=endpoint, index=index)
+        shape = (1, -1) if issued_at is not None else (-1,)  # a forecast has one issue time
+        return signal_dataset(values[order].reshape(shape), times[order], region, "marginal_emissions", units,
+                              provider=self.name, endpoint=endpoint, index=index,
+                              issued_at=None if issued_at is None else [issued_at])
 
     # --- the protocol -------------------------------------------------------------------------------------
 
     def history(self, zone: str, start: pd.Timestamp, end: pd.Timestamp, kind: str | None = None) -> xr.Dataset:
         region = resolve(zone, "watttime")
-        start, end = _utc(start), _utc(end)  # naive UTC; sent with an explicit offset
+        start, end = utc_naive(start), utc_naive(end)  # naive UTC; sent with an explicit offset
         parts = []
         for lo in pd.date_range(start, end, freq=CHUNK, inclusive="left"):
             hi = min(lo + CHUNK, end)
@@ -147,8 +147,8 @@ class WattTime:
             if generated is None:
                 raise SignalFormatError("the forecast has no meta.generated_at", provider=self.name,
                                         endpoint="/v3/forecast", zone=region)
-            return self._series(body, "/v3/forecast", region, issued_at=_utc(generated))
-        cutoff = _utc(issued_before)
+            return self._series(body, "/v3/forecast", region, issued_at=utc_naive(generated))
+        cutoff = utc_naive(issued_before)
         body = self._get("/v3/forecast/historical", {"region": region, "signal_type": self.signal_type,
                                                      "start": (cutoff - pd.Timedelta(hours=1)).isoformat() + "+00:00",
                                                      "end": cutoff.isoformat() + "+00:00", "horizon_hours": hours}, region)
@@ -157,7 +157,7 @@ class WattTime:
             raise SignalFormatError(f"no forecast was issued in the hour before {cutoff}", provider=self.name,
                                     endpoint="/v3/forecast/historical", zone=region)
         try:
-            issued = [_utc(r["generated_at"]) for r in runs]
+            issued = [utc_naive(r["generated_at"]) for r in runs]
         except (KeyError, TypeError, ValueError) as err:
             raise SignalFormatError(f"a forecast run is malformed ({err})", provider=self.name,
                                     endpoint="/v3/forecast/historical", zone=region) from None
@@ -186,10 +186,6 @@ class WattTime:
                                     endpoint="/v3/region-from-loc")
         return region
 
-
-def _utc(text: str) -> pd.Timestamp:
-    t = pd.Timestamp(text)
-    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
 
 
 register_signal("watttime", WattTime)
