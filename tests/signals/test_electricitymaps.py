@@ -4,6 +4,8 @@ past-range requests, plan errors, replies for another zone, redirects and the ke
 from __future__ import annotations
 
 import json
+import socket
+import threading
 
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from carbonsync.signals import (
     SignalFormatError,
     SignalPlanError,
     SignalRangeError,
+    SignalUnavailable,
     StaleSignalError,
     get_signal,
 )
@@ -115,3 +118,56 @@ def test_the_key_never_leaves_for_another_host_or_reaches_a_message(httpserver: 
     assert KEY not in str(caught.value) + repr(_client(httpserver)) and "***" in str(caught.value)
     with pytest.raises(SignalAuthError, match="no API key"):
         ElectricityMaps("", base_url=httpserver.url_for("")).latest("ES")
+
+
+def test_a_key_echoed_in_the_reason_phrase_is_masked(httpserver: HTTPServer):
+    httpserver.expect_request("/v3/carbon-intensity/latest").respond_with_response(
+        Response("denied", status=f"403 Forbidden for token {KEY}"))
+    with pytest.raises(SignalPlanError) as caught:
+        _client(httpserver).latest("ES")
+    assert "403 Forbidden for token ***" in str(caught.value) and KEY not in str(caught.value)
+
+
+class _RawServer:
+    """A one-shot TCP server on 127.0.0.1 that answers every connection with ``reply`` and hangs up."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.reply, self.hits = reply, 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                self.hits += 1
+                if self.reply:
+                    conn.sendall(self.reply)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("reply, message", [
+    (b"", "connection failed: RemoteProtocolError"),   # closed without a reply (RemoteDisconnected in urllib)
+    (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"zone\": \"ES\", \"carb",
+     "connection failed: RemoteProtocolError"),         # body shorter than its Content-Length (IncompleteRead)
+])
+def test_dropped_connections_and_short_bodies_are_named_after_the_retries(reply, message):
+    server = _RawServer(reply)
+    try:
+        client = ElectricityMaps(KEY, base_url=server.url, policy=FAST)
+        with pytest.raises(SignalUnavailable, match=message) as caught:
+            client.latest("ES")
+        assert server.hits == FAST.attempts and KEY not in str(caught.value)
+    finally:
+        server.close()

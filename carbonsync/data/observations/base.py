@@ -36,6 +36,7 @@ import xarray as xr
 from carbonsync.core.errors import CarbonSyncError
 
 __all__ = [
+    "CARBON_INTENSITY_RANGE",
     "KINDS",
     "TIME_LABELS",
     "FileSource",
@@ -50,9 +51,12 @@ __all__ = [
     "read_csv",
     "read_header",
     "register_source",
+    "unreadable",
 ]
 
 KINDS = ("trace", "generation", "power")
+# g CO2e/kWh: no grid's average or marginal emissions come near a few thousand (old lignite ~1,100)
+CARBON_INTENSITY_RANGE = (0.0, 3000.0)
 TIME_LABELS = ("hour_start", "hour_end", "unstated")
 HOUR_NS = np.timedelta64(3600 * 10**9, "ns")
 
@@ -176,6 +180,28 @@ def read_header(path: str | Path) -> list[str]:
         return [str(c).strip() for c in pd.read_csv(path, nrows=0).columns]
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, EOFError):
         return []
+
+
+def unreadable(path: str | Path) -> str:
+    """Why the start of a CSV file (gzip too, by its name) cannot be read as UTF-8 text; ``""`` when it can."""
+    path = Path(path)
+    try:
+        with path.open("rb") as raw:
+            head = raw.read(2)
+        if head == b"\x1f\x8b" and not path.name.endswith(".gz"):
+            return "it is gzip-compressed but its name does not end in .gz"
+        pd.read_csv(path, nrows=100)
+    except UnicodeDecodeError as err:
+        hint = ("a UTF-16 file (it starts with a byte-order mark)" if head in (b"\xff\xfe", b"\xfe\xff")
+                else "another encoding such as Latin-1 or UTF-16")
+        return f"it is not UTF-8 text ({err.reason} at byte {err.start}); it looks like {hint}: save it as UTF-8"
+    except (EOFError, OSError) as err:  # truncated or corrupt gzip (gzip.BadGzipFile is an OSError)
+        return f"it cannot be decompressed or read ({type(err).__name__}: {err})"
+    except pd.errors.EmptyDataError:
+        return "it is empty"
+    except (ValueError, pd.errors.ParserError) as err:
+        return f"it cannot be parsed as CSV ({err})"
+    return ""
 
 
 def read_csv(path: str | Path, where: str, error: type[Exception] = ObservationError, **options: Any) -> pd.DataFrame:

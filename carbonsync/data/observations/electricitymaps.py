@@ -1,4 +1,4 @@
-"""Electricity Maps hourly zone data: portal CSV exports, merged per zone, and the history API.
+"""Electricity Maps hourly zone data: portal CSV exports, merged per zone.
 
 A portal export (``{ZONE}_{YEAR}_hourly.csv``) has the columns ``Datetime (UTC), Country, Zone Name, Zone
 Id, Carbon Intensity gCO₂eq/kWh (direct), Carbon Intensity gCO₂eq/kWh (LCA), Low Carbon Percentage,
@@ -7,7 +7,8 @@ one into a frame on naive-UTC whole hours with the columns of :data:`TRACE_COLUM
 merges several files of a zone; :func:`load_portal` (the registered source ``electricitymaps``) gives one
 file as a contract dataset. :func:`load_traces` (from :mod:`carbonsync.data.observations.traces`, kept
 importable here) reads a whole directory of trace files of any registered trace source (Electricity Maps,
-ENTSO-E ``Time,Carbon Intensity``) into one ``(time, zone)`` dataset.
+ENTSO-E ``Time,Carbon Intensity``) into one ``(time, zone)`` dataset. The live API is a grid signal:
+:class:`carbonsync.signals.electricitymaps.ElectricityMaps`.
 
 Validation and documented repairs (every repair is listed in ``frame.attrs["repairs"]``):
 
@@ -20,29 +21,26 @@ Validation and documented repairs (every repair is listed in ``frame.attrs["repa
 - missing hours (absent rows or empty values) up to ``max_gap_h`` (default 3) in a row are filled by
   linear interpolation in time; longer gaps are an error naming the first missing hour;
 - a header in kgCO2eq/kWh is converted to g (x1000); values whose maximum is below 1 under a g header
-  are rejected as a kg/g mix-up; files of one zone whose medians differ by more than 100x likewise.
+  are rejected as a kg/g mix-up; files of one zone whose medians differ by more than 100x likewise;
+- carbon intensity outside :data:`~carbonsync.data.observations.base.CARBON_INTENSITY_RANGE` (after any
+  conversion: a kg header over g values), ``inf``, percentages outside 0..100 and percentage columns that
+  hold fractions (largest value at most 1) are errors naming the column and row.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from carbonsync.data.observations.base import (
+    CARBON_INTENSITY_RANGE,
     FileSource,
     ObservationError,
-    check_observations,
     read_csv,
     read_header,
     register_source,
@@ -50,6 +48,7 @@ from carbonsync.data.observations.base import (
 from carbonsync.data.observations.hourly import (
     HOUR,
     MAX_GAP_H,
+    check_range,
     drop_duplicates,
     fill_hourly,
     parse_utc_times,
@@ -59,29 +58,21 @@ from carbonsync.data.observations.hourly import (
 from carbonsync.data.observations.traces import TRACE_COLUMNS, load_traces, merge_zone, trace_dataset
 
 __all__ = [
-    "API_KEY_ENV",
-    "API_URL",
     "HOUR",
     "MAX_GAP_H",
     "SOURCE",
     "TRACE_COLUMNS",
     "ObservationError",
-    "fetch_history",
-    "fetch_history_dataset",
     "is_portal_csv",
     "load_portal",
     "load_traces",
     "load_zone",
     "merge_zone",
-    "parse_history",
     "read_portal_csv",
 ]
 
-API_URL = "https://api.electricitymap.org/v3/carbon-intensity/history"
-API_KEY_ENV = "ELECTRICITYMAPS_API_KEY"
 LICENCE = "ODbL (Electricity Maps data: attribution and share-alike)"
 ORIGIN = "Electricity Maps portal export (app.electricitymaps.com)"
-API_LICENCE = "Electricity Maps API terms of the key's plan"
 
 
 # --- portal CSV -------------------------------------------------------------------------------------------
@@ -135,17 +126,20 @@ def read_portal_csv(path: str | Path, max_gap_h: int = MAX_GAP_H) -> pd.DataFram
                 f"{where}: column '{column}' says gCO2eq/kWh but its largest value is {np.nanmax(values):.3g}; "
                 "the values look like kgCO2eq/kWh"
             )
-        if np.nanmin(values, initial=0.0) < 0:
-            raise ObservationError(f"{where}: column '{column}' has negative values (min {np.nanmin(values):.3g})")
+        check_range(values, CARBON_INTENSITY_RANGE, where, column, "g CO2e/kWh",
+                    hint=" (the header says kg: are the values in g?)" if unit == "kg" else " (wrong units?)")
         out[name] = values
     for column, name in (("Renewable Percentage", "renewable_share"), ("Low Carbon Percentage", "low_carbon_share")):
         if column not in frame.columns:
             out[name] = np.nan
             continue
         values = to_numeric(frame, column, where).to_numpy(dtype=np.float64)
-        if np.nanmin(values, initial=0.0) < 0 or np.nanmax(values, initial=0.0) > 100:
-            span = f"{np.nanmin(values):.3g}..{np.nanmax(values):.3g}"
-            raise ObservationError(f"{where}: column '{column}' must lie in 0..100, got {span}")
+        check_range(values, (0.0, 100.0), where, column, "%")
+        if len(values) >= 24 and 0 < np.nanmax(values, initial=0.0) <= 1.0:
+            raise ObservationError(
+                f"{where}: column '{column}' is a percentage but its largest value is {np.nanmax(values):.3g}; "
+                "the values look like fractions (0..1), not percent (0..100)"
+            )
         out[name] = values / 100.0
     estimated = frame["Data Estimated"] if "Data Estimated" in frame.columns else pd.Series(False, index=frame.index)
     out["estimated"] = estimated.astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).to_numpy()
@@ -174,80 +168,3 @@ SOURCE = register_source(FileSource(
     name=SOURCE_NAME, kind="trace", description="Electricity Maps portal export {ZONE}_{YEAR}_hourly.csv",
     matches=is_portal_csv, loader=load_portal, licence=LICENCE, origin=ORIGIN,
 ))
-
-
-# --- history API ------------------------------------------------------------------------------------------
-
-Opener = Callable[..., Any]
-
-
-def _urlopen(request: urllib.request.Request, timeout: float) -> Any:
-    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - fixed https URL
-
-
-def fetch_history(zone: str, api_key: str | None = None, *, timeout: float = 30.0, opener: Opener | None = None
-                  ) -> pd.DataFrame:
-    """The last 24 h of hourly carbon intensity of ``zone`` from the Electricity Maps API.
-
-    The key comes from ``api_key`` or the environment variable ``ELECTRICITYMAPS_API_KEY``; ``opener``
-    (default ``urllib.request.urlopen``) is the HTTP layer. Returns the frame of :func:`read_portal_csv`
-    (``carbon_intensity`` from ``carbonIntensity``, ``estimated`` from ``isEstimated``).
-    """
-    if not isinstance(zone, str) or not zone.strip():
-        raise ObservationError(f"zone must be a zone id such as 'DE', got {zone!r}")
-    key = api_key or os.environ.get(API_KEY_ENV)
-    if not key:
-        raise ObservationError(f"no Electricity Maps API key: pass api_key or set {API_KEY_ENV}")
-    url = f"{API_URL}?{urllib.parse.urlencode({'zone': zone})}"
-    request = urllib.request.Request(url, headers={"auth-token": key, "Accept": "application/json"})
-    try:
-        with (opener or _urlopen)(request, timeout=timeout) as response:
-            body = response.read()
-    except urllib.error.HTTPError as err:
-        hint = " (check the API key)" if err.code in (401, 403) else ""
-        raise ObservationError(f"Electricity Maps API: HTTP {err.code} {err.reason} for zone {zone}{hint}") from None
-    except urllib.error.URLError as err:
-        raise ObservationError(f"Electricity Maps API unreachable for zone {zone}: {err.reason}") from None
-    return parse_history(body, zone)
-
-
-def fetch_history_dataset(zone: str, api_key: str | None = None, *, timeout: float = 30.0, opener: Opener | None = None
-                          ) -> xr.Dataset:
-    """:func:`fetch_history` as a contract trace dataset (``source`` ``electricitymaps-api``, ``path`` the API URL)."""
-    frame = fetch_history(zone, api_key, timeout=timeout, opener=opener)
-    return check_observations(trace_dataset(frame, "electricitymaps-api", API_URL, API_LICENCE, API_URL))
-
-
-def parse_history(body: bytes | str, zone: str) -> pd.DataFrame:
-    """Parse a ``/v3/carbon-intensity/history`` JSON response."""
-    where = f"Electricity Maps API response for zone {zone}"
-    try:
-        doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ObservationError(f"{where} is not JSON: {err}") from None
-    history = doc.get("history") if isinstance(doc, dict) else None
-    if not isinstance(history, list):
-        keys = ", ".join(doc) if isinstance(doc, dict) else type(doc).__name__
-        raise ObservationError(f"{where} has no 'history' list (keys: {keys})")
-    if not history:
-        raise ObservationError(f"{where}: 'history' is empty")
-    rows = pd.DataFrame(history)
-    missing = [c for c in ("datetime", "carbonIntensity") if c not in rows.columns]
-    if missing:
-        raise ObservationError(f"{where}: entries lack {', '.join(missing)}")
-    if isinstance(doc.get("zone"), str) and doc["zone"] != zone:
-        raise ObservationError(f"{where}: it is for zone {doc['zone']}")
-    times, repairs = parse_utc_times(rows["datetime"], where, "datetime")
-    out = pd.DataFrame(index=times)
-    out["carbon_intensity"] = to_numeric(rows, "carbonIntensity", where).to_numpy(dtype=np.float64)
-    out["carbon_intensity_lca"] = np.nan
-    out["renewable_share"] = np.nan
-    out["low_carbon_share"] = np.nan
-    estimated = rows["isEstimated"] if "isEstimated" in rows.columns else pd.Series(False, index=rows.index)
-    out["estimated"] = estimated.fillna(False).astype(bool).to_numpy()
-    out, more = drop_duplicates(out, where, "datetime")
-    out, filled = fill_hourly(out, ["carbon_intensity"], where)
-    out["estimated"] = out["estimated"].astype("boolean").fillna(True).astype(bool)
-    out.index.name = "time"
-    out.attrs.update(zone=zone, files=[API_URL], repairs=repairs + more + filled)
-    return out

@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync.data.observations.base import (
+    CARBON_INTENSITY_RANGE,
     FileSource,
     ObservationError,
     observation_dataset,
@@ -32,7 +33,15 @@ from carbonsync.data.observations.base import (
     read_header,
     register_source,
 )
-from carbonsync.data.observations.hourly import MAX_GAP_H, drop_duplicates, fill_hourly, hourly_mean, parse_utc_times, to_numeric
+from carbonsync.data.observations.hourly import (
+    MAX_GAP_H,
+    check_range,
+    drop_duplicates,
+    fill_hourly,
+    hourly_mean,
+    parse_utc_times,
+    to_numeric,
+)
 from carbonsync.data.observations.traces import TRACE_COLUMNS, trace_dataset
 
 __all__ = [
@@ -112,8 +121,7 @@ def read_ci_csv(path: str | Path, zone: str | None = None, max_gap_h: int = MAX_
         raise ObservationError(f"{where}: missing column(s) {', '.join(missing)}; it has {', '.join(map(str, frame.columns))}")
     times, repairs = parse_utc_times(frame["Time"], where, "Time")
     values = to_numeric(frame, "Carbon Intensity", where)
-    if np.nanmin(values, initial=0.0) < 0:
-        raise ObservationError(f"{where}: negative carbon intensity (min {np.nanmin(values):.3g})")
+    check_range(values.to_numpy(), CARBON_INTENSITY_RANGE, where, "Carbon Intensity", "g CO2e/kWh")
     if len(values) >= 48 and np.nanmax(values, initial=-np.inf) < 1.0:
         raise ObservationError(
             f"{where}: largest carbon intensity is {np.nanmax(values):.3g}; the values look like kgCO2/kWh, not g"

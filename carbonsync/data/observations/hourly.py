@@ -17,6 +17,7 @@ from carbonsync.data.observations.base import ObservationError
 __all__ = [
     "HOUR",
     "MAX_GAP_H",
+    "check_range",
     "complete_hours",
     "drop_duplicates",
     "dst_hint",
@@ -69,16 +70,35 @@ def parse_utc_times(values: pd.Series, where: str, column: str, error: ErrorType
 
 
 def to_numeric(frame: pd.DataFrame, column: str, where: str, error: ErrorType = ObservationError) -> pd.Series:
-    """``frame[column]`` as float64; blanks are NaN, any other text is ``error`` naming the row and value."""
+    """``frame[column]`` as float64; blanks are NaN, any other text (``inf`` too) is ``error`` naming the row
+    and value."""
     raw = frame[column]
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        return raw.astype(np.float64)
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        values = raw.astype(np.float64)
+    else:
+        values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+        bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise error(f"{where}: column '{column}' row {row + 2}: {raw.iloc[row]!r} is not a number")
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise error(f"{where}: column '{column}' row {row + 2}: '{raw.iloc[row]}' is not a finite number "
+                    f"({int(infinite.sum())} such value(s))")
+    return values
+
+
+def check_range(values: np.ndarray, valid: tuple[float, float], where: str, column: str, units: str,
+                error: ErrorType = ObservationError, hint: str = "") -> None:
+    """``error`` naming the column, the first row (as a file row number) and the count of values outside
+    ``valid`` (NaN allowed)."""
+    lo, hi = valid
+    bad = (values < lo) | (values > hi)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise error(f"{where}: column '{column}' row {row + 2}: {raw.iloc[row]!r} is not a number")
-    return values.astype(np.float64)
+        row = int(np.flatnonzero(bad)[0])
+        raise error(f"{where}: column '{column}' row {row + 2}: {values[row]:.6g} {units} is outside "
+                    f"[{lo:g}, {hi:g}]{hint}; {int(bad.sum())} such value(s)")
 
 
 def is_dst_night(t: pd.Timestamp) -> bool:

@@ -26,6 +26,8 @@ from carbonsync.data.observations.base import (
     get_source,
     known_sources,
     observation_dataset,
+    read_header,
+    unreadable,
 )
 from carbonsync.data.observations.hourly import MAX_GAP_H, fill_gaps, fill_hourly
 
@@ -121,14 +123,25 @@ def merge_zone(frames: Sequence[pd.DataFrame], max_gap_h: int = MAX_GAP_H) -> pd
     return merged
 
 
+def _unknown_file(path: Path, directory: Path) -> str:
+    reason = unreadable(path)
+    if reason:
+        return f"trace directory '{directory}': file '{path.name}' cannot be read: {reason}"
+    header = ", ".join(read_header(path)[:12]) or "none"
+    return (f"trace directory '{directory}': file '{path.name}' is in none of the known formats (its columns: "
+            f"{header}); trace formats: {', '.join(known_sources('trace'))}. Move it out of the directory or fix it.")
+
+
 def load_traces(directory: str | Path, join: str = "inner", max_gap_h: int = MAX_GAP_H) -> xr.Dataset:
-    """Every trace CSV in ``directory`` merged per zone into a ``(time, zone)`` contract dataset.
+    """Every trace CSV (``*.csv``, ``*.csv.gz``) in ``directory`` merged per zone into one ``(time, zone)``
+    contract dataset.
 
     Variables ``carbon_intensity`` (direct, g CO2e/kWh) and ``renewable_share`` (0..1, NaN where a source
     has none). ``join="inner"`` keeps the hours every zone covers; ``"outer"`` keeps all (NaN elsewhere).
-    Files no trace source reads (e.g. ENTSO-E production files) are skipped and listed in ``attrs["skipped"]``
-    (JSON); ``attrs["files"]`` and ``attrs["repairs"]`` are JSON objects by zone, ``attrs["source"]`` the trace
-    sources read (``+``-joined) and ``attrs["path"]`` the directory.
+    Files of another registered format (e.g. ENTSO-E production files) are skipped and listed in
+    ``attrs["skipped"]`` (JSON); any other file (an unknown header, another encoding than UTF-8, a truncated
+    gzip) is an error naming it, never a silent skip. ``attrs["files"]`` and ``attrs["repairs"]`` are JSON
+    objects by zone, ``attrs["source"]`` the trace sources read (``+``-joined), ``attrs["path"]`` the directory.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -137,16 +150,21 @@ def load_traces(directory: str | Path, join: str = "inner", max_gap_h: int = MAX
         raise ObservationError(f"join must be 'inner' or 'outer', got {join!r}")
     by_zone: dict[str, list[pd.DataFrame]] = {}
     skipped = []
-    for path in sorted(directory.glob("*.csv")):
+    paths = sorted({*directory.glob("*.csv"), *directory.glob("*.csv.gz")})
+    for path in paths:
         frame = read_trace_file(path, max_gap_h)
-        if frame is None:
+        if frame is not None:
+            by_zone.setdefault(frame.attrs["zone"], []).append(frame)
+        elif detect_source(path, required=False) is not None:  # a file of another kind, e.g. ENTSO-E production
             skipped.append(path.name)
-            continue
-        by_zone.setdefault(frame.attrs["zone"], []).append(frame)
+        else:
+            raise ObservationError(_unknown_file(path, directory))
     if not by_zone:
-        raise ObservationError(f"trace directory '{directory}' has no Electricity Maps or ENTSO-E carbon-intensity CSVs")
+        found = ", ".join(p.name for p in paths) or "no CSV files"
+        raise ObservationError(f"trace directory '{directory}' has no Electricity Maps or ENTSO-E carbon-intensity "
+                               f"CSVs (it has {found})")
     if skipped:
-        log.info("trace directory %s: skipped %d file(s) no trace source reads: %s", directory, len(skipped), ", ".join(skipped))
+        log.info("trace directory %s: skipped %d file(s) of other formats: %s", directory, len(skipped), ", ".join(skipped))
     zones = sorted(by_zone)
     merged = {z: merge_zone(by_zone[z], max_gap_h) for z in zones}
     if join == "inner":

@@ -1,10 +1,8 @@
-"""Electricity Maps portal exports and history API: checks, repairs and the registered source."""
+"""Electricity Maps portal exports: checks, repairs and the registered source (the live API is tested in tests/signals)."""
 
 from __future__ import annotations
 
 import io
-import json
-import urllib.error
 
 import numpy as np
 import pandas as pd
@@ -12,7 +10,7 @@ import pytest
 
 from carbonsync.data.observations import electricitymaps as em
 from carbonsync.data.observations.electricitymaps import ObservationError
-from tests.helpers import requires_shared_data, shared_data_dir
+from tests.helpers import shared_data_dir
 from tests.helpers.portal import HEADER, portal_rows, write_portal
 
 
@@ -101,43 +99,6 @@ class FakeResponse(io.BytesIO):
         self.close()
 
 
-def test_api_client_through_a_fake_http_layer(monkeypatch):
-    seen = {}
-    history = [
-        {"zone": "DE", "carbonIntensity": 300 + i, "datetime": f"2026-11-21T{i:02d}:00:00.000Z", "isEstimated": i == 3}
-        for i in range(24)
-    ]
-
-    def opener(request, timeout):
-        seen.update(url=request.full_url, token=request.get_header("Auth-token"), timeout=timeout)
-        return FakeResponse(json.dumps({"zone": "DE", "history": history}).encode())
-
-    monkeypatch.setenv(em.API_KEY_ENV, "secret-key")
-    monkeypatch.setattr(em, "_urlopen", opener)
-    frame = em.fetch_history("DE")
-    assert seen["url"] == "https://api.electricitymap.org/v3/carbon-intensity/history?zone=DE"
-    assert seen["token"] == "secret-key"
-    assert len(frame) == 24 and frame["carbon_intensity"].iloc[5] == 305 and frame["estimated"].iloc[3]
-    assert frame.index[0] == pd.Timestamp("2026-11-21 00:00")
-
-    ds = em.fetch_history_dataset("DE")
-    assert ds.attrs["source"] == "electricitymaps-api" and ds.attrs["path"] == em.API_URL
-    assert ds["carbon_intensity"].attrs["units"] == "g CO2e/kWh" and float(ds["carbon_intensity"][5, 0]) == 305
-    assert list(ds["zone"].values) == ["DE"] and ds.sizes["time"] == 24 and bool(ds["estimated"][3, 0])
-
-    def denied(request, timeout):
-        raise urllib.error.HTTPError(request.full_url, 401, "Unauthorized", {}, None)
-
-    with pytest.raises(ObservationError, match="HTTP 401 Unauthorized for zone DE \\(check the API key\\)"):
-        em.fetch_history("DE", opener=denied)
-    with pytest.raises(ObservationError, match="has no 'history' list"):
-        em.fetch_history("DE", opener=lambda r, timeout: FakeResponse(b'{"error": "zone unknown"}'))
-    monkeypatch.delenv(em.API_KEY_ENV)
-    with pytest.raises(ObservationError, match="ELECTRICITYMAPS_API_KEY"):
-        em.fetch_history("DE")
-
-
-@requires_shared_data
 def test_shared_traces_load():
     ds = em.load_traces(shared_data_dir() / "electricitymaps")
     assert list(ds["zone"].values) == ["BR", "ES", "NO", "US-CAL-CISO"]
