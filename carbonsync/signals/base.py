@@ -43,8 +43,10 @@ __all__ = [
     "SignalFormatError",
     "SignalRangeError",
     "StaleSignalError",
+    "SignalSet",
     "check_signal",
     "convert_units",
+    "fill_gaps",
     "get_signal",
     "known_signals",
     "redact",
@@ -250,6 +252,83 @@ class GridSignal(Protocol):
                  kind: str | None = None) -> xr.Dataset:
         """The newest forecast issued before ``issued_before`` (default now): ``(issued_at=1, time, zone)``."""
         ...
+
+
+class SignalSet:
+    """One :class:`GridSignal` made of several: each call goes to the member serving the asked ``kind``
+    (default: the first member's first kind). Members must not serve the same kind twice."""
+
+    def __init__(self, name: str, members: Sequence[GridSignal]) -> None:
+        self.name, self.members = name, list(members)
+        self._by_kind: dict[str, GridSignal] = {}
+        for member in self.members:
+            for kind in member.kinds():
+                if kind in self._by_kind:
+                    raise SignalFormatError(f"two members serve {kind}: {self._by_kind[kind].name} and {member.name}",
+                                            provider=name)
+                self._by_kind[kind] = member
+        if not self._by_kind:
+            raise SignalFormatError("a signal set needs at least one member", provider=name)
+
+    def __repr__(self) -> str:
+        return f"SignalSet({self.name!r}, kinds={list(self._by_kind)})"
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self._by_kind)
+
+    def member(self, kind: str | None) -> GridSignal:
+        """The member serving ``kind`` (the default kind when None)."""
+        if kind is None:
+            return self.members[0]
+        if kind not in self._by_kind:
+            raise SignalFormatError(f"no {kind} here; kinds: {', '.join(self._by_kind)}", provider=self.name)
+        return self._by_kind[kind]
+
+    def latest(self, zone: str, kind: str | None = None) -> xr.Dataset:
+        return self.member(kind).latest(zone, kind)
+
+    def history(self, zone: str, start: pd.Timestamp, end: pd.Timestamp, kind: str | None = None) -> xr.Dataset:
+        return self.member(kind).history(zone, start, end, kind)
+
+    def forecast(self, zone: str, horizon: pd.Timedelta, issued_before: pd.Timestamp | None = None,
+                 kind: str | None = None) -> xr.Dataset:
+        return self.member(kind).forecast(zone, horizon, issued_before, kind)
+
+
+def fill_gaps(ds: xr.Dataset, interval: pd.Timedelta | str, max_gap: int) -> xr.Dataset:
+    """``ds`` ``(time, zone)`` on a regular ``interval`` grid: runs of at most ``max_gap`` missing steps (absent
+    or NaN) interpolated linearly in time and flagged ``estimated``; longer runs stay NaN.
+    ``attrs["filled"]`` counts the filled values."""
+    interval = pd.Timedelta(interval)
+    if "issued_at" in ds.dims:
+        raise SignalFormatError("gap filling is for (time, zone) series, not forecasts",
+                                provider=str(ds.attrs.get("provider", "unknown")))
+    times = pd.DatetimeIndex(ds["time"].values)
+    if len(times) < 2:
+        return ds.assign_attrs(filled=0)
+    grid = pd.date_range(times[0], times[-1], freq=interval)
+    if not times.isin(grid).all():
+        raise SignalFormatError(f"times are off the {interval} grid starting {times[0]}",
+                                provider=str(ds.attrs.get("provider", "unknown")))
+    regular = ds.reindex(time=grid)
+    values = regular["value"].to_pandas()
+    missing = values.isna()
+    filled = values.copy()
+    estimated = regular["estimated"].fillna(True).astype(bool).to_pandas()
+    count = 0
+    for zone in values.columns:
+        column = missing[zone]
+        ids = column.ne(column.shift()).cumsum()
+        lengths = column.groupby(ids).transform("size")
+        inside = column & (lengths <= max_gap) & values[zone].ffill().notna() & values[zone].bfill().notna()
+        interpolated = values[zone].interpolate(method="time", limit_area="inside")
+        filled.loc[inside, zone] = interpolated[inside]
+        estimated.loc[inside, zone] = True
+        count += int(inside.sum())
+    out = regular.copy()
+    out["value"] = (("time", "zone"), filled.to_numpy())
+    out["estimated"] = (("time", "zone"), estimated.to_numpy())
+    return out.assign_attrs(filled=count)
 
 
 _REGISTRY: dict[str, Callable[..., GridSignal]] = {}

@@ -6,7 +6,9 @@ actual values and, optionally, the forecasts that were issued, each with its ``i
 
 - an actual value labelled ``time`` covers ``[time, time + interval)`` and is published at its end;
 - a recorded forecast is published at its ``issued_at``; without recorded forecasts, the forecast at ``t``
-  is persistence of the newest published value (flagged ``estimated``, ``method: persistence``).
+  is persistence of the newest published value (flagged ``estimated``, ``method: persistence``);
+- gaps of up to ``max_gap`` steps are filled by linear interpolation and flagged ``estimated``; a filled
+  value is published only once the value that closes its gap is (longer gaps are never served).
 
 Controllers and replays that read the grid through a ``RecordedSignal`` are causal by construction.
 """
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from carbonsync.signals.base import SignalFormatError, StaleSignalError, check_signal, signal_dataset
+from carbonsync.signals.base import SignalFormatError, StaleSignalError, check_signal, fill_gaps, signal_dataset
 
 __all__ = ["ReplayClock", "RecordedSignal"]
 
@@ -44,8 +46,8 @@ class RecordedSignal:
     ``clock``; ``max_age`` (default: none) makes :meth:`latest` raise StaleSignalError past it."""
 
     def __init__(self, actuals: xr.Dataset, clock: ReplayClock, forecasts: xr.Dataset | None = None, *,
-                 interval: pd.Timedelta | None = None, max_age: pd.Timedelta | None = None) -> None:
-        self.actuals = check_signal(actuals)
+                 interval: pd.Timedelta | None = None, max_age: pd.Timedelta | None = None, max_gap: int = 0) -> None:
+        actuals = check_signal(actuals)
         self.forecasts = forecasts if forecasts is not None and "lead" in forecasts.dims else (
             check_signal(forecasts) if forecasts is not None else None)
         self.kind = str(actuals.attrs["kind"])
@@ -61,6 +63,24 @@ class RecordedSignal:
                 raise SignalFormatError("one value is too few to infer the interval; pass interval", provider=self.name)
             interval = pd.Timedelta(np.median(np.diff(times.values)))
         self.interval, self.max_age, self.clock = pd.Timedelta(interval), max_age, clock
+        self.actuals = self._with_publication(actuals, max_gap)
+
+    def _with_publication(self, actuals: xr.Dataset, max_gap: int) -> xr.Dataset:
+        """``actuals`` (gaps of up to ``max_gap`` steps filled, flagged) with ``published_at``: a value is
+        published at the end of its interval; a filled one once the value after its gap is published too."""
+        known = actuals["value"].notnull().values
+        filled = fill_gaps(actuals, self.interval, max_gap) if max_gap > 0 else actuals
+        ends = (pd.DatetimeIndex(filled["time"].values) + self.interval).values
+        published = np.full(filled["value"].shape, np.datetime64("NaT"), "datetime64[ns]")
+        if filled.sizes["time"] != actuals.sizes["time"]:  # fill_gaps regularised the grid
+            known = actuals["value"].reindex(time=filled["time"]).notnull().values
+        for z in range(filled.sizes["zone"]):
+            real = np.flatnonzero(known[:, z])
+            published[real, z] = ends[real]
+            gaps = np.flatnonzero(~known[:, z] & filled["value"].notnull().values[:, z])
+            after = np.searchsorted(real, gaps)  # the real value that closes each filled gap
+            published[gaps, z] = ends[real[after]]
+        return filled.assign(published_at=(("time", "zone"), published))
 
     def kinds(self) -> tuple[str, ...]:
         return (self.kind,)
@@ -74,8 +94,10 @@ class RecordedSignal:
         return self.actuals.sel(zone=[zone])
 
     def _published(self, ds: xr.Dataset, at: pd.Timestamp) -> xr.Dataset:
-        ends = pd.DatetimeIndex(ds["time"].values) + self.interval
-        return ds.isel(time=np.flatnonzero(ends <= at))
+        """The values of the one zone of ``ds`` published by ``at`` (never a NaN)."""
+        published = ds["published_at"].values[:, 0]
+        keep = ~np.isnat(published) & (published <= np.datetime64(pd.Timestamp(at), "ns"))
+        return ds.isel(time=np.flatnonzero(keep)).drop_vars("published_at")
 
     def _latest_at(self, zone: str, at: pd.Timestamp, kind: str | None = None) -> xr.Dataset:
         known = self._published(self._check(zone, kind), at)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carbonsync.signals import SignalFormatError, StaleSignalError, signal_dataset
+from carbonsync.signals.base import SignalFormatError, SignalSet, StaleSignalError, fill_gaps, signal_dataset
 from carbonsync.signals.replay import RecordedSignal, ReplayClock
 
 START = pd.Timestamp("2023-06-08")
@@ -78,3 +78,50 @@ def test_staleness_and_unknown_zones_are_named():
         signal.history("SPP_TX", START, clock.now)
     with pytest.raises(SignalFormatError, match="holds marginal_emissions, not price"):
         signal.latest("CAISO_NORTH", kind="price")
+
+
+def test_short_gaps_are_filled_flagged_and_served_only_once_closed():
+    values = np.arange(72.0)
+    values[10:12] = np.nan   # a 2-hour gap: filled
+    values[30:40] = np.nan   # a 10-hour gap: never served
+    actuals = signal_dataset(values, TIMES, "CAISO_NORTH", "marginal_emissions", "g/kWh", provider="rec")
+    actuals = actuals.drop_sel(time=TIMES[20:21])  # an absent row is a gap too
+    clock = ReplayClock(START + pd.Timedelta(hours=11, minutes=30))
+    signal = RecordedSignal(actuals, clock, max_gap=3, interval=pd.Timedelta(hours=1))
+    assert float(signal.latest("CAISO_NORTH")["value"].squeeze()) == 9.0   # hour 10 is filled but its gap is not closed yet
+    clock.now = START + pd.Timedelta(hours=13)
+    history = signal.history("CAISO_NORTH", START, clock.now)
+    assert history["value"].values[10:13, 0].tolist() == [10.0, 11.0, 12.0]   # linear between 9 and 12
+    assert history["estimated"].values[10:12, 0].all() and not history["estimated"].values[12, 0]
+    clock.now = START + pd.Timedelta(hours=50)
+    history = signal.history("CAISO_NORTH", START, clock.now)
+    times = pd.DatetimeIndex(history.time.values)
+    assert TIMES[20] in times and bool(history["estimated"].sel(time=TIMES[20]).squeeze())
+    assert not any(TIMES[30:40].isin(times))   # too long to fill: absent, never a NaN served
+    assert np.isfinite(history["value"].values).all()
+
+
+def test_fill_gaps_flags_what_it_fills_and_keeps_long_gaps():
+    values = np.array([0.0, np.nan, 20.0, np.nan, np.nan, np.nan, 60.0])
+    ds = signal_dataset(values, TIMES[:7], "Z", "carbon_intensity", "g/kWh", provider="rec")
+    out = fill_gaps(ds, "1h", 2)
+    assert out["value"].values[:, 0][:3].tolist() == [0.0, 10.0, 20.0] and np.isnan(out["value"].values[3:6, 0]).all()
+    assert out["estimated"].values[:, 0].tolist() == [False, True, False, False, False, False, False]
+    assert out.attrs["filled"] == 1
+    with pytest.raises(SignalFormatError, match="off the 0 days 01:00:00 grid"):
+        fill_gaps(ds.assign_coords(time=TIMES[:7] + pd.to_timedelta(np.arange(7), unit="min")), "1h", 2)
+
+
+def test_a_signal_set_serves_each_kind_from_its_member():
+    clock = ReplayClock(START + pd.Timedelta(hours=5))
+    moer = RecordedSignal(_actuals(), clock)
+    share = RecordedSignal(signal_dataset(np.full(72, 0.4), TIMES, "CAISO_NORTH", "renewable_share", "1",
+                                          provider="rec"), clock)
+    both = SignalSet("rec", [moer, share])
+    assert both.kinds() == ("marginal_emissions", "renewable_share")
+    assert float(both.latest("CAISO_NORTH")["value"].squeeze()) == 4.0
+    assert float(both.latest("CAISO_NORTH", "renewable_share")["value"].squeeze()) == 0.4
+    with pytest.raises(SignalFormatError, match="no price here"):
+        both.latest("CAISO_NORTH", "price")
+    with pytest.raises(SignalFormatError, match="two members serve marginal_emissions"):
+        SignalSet("rec", [moer, moer])
