@@ -7,13 +7,16 @@ renewable share and curtailment (issue 11; the providers are being built). It si
 - :mod:`.zones`: the zone lexicon mapping each provider's zone codes onto one another;
 - :mod:`.replay`: :class:`RecordedSignal`, a recorded trace (and its issued forecasts) served causally as of
   a :class:`ReplayClock`;
-- :mod:`.files`: recorded signals from files (WattTime MOER actuals and issued forecasts so far);
+- :mod:`.files`: WattTime MOER actuals and issued forecasts from files;
+- :mod:`.recordings`: every shared file format (Electricity Maps and ENTSO-E traces, DACF with the operators'
+  day-ahead forecasts, WattTime, CAISO) opened by one call, :func:`open_recording` (registered as ``file``);
 - :mod:`.http`: timeouts, retries with backoff, same-origin redirects and named errors for live providers;
 - :mod:`.watttime`: the WattTime API v3 (registered as ``watttime``);
-- :mod:`.electricitymaps`: the Electricity Maps API v3 (registered as ``electricitymaps``).
+- :mod:`.electricitymaps`: the Electricity Maps API v3 (registered as ``electricitymaps``);
+- :mod:`.entsoe`: the ENTSO-E Transparency Platform (registered as ``entsoe``).
 
-Providers so far: WattTime and Electricity Maps (live, tested against a loopback server) and WattTime
-recordings (files).
+Live providers are tested against a loopback HTTP server; recordings against the shared data and files the
+tests write.
 """
 
 from carbonsync.signals.base import (
@@ -25,10 +28,12 @@ from carbonsync.signals.base import (
     SignalPlanError,
     SignalRangeError,
     SignalRateLimited,
+    SignalSet,
     SignalUnavailable,
     StaleSignalError,
     check_signal,
     convert_units,
+    fill_gaps,
     get_signal,
     known_signals,
     redact,
@@ -36,13 +41,16 @@ from carbonsync.signals.base import (
     signal_dataset,
 )
 from carbonsync.signals.electricitymaps import ElectricityMaps
+from carbonsync.signals.entsoe import Entsoe
+from carbonsync.signals.recordings import RECORDING_FORMATS, open_recording
 from carbonsync.signals.replay import RecordedSignal, ReplayClock
 from carbonsync.signals.watttime import WattTime
 from carbonsync.signals.zones import ZONES, GridZone, ZoneLookupError, lookup, resolve
 
 __all__ = [
     "KINDS", "GridSignal", "SignalAuthError", "SignalError", "SignalFormatError", "SignalPlanError",
-    "SignalRangeError", "SignalRateLimited", "SignalUnavailable", "StaleSignalError", "check_signal",
-    "convert_units", "get_signal", "known_signals", "redact", "register_signal", "signal_dataset",
-    "ElectricityMaps", "RecordedSignal", "ReplayClock", "WattTime", "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
+    "SignalRangeError", "SignalRateLimited", "SignalSet", "SignalUnavailable", "StaleSignalError", "check_signal",
+    "convert_units", "fill_gaps", "get_signal", "known_signals", "redact", "register_signal", "signal_dataset",
+    "ElectricityMaps", "Entsoe", "RECORDING_FORMATS", "open_recording",
+    "RecordedSignal", "ReplayClock", "WattTime", "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
 ]

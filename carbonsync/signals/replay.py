@@ -23,7 +23,9 @@ import xarray as xr
 
 from carbonsync.signals.base import SignalFormatError, StaleSignalError, check_signal, fill_gaps, signal_dataset
 
-__all__ = ["ReplayClock", "RecordedSignal"]
+__all__ = ["RUNS_SEARCHED", "ReplayClock", "RecordedSignal"]
+
+RUNS_SEARCHED = 4
 
 
 @dataclass
@@ -130,20 +132,22 @@ class RecordedSignal:
     def forecast(self, zone: str, horizon: pd.Timedelta, issued_before: pd.Timestamp | None = None,
                  kind: str | None = None) -> xr.Dataset:
         """The newest recorded forecast issued before ``issued_before`` (never after the clock), cut to
-        ``[issued_at, issued_at + horizon)``; persistence of the newest published value if there is none."""
+        ``[issued_at, cutoff + horizon)`` where the cutoff is the earlier of the two (so a day-ahead run issued
+        yesterday still covers the coming hours). A run with no value in that window (a day-ahead run whose day
+        has not begun) gives way to the run before it, among the newest ``RUNS_SEARCHED``; persistence of the
+        newest published value if none has one."""
         self._check(zone, kind)
         cutoff = min(pd.Timestamp(issued_before), self.clock.now) if issued_before is not None else self.clock.now
         horizon = pd.Timedelta(horizon)
         if self.forecasts is not None and zone in set(map(str, self.forecasts["zone"].values)):
             issued = pd.DatetimeIndex(self.forecasts["issued_at"].values)
-            before = np.flatnonzero(issued < cutoff)
-            if before.size:
-                issue = issued[before[-1]]
-                one = self.forecasts.sel(zone=[zone]).isel(issued_at=[before[-1]])
+            for i in np.flatnonzero(issued < cutoff)[::-1][:RUNS_SEARCHED]:
+                issue = issued[i]
+                one = self.forecasts.sel(zone=[zone]).isel(issued_at=[i])
                 if "lead" in one.dims:  # a forecast archive: one issue's leads with their valid times
                     one = self._archive_row(one, zone, issue)
                 times = pd.DatetimeIndex(one["time"].values)
-                window = (times >= issue) & (times < issue + horizon) & np.isfinite(one["value"].values[0, :, 0])
+                window = (times >= issue) & (times < cutoff + horizon) & np.isfinite(one["value"].values[0, :, 0])
                 if window.any():
                     return one.isel(time=np.flatnonzero(window)).assign_attrs(
                         retrieved_at=self.clock.now.isoformat(), method="recorded forecast")

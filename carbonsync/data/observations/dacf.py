@@ -67,8 +67,10 @@ __all__ = [
     "SOURCE",
     "DacfError",
     "DacfArea",
+    "DIRECT_EMISSION_FACTORS",
     "WEATHER_COLUMNS",
     "WEATHER_UNITS",
+    "carbon_intensity",
     "is_dacf_csv",
     "load_dacf",
     "load_dacf_paths",
@@ -96,6 +98,8 @@ WEATHER_RANGES = {
 }
 OPERATOR_FORECAST = re.compile(r"^avg_(?P<fuel>.+)_production_forecast$")
 RENEWABLES = ("wind", "solar")
+# DACF's direct (operational) emission factors, g CO2e/kWh; fuels not listed emit nothing directly
+DIRECT_EMISSION_FACTORS = {"coal": 760.0, "nat_gas": 370.0, "oil": 406.0, "other": 575.0, "unknown": 575.0}
 GLOB_CHARS = set("*?[")
 
 
@@ -440,7 +444,11 @@ def _concat(parts: list[DacfArea]) -> DacfArea:
     frame = frame.reindex(pd.date_range(frame.index[0], frame.index[-1], freq="h", name="time"))
     columns = generation + [c for c in frames[0].columns if c not in generation]
     repairs = [f"{p.sources[0].name}: {r}" for p in parts for r in p.repairs]
-    return DacfArea(parts[0].area, frame[columns], generation, [s for p in parts for s in p.sources], repairs)
+    forecasts = None
+    if all(p.operator_forecasts is not None for p in parts):
+        forecasts = pd.concat([p.operator_forecasts for p in parts]).reindex(frame.index)
+    return DacfArea(parts[0].area, frame[columns], generation, [s for p in parts for s in p.sources], repairs,
+                    forecasts)
 
 
 def load_dacf_paths(spec: str | Path | Iterable[str | Path], **kwargs) -> dict[str, DacfArea]:
@@ -454,6 +462,15 @@ def load_dacf_paths(spec: str | Path | Iterable[str | Path], **kwargs) -> dict[s
         loaded = load_dacf(file, **kwargs)
         by_area.setdefault(loaded.area, []).append(loaded)
     return {name: parts[0] if len(parts) == 1 else _concat(parts) for name, parts in sorted(by_area.items())}
+
+
+def carbon_intensity(generation: pd.DataFrame) -> pd.Series:
+    """DACF's carbon intensity (g CO2e/kWh) of generation by fuel (MW columns named as in the files): in-area
+    generation only (imports ignored), :data:`DIRECT_EMISSION_FACTORS`; NaN where any fuel is missing."""
+    clipped = generation.clip(lower=0.0)
+    factors = pd.Series({c: DIRECT_EMISSION_FACTORS.get(c, 0.0) for c in generation.columns})
+    total = clipped.sum(axis=1, min_count=len(generation.columns))
+    return (clipped * factors).sum(axis=1, min_count=len(generation.columns)) / total.where(total > 0)
 
 
 def is_dacf_csv(path: str | Path) -> bool:

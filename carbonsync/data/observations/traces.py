@@ -136,8 +136,8 @@ def load_traces(directory: str | Path, join: str = "inner", max_gap_h: int = MAX
     """Every trace CSV (``*.csv``, ``*.csv.gz``) in ``directory`` merged per zone into one ``(time, zone)``
     contract dataset.
 
-    Variables ``carbon_intensity`` (direct, g CO2e/kWh) and ``renewable_share`` (0..1, NaN where a source
-    has none). ``join="inner"`` keeps the hours every zone covers; ``"outer"`` keeps all (NaN elsewhere).
+    Variables ``carbon_intensity`` (direct, g CO2e/kWh), ``renewable_share`` (0..1, NaN where a source
+    has none) and ``estimated`` (the provider estimated the hour, or a repair filled it). ``join="inner"`` keeps the hours every zone covers; ``"outer"`` keeps all (NaN elsewhere).
     Files of another registered format (e.g. ENTSO-E production files) are skipped and listed in
     ``attrs["skipped"]`` (JSON); any other file (an unknown header, another encoding than UTF-8, a truncated
     gzip) is an error naming it, never a silent skip. ``attrs["files"]`` and ``attrs["repairs"]`` are JSON
@@ -179,6 +179,9 @@ def load_traces(directory: str | Path, join: str = "inner", max_gap_h: int = MAX
     times = pd.date_range(start, end, freq="h", name="time")
     variables = {name: pd.DataFrame({z: merged[z][name].reindex(times) for z in zones}, index=times)
                  for name in ("carbon_intensity", "renewable_share")}
+    variables["estimated"] = pd.DataFrame(  # hours a zone lacks (outer join) count as estimated
+        {z: merged[z]["estimated"].reindex(times).astype("boolean").fillna(True).astype(bool) for z in zones},
+        index=times)
     sources = sorted({s for f in merged.values() for s in f.attrs["sources"]})
     registered = [get_source(s) for s in sources if s in known_sources()]
     licences = sorted({getattr(s, "licence", "") for s in registered} - {""})

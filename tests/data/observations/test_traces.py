@@ -51,7 +51,7 @@ def test_load_traces_meets_the_contract_and_keeps_its_layout(tmp_path):
     pd.DataFrame({"Time": pd.date_range("2021-01-01", periods=60, freq="30min").strftime("%Y-%m-%d %H:%M:%S"),
                   "Carbon Intensity": 200.0}).to_csv(tmp_path / "gb_ci.csv", index=False)
     ds = traces.load_traces(tmp_path)
-    assert check_observations(ds) is ds and list(ds.data_vars) == ["carbon_intensity", "renewable_share"]
+    assert check_observations(ds) is ds and list(ds.data_vars) == ["carbon_intensity", "renewable_share", "estimated"]
     assert list(ds["zone"].values) == ["ES", "GB"] and ds.sizes["time"] == 30
     assert ds["carbon_intensity"].attrs["units"] == "g CO2e/kWh" and ds["renewable_share"].attrs["units"] == "1"
     assert ds.attrs["source"] == "electricitymaps+entsoe-ci" and ds.attrs["path"] == str(tmp_path)
