@@ -480,24 +480,24 @@ class CaisoOasis:
     def forecast(self, zone: str, horizon: pd.Timedelta, issued_before: pd.Timestamp | None = None,
                  kind: str | None = None) -> xr.Dataset:
         """The newest day-ahead run published before ``issued_before`` (default now; the cutoff), by the
-        publication rule: ``(issued_at=1, time, zone)``, the trade day's hours before ``cutoff + horizon``
-        (as :class:`~carbonsync.signals.replay.RecordedSignal` cuts a recorded run).
+        publication rule, with an hour before ``cutoff + horizon``: ``(issued_at=1, time, zone)``, the trade
+        day's hours before ``cutoff + horizon``, as :class:`~carbonsync.signals.replay.RecordedSignal` cuts a
+        recorded run.
 
-        A run opens at the Pacific midnight after its publication and lasts a Pacific day: a horizon that
-        does not reach its opening is a ValueError, 35 hours (36 on a DST day) from any cutoff cover the whole
-        day. If OASIS has no data for that run (published late, or outside the archive), the run before it is
-        used."""
+        A run opens at the Pacific midnight after its publication and lasts a Pacific day. If the window ends
+        before the newest run opens, or OASIS has no data for it (published late, or outside the archive),
+        the run before it is used; 35 hours (36 on a DST day) from any cutoff reach the end of the newest run."""
         node = self._node(zone, kind)
         cutoff = utc_naive(issued_before) if issued_before is not None else pd.Timestamp.now("UTC").tz_localize(None)
-        horizon = pd.Timedelta(horizon)
+        until = cutoff + pd.Timedelta(horizon)
         dam, ctx = MARKETS["DAM"], _Ctx(self.name, ENDPOINT, node)
         newest = dam_trade_day(cutoff)
-        opens, closes = _pacific_day_utc(newest)
-        if opens >= cutoff + horizon:
-            raise ValueError(f"a horizon of {horizon} from {cutoff} ends before the trade day of the newest DAM run "
-                             f"opens at {opens}; pass at least {pd.Timedelta(closes - cutoff).ceil('h')}")
+        table = pd.DataFrame()
         for day in (newest, newest - pd.Timedelta(days=1)):
             lo, hi = _pacific_day_utc(day)
+            if lo >= until:
+                log.debug("caiso: the DAM run for %s opens after %s; using the run before it", day.date(), until)
+                continue
             try:
                 table = self._fetch(node, dam, lo, hi)
             except CaisoNoData:
@@ -505,12 +505,12 @@ class CaisoOasis:
                     raise
                 log.info("caiso: no DAM run for %s yet; using the run before it", day.date())
                 continue
+            table = table[table["start"] < until]
             if not table.empty:
                 break
-        else:
-            raise ctx.error(CaisoNoData, f"no DAM run for {newest.date()} or the day before")
-        issued = dam_published_at(day)
-        ds = _price_dataset(table[table["start"] < cutoff + horizon], node, ctx, issued_at=issued)
+        if table.empty:
+            raise ctx.error(CaisoNoData, f"no DAM price before {until} in the runs for {newest.date()} and the day before")
+        ds = _price_dataset(table, node, ctx, issued_at=dam_published_at(day))
         return ds.assign_attrs(market="DAM", trade_date=str(day.date()), method="day-ahead market")
 
 

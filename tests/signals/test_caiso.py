@@ -340,10 +340,11 @@ def test_forecast_is_the_newest_dam_run_published_before_the_cutoff(httpserver: 
     summer = oasis.forecast(NP15, pd.Timedelta("36h"), issued_before=pd.Timestamp("2024-07-04T20:30Z"))
     assert pd.Timestamp(summer.issued_at.values[0]) == pd.Timestamp("2024-07-04T20:00")
     assert pd.Timestamp(summer.time.values[0]) == pd.Timestamp("2024-07-05T07:00") and summer.sizes["time"] == 24
-    with pytest.raises(ValueError, match="ends before the trade day of the newest DAM run opens"):
-        oasis.forecast("caiso", pd.Timedelta("6h"), issued_before=pd.Timestamp("2024-03-05T21:30Z"))
+    short = oasis.forecast("caiso", pd.Timedelta("6h"), issued_before=pd.Timestamp("2024-03-05T21:30Z"))
+    assert pd.Timestamp(short.issued_at.values[0]) == pd.Timestamp("2024-03-04T21:00")  # 6 March opens after the window
+    assert pd.Timestamp(short.time.values[-1]) == pd.Timestamp("2024-03-06T03:00") and short.sizes["time"] == 20
     assert {(r.args["queryname"], r.args["market_run_id"], r.args["version"]) for r, _ in httpserver.log} == {
-        ("PRC_LMP", "DAM", "12")} and len(httpserver.log) == 4
+        ("PRC_LMP", "DAM", "12")} and len(httpserver.log) == 5
 
 
 def test_forecast_falls_back_to_the_run_before_when_the_newest_is_not_there(httpserver: HTTPServer):
