@@ -13,7 +13,9 @@ renewable share and curtailment (issue 11; the providers are being built). It si
 - :mod:`.http`: timeouts, retries with backoff, same-origin redirects and named errors for live providers;
 - :mod:`.watttime`: the WattTime API v3 (registered as ``watttime``);
 - :mod:`.electricitymaps`: the Electricity Maps API v3 (registered as ``electricitymaps``);
-- :mod:`.entsoe`: the ENTSO-E Transparency Platform (registered as ``entsoe``).
+- :mod:`.entsoe`: the ENTSO-E Transparency Platform (registered as ``entsoe``);
+- :mod:`.caiso`: CAISO OASIS day-ahead and real-time LMP (registered as ``caiso``) and CAISO files;
+- :mod:`.store`: CarbonSync's own forecast store, by init time, with quantiles (registered as ``carbonsync``).
 
 Live providers are tested against a loopback HTTP server; recordings against the shared data and files the
 tests write.
@@ -40,10 +42,12 @@ from carbonsync.signals.base import (
     register_signal,
     signal_dataset,
 )
+from carbonsync.signals.caiso import CaisoOasis
 from carbonsync.signals.electricitymaps import ElectricityMaps
 from carbonsync.signals.entsoe import Entsoe
 from carbonsync.signals.recordings import RECORDING_FORMATS, open_recording
 from carbonsync.signals.replay import RecordedSignal, ReplayClock
+from carbonsync.signals.store import ForecastStoreSignal
 from carbonsync.signals.watttime import WattTime
 from carbonsync.signals.zones import ZONES, GridZone, ZoneLookupError, lookup, resolve
 
@@ -51,6 +55,6 @@ __all__ = [
     "KINDS", "GridSignal", "SignalAuthError", "SignalError", "SignalFormatError", "SignalPlanError",
     "SignalRangeError", "SignalRateLimited", "SignalSet", "SignalUnavailable", "StaleSignalError", "check_signal",
     "convert_units", "fill_gaps", "get_signal", "known_signals", "redact", "register_signal", "signal_dataset",
-    "ElectricityMaps", "Entsoe", "RECORDING_FORMATS", "open_recording",
+    "CaisoOasis", "ElectricityMaps", "Entsoe", "ForecastStoreSignal", "RECORDING_FORMATS", "open_recording",
     "RecordedSignal", "ReplayClock", "WattTime", "ZONES", "GridZone", "ZoneLookupError", "lookup", "resolve",
 ]

@@ -36,6 +36,7 @@ from carbonsync.data.observations import ObservationError, load_observations, lo
 from carbonsync.data.observations.base import detect_source, read_header
 from carbonsync.data.observations.dacf import RENEWABLES, DacfArea, DacfError, carbon_intensity, load_dacf_paths
 from carbonsync.signals.base import GridSignal, SignalFormatError, SignalSet, register_signal, signal_dataset
+from carbonsync.signals.caiso import caiso_lmp_recording, read_caiso_curtailment_csv
 from carbonsync.signals.files import read_watttime_actuals, watttime_recording
 from carbonsync.signals.replay import RecordedSignal, ReplayClock
 from carbonsync.signals.zones import ZoneLookupError, resolve
@@ -211,6 +212,32 @@ def _open_watttime(path: Path, clock: ReplayClock, **options: Any) -> GridSignal
     return RecordedSignal(read_watttime_actuals(path, units), clock, **options)
 
 
+# --------------------------------------------------------------------------------------------- CAISO
+
+
+def _is_caiso_lmp(path: Path) -> bool:
+    if path.suffix != ".zip":
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return not any(n.endswith("_actual.csv") for n in names) and any(
+        "PRC_LMP" in n.upper() or "LMP" in n.upper() or n.endswith(".zip") for n in names)
+
+
+def _is_caiso_curtailment(path: Path) -> bool:
+    header = read_header(path)
+    return bool(header) and header[0] == "datetime" and any(c.startswith("Total_Curtailment") for c in header)
+
+
+def _open_caiso_curtailment(path: Path, clock: ReplayClock, **options: Any) -> SignalSet:
+    timezone = options.pop("timezone", "UTC")
+    by_kind = read_caiso_curtailment_csv(path, timezone=timezone)
+    return SignalSet("caiso-file", [RecordedSignal(by_kind[k], clock, **options) for k in ("curtailment", "price")])
+
+
 # --------------------------------------------------------------------------------------------- opening
 
 
@@ -252,4 +279,10 @@ register_recording_format(RecordingFormat(
 register_recording_format(RecordingFormat(
     "watttime", "WattTime MOER actuals CSV, or a zip of *_actual.csv and *_forecast.csv", _safe(_is_watttime),
     _open_watttime))
+register_recording_format(RecordingFormat(
+    "caiso-lmp", "CAISO OASIS PRC_LMP zip (monthly CSVs or nested zips); day-ahead runs as forecasts",
+    _safe(_is_caiso_lmp), caiso_lmp_recording))
+register_recording_format(RecordingFormat(
+    "caiso-curtailment", "CAISO week CSV 'datetime,LMP_NP15,Total_Curtailment_NP15_MW' (curtailment, price)",
+    _safe(_is_caiso_curtailment), _open_caiso_curtailment))
 register_signal("file", lambda path, clock, format=None, **options: open_recording(path, clock, format, **options))

@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from carbonsync.signals.base import SignalFormatError, StaleSignalError, check_signal, fill_gaps, signal_dataset
+from carbonsync.signals.zones import SCHEMES, ZoneLookupError, lookup
 
 __all__ = ["RUNS_SEARCHED", "ReplayClock", "RecordedSignal"]
 
@@ -87,13 +88,25 @@ class RecordedSignal:
     def kinds(self) -> tuple[str, ...]:
         return (self.kind,)
 
+    def zone(self, name: str) -> str:
+        """The recording's code for ``name``: itself, or its code in any scheme of the zone lexicon."""
+        zones = set(map(str, self.actuals["zone"].values))
+        if name in zones:
+            return name
+        try:
+            codes = [lookup(name).code(scheme) for scheme in SCHEMES]
+        except ZoneLookupError:
+            codes = []
+        found = [c for c in codes if c in zones]
+        if not found:
+            raise SignalFormatError(f"the recording has no zone '{name}'; it has {sorted(zones)}",
+                                    provider=self.name, zone=name)
+        return found[0]
+
     def _check(self, zone: str, kind: str | None) -> xr.Dataset:
         if kind is not None and kind != self.kind:
             raise SignalFormatError(f"this recording holds {self.kind}, not {kind}", provider=self.name, zone=zone)
-        if zone not in set(map(str, self.actuals["zone"].values)):
-            raise SignalFormatError(f"the recording has no zone '{zone}'; it has "
-                                    f"{sorted(map(str, self.actuals['zone'].values))}", provider=self.name, zone=zone)
-        return self.actuals.sel(zone=[zone])
+        return self.actuals.sel(zone=[self.zone(zone)])
 
     def _published(self, ds: xr.Dataset, at: pd.Timestamp) -> xr.Dataset:
         """The values of the one zone of ``ds`` published by ``at`` (never a NaN)."""
@@ -121,9 +134,10 @@ class RecordedSignal:
                               retrieved_at=self.clock.now)
 
     def latest(self, zone: str, kind: str | None = None) -> xr.Dataset:
-        return self._latest_at(zone, self.clock.now, kind)
+        return self._latest_at(self.zone(zone), self.clock.now, kind)
 
     def history(self, zone: str, start: pd.Timestamp, end: pd.Timestamp, kind: str | None = None) -> xr.Dataset:
+        zone = self.zone(zone)
         known = self._published(self._check(zone, kind), self.clock.now)
         times = pd.DatetimeIndex(known["time"].values)
         keep = (times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))
@@ -136,6 +150,7 @@ class RecordedSignal:
         yesterday still covers the coming hours). A run with no value in that window (a day-ahead run whose day
         has not begun) gives way to the run before it, among the newest ``RUNS_SEARCHED``; persistence of the
         newest published value if none has one."""
+        zone = self.zone(zone)
         self._check(zone, kind)
         cutoff = min(pd.Timestamp(issued_before), self.clock.now) if issued_before is not None else self.clock.now
         horizon = pd.Timedelta(horizon)

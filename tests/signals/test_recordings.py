@@ -92,7 +92,9 @@ def test_unknown_and_missing_recordings_are_named(tmp_path):
     ("electricitymaps", "US-CAL-CISO", ("carbon_intensity", "renewable_share")),
     ("entsoe", "GB", ("carbon_intensity", "renewable_share")),
     ("dacf", "CISO", ("carbon_intensity", "renewable_share")),
-    ("watttime/moer_4regions_2026-01-11.csv", "NEM_SA", ("marginal_emissions",)),
+    ("watttime/moer_4regions_2026-01-11.csv", "south_australia", ("marginal_emissions",)),
+    ("caiso/caiso_np15_lmp_2024.zip", "caiso", ("price",)),
+    ("caiso/vector_high_curtailment_week.csv", "TH_NP15_GEN-APND", ("curtailment", "price")),
 ])
 def test_every_shared_format_opens_and_never_serves_the_future(relative, zone, kinds):
     path = shared_data_dir() / relative
@@ -101,7 +103,7 @@ def test_every_shared_format_opens_and_never_serves_the_future(relative, zone, k
     assert signal.kinds() == kinds
     for kind in kinds:
         member = signal.member(kind) if hasattr(signal, "member") else signal
-        times = pd.DatetimeIndex(member.actuals.sel(zone=zone).dropna("time")["time"].values)
+        times = pd.DatetimeIndex(member.actuals.sel(zone=member.zone(zone)).dropna("time")["time"].values)
         for now in times[[24, len(times) // 2, -1]] + pd.Timedelta(minutes=1):
             clock.now = now
             latest = signal.latest(zone, kind)
@@ -114,4 +116,4 @@ def test_every_shared_format_opens_and_never_serves_the_future(relative, zone, k
 
 
 def test_the_formats_are_registered_in_detection_order():
-    assert list(RECORDING_FORMATS)[:3] == ["traces", "dacf", "watttime"]
+    assert list(RECORDING_FORMATS) == ["traces", "dacf", "watttime", "caiso-lmp", "caiso-curtailment"]
