@@ -3,6 +3,9 @@
     carbonsync run                       # the main job on the sample world
     carbonsync run size=tiny run_dir=outputs/tiny
     carbonsync -v train-backbone run_dir=outputs/main train.backbone.epochs=2
+    carbonsync signals show --provider watttime --zone caiso --horizon 2h
+    carbonsync signals fetch --provider file --path ../shared/data/caiso/caiso_np15_lmp_2024.zip --zone caiso \
+        --start 2024-06-01 --end 2024-06-08 --out np15.csv
 
 The run's report goes through the ``carbonsync`` logger to stdout (``-q`` warnings only, ``-v`` debug and
 tracebacks), followed by the stage's result; progress bars (on a terminal only) and errors go to stderr. Errors
@@ -16,6 +19,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+import pandas as pd
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -24,6 +28,9 @@ from carbonsync import pipeline
 from carbonsync.config import compose
 from carbonsync.core.errors import CarbonSyncError
 from carbonsync.core.logs import configure, detach
+from carbonsync.core.time import utc_naive
+from carbonsync.signals import RECORDING_FORMATS, ReplayClock, SignalFormatError, get_signal, known_signals
+from carbonsync.signals.show import describe, plot_signal, save_signal
 
 STAGES: dict[str, tuple[Callable, str]] = {
     "sample-world": (pipeline.make_data, "generate the sample world (canonical store, zones, zone truth)"),
@@ -60,10 +67,77 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", help="Hydra overrides (key=value, group=option)")
     p = sub.add_parser("config", help="print the composed configuration")
     p.add_argument("overrides", nargs="*")
+    _signal_parser(sub)
     return parser
 
 
+def _signal_parser(sub: argparse._SubParsersAction) -> None:
+    help_text = "show, plot or save a grid signal (carbon intensity, marginal emissions, price, share, curtailment)"
+    signals = sub.add_parser("signals", help=help_text, description=help_text + ". Credentials come from the "
+                             "providers' environment variables (WATTTIME_USERNAME/WATTTIME_PASSWORD, "
+                             "ELECTRICITYMAPS_API_KEY, ENTSOE_API_KEY).")
+    actions = signals.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="the providers and recorded file formats")
+    for action, text in (("show", "print a signal (and plot it with --plot)"), ("fetch", "save a signal to --out")):
+        p = actions.add_parser(action, help=text, description=text + ". With --horizon: a forecast; with "
+                               "--start/--end: history; otherwise the latest value.")
+        p.add_argument("--provider", required=True, help="a registered provider: " + ", ".join(known_signals()))
+        p.add_argument("--zone", required=True, help="a lexicon zone (caiso, spain, ...) or the provider's own code")
+        p.add_argument("--kind", help="signal kind (default: the provider's first)")
+        p.add_argument("--start", help="history start (UTC)")
+        p.add_argument("--end", help="history end (UTC, exclusive; default now)")
+        p.add_argument("--horizon", help="forecast horizon, e.g. 24h")
+        p.add_argument("--issued-before", help="the newest forecast issued before this time (UTC)")
+        p.add_argument("--path", help="provider 'file': the recording (a file or directory)")
+        p.add_argument("--store", help="provider 'carbonsync': the forecast store")
+        p.add_argument("--at", help="replay the file or store as of this time (UTC; default now)")
+        p.add_argument("--base-url", help="a live provider's base URL (e.g. a test server)")
+        p.add_argument("--plot", help="also save a figure (.png, .svg, .pdf)")
+        if action == "fetch":
+            p.add_argument("--out", required=True, help="the file to write (.nc or .csv)")
+
+
+def _signals(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        sys.stdout.write("providers: " + ", ".join(known_signals()) + "\nrecorded formats (provider 'file'):\n")
+        for fmt in RECORDING_FORMATS.values():
+            sys.stdout.write(f"  {fmt.name}: {fmt.description}\n")
+        return 0
+    options: dict[str, object] = {}
+    if args.provider in ("file", "carbonsync"):
+        clock = ReplayClock(utc_naive(args.at) if args.at else utc_naive(pd.Timestamp.now("UTC")))
+        if args.provider == "file":
+            if not args.path:
+                raise SignalFormatError("--provider file needs --path", provider="file")
+            options.update(path=args.path, clock=clock)
+        else:
+            if not args.store:
+                raise SignalFormatError("--provider carbonsync needs --store", provider="carbonsync")
+            options.update(store=args.store, clock=clock)
+    elif args.at:
+        raise SignalFormatError("--at replays a recording; live providers answer as of now", provider=args.provider)
+    if args.base_url:
+        options["base_url"] = args.base_url
+    signal = get_signal(args.provider, **options)
+    if args.horizon:
+        issued = utc_naive(args.issued_before) if args.issued_before else None
+        ds = signal.forecast(args.zone, pd.Timedelta(args.horizon), issued_before=issued, kind=args.kind)
+    elif args.start:
+        end = utc_naive(args.end) if args.end else utc_naive(pd.Timestamp.now("UTC"))
+        ds = signal.history(args.zone, utc_naive(args.start), end, kind=args.kind)
+    else:
+        ds = signal.latest(args.zone, kind=args.kind)
+    if args.action == "fetch":
+        sys.stdout.write(f"wrote {save_signal(ds, args.out)}\n")
+    sys.stdout.write(describe(ds) + "\n")
+    if args.plot:
+        sys.stdout.write(f"plotted {plot_signal(ds, args.plot)}\n")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.stage == "signals":
+        return _signals(args)
     overrides = list(args.overrides)
     if args.stage == "prepare" and not any(o.startswith("data=") for o in overrides):
         overrides.append("data=era5_arco")

@@ -130,7 +130,8 @@ class RecordedSignal:
         times, values = row["time"].values[0], row["value"].values[0, :, 0]
         keep = ~pd.isna(times)
         return signal_dataset(values[keep][None], times[keep], zone, self.kind, str(row.attrs["units"]),
-                              provider=self.name, issued_at=[issue], index=row.attrs.get("index") == "yes",
+                              provider=self.name, endpoint=str(row.attrs.get("endpoint", "")), issued_at=[issue],
+                              index=row.attrs.get("index") == "yes",
                               retrieved_at=self.clock.now)
 
     def latest(self, zone: str, kind: str | None = None) -> xr.Dataset:
