@@ -26,3 +26,17 @@ def config_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return PROJECT_ROOT / "configs"
+
+
+def http_cache_settings() -> tuple[Path | None, float]:
+    """The grid-signal HTTP cache: ``CARBONSYNC_HTTP_CACHE`` (a directory; unset: no cache) and
+    ``CARBONSYNC_HTTP_CACHE_MAX_AGE`` (seconds an entry may be served, default 300)."""
+    directory = os.environ.get("CARBONSYNC_HTTP_CACHE")
+    raw = os.environ.get("CARBONSYNC_HTTP_CACHE_MAX_AGE", "300")
+    try:
+        max_age = float(raw)
+    except ValueError:
+        raise ValueError(f"CARBONSYNC_HTTP_CACHE_MAX_AGE must be a number of seconds, got {raw!r}") from None
+    if max_age <= 0:
+        raise ValueError(f"CARBONSYNC_HTTP_CACHE_MAX_AGE must be positive, got {raw!r}")
+    return (Path(directory).expanduser() if directory else None), max_age

@@ -74,7 +74,7 @@ from carbonsync.signals.base import (
     register_signal,
     signal_dataset,
 )
-from carbonsync.signals.http import Http, RetryPolicy
+from carbonsync.signals.http import Http, HttpCache, RetryPolicy
 from carbonsync.signals.replay import RecordedSignal, ReplayClock
 from carbonsync.signals.zones import ZoneLookupError, lookup, resolve
 
@@ -371,7 +371,8 @@ class CaisoOasis:
     name = "caiso"
 
     def __init__(self, *, base_url: str = BASE_URL, market: str = "DAM", min_interval_s: float = 5.0,
-                 max_days: int = 31, max_age: pd.Timedelta | str = "1h", policy: RetryPolicy | None = None) -> None:
+                 max_days: int = 31, max_age: pd.Timedelta | str = "1h", policy: RetryPolicy | None = None,
+                 cache: HttpCache | None | str = "settings") -> None:
         if market.upper() not in MARKETS:
             raise ValueError(f"market '{market}' is not one of {sorted(MARKETS)}")
         if max_days < 1 or min_interval_s < 0:
@@ -379,7 +380,7 @@ class CaisoOasis:
         self.market = MARKETS[market.upper()]
         self.min_interval_s, self.max_span, self.max_age = float(min_interval_s), pd.Timedelta(days=max_days), \
             pd.Timedelta(max_age)
-        self.http = Http(self.name, base_url, policy=policy)
+        self.http = Http(self.name, base_url, policy=policy, cache=cache)
         self._last_request: float | None = None
 
     def __repr__(self) -> str:

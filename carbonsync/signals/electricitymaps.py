@@ -18,7 +18,7 @@ import xarray as xr
 
 from carbonsync.core.time import utc_naive
 from carbonsync.signals.base import SignalAuthError, SignalFormatError, StaleSignalError, register_signal, signal_dataset
-from carbonsync.signals.http import Http, RetryPolicy
+from carbonsync.signals.http import Http, HttpCache, RetryPolicy
 from carbonsync.signals.zones import resolve
 
 __all__ = ["ElectricityMaps"]
@@ -34,10 +34,11 @@ class ElectricityMaps:
     name = "electricitymaps"
 
     def __init__(self, api_key: str | None = None, *, base_url: str = BASE_URL, max_age: pd.Timedelta | str = "3h",
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None,
+                 cache: HttpCache | None | str = "settings") -> None:
         self._key = api_key or os.environ.get("ELECTRICITYMAPS_API_KEY", "")
         self.max_age = pd.Timedelta(max_age)
-        self.http = Http(self.name, base_url, secrets=[self._key], policy=policy)
+        self.http = Http(self.name, base_url, secrets=[self._key], policy=policy, cache=cache)
 
     def __repr__(self) -> str:
         return f"ElectricityMaps(key={'set' if self._key else 'unset'}, base_url={str(self.http.client.base_url)!r})"

@@ -74,7 +74,7 @@ from carbonsync.signals.base import (
     register_signal,
     signal_dataset,
 )
-from carbonsync.signals.http import Http, RetryPolicy
+from carbonsync.signals.http import Http, HttpCache, RetryPolicy
 from carbonsync.signals.zones import ZoneLookupError, resolve
 
 __all__ = [
@@ -202,10 +202,11 @@ class Entsoe:
     name = "entsoe"
 
     def __init__(self, api_key: str | None = None, *, base_url: str = BASE_URL, max_age: pd.Timedelta | str = "3h",
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None,
+                 cache: HttpCache | None | str = "settings") -> None:
         self._key = api_key or os.environ.get("ENTSOE_API_KEY", "")
         self.max_age = pd.Timedelta(max_age)
-        self.http = Http(self.name, base_url, secrets=[self._key], policy=policy)
+        self.http = Http(self.name, base_url, secrets=[self._key], policy=policy, cache=cache)
         self.http.client.event_hooks["response"].append(self._acknowledged)
         if self._key:
             _MASK.secrets.add(self._key)

@@ -7,7 +7,8 @@ when the server says, capped), 5xx, timeouts and dropped connections with expone
 :class:`SignalAuthError`, 403 and 404 :class:`SignalPlanError`, a body that is not the JSON object asked for
 :class:`SignalFormatError`. A redirect is followed only to the same origin (scheme, host, port): the
 credentials a request carries are never sent to another host. Every message passes through
-:func:`~carbonsync.signals.base.redact` with the provider's secrets.
+:func:`~carbonsync.signals.base.redact` with the provider's secrets. An optional :class:`HttpCache` (hishel)
+answers repeated GETs for a bounded time without ever writing a credential.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+from hishel import Entry, Headers, Request, Response, SqliteStorage
+from hishel.httpx import CacheTransport
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from carbonsync.core.logs import get_logger
+from carbonsync.core.settings import http_cache_settings
 from carbonsync.signals.base import (
     SignalAuthError,
     SignalError,
@@ -31,7 +36,7 @@ from carbonsync.signals.base import (
     redact,
 )
 
-__all__ = ["Http", "RetryPolicy"]
+__all__ = ["Http", "HttpCache", "RetryPolicy"]
 
 log = get_logger(__name__)
 
@@ -47,6 +52,61 @@ class RetryPolicy:
     max_redirects: int = 3
 
 
+@dataclass(frozen=True)
+class HttpCache:
+    """Cache successful GETs (hishel, SQLite in ``directory``) for ``max_age_s`` seconds, the staleness limit:
+    an older entry is never served. Requests carrying credentials as ``auth`` (a login) are never cached, and no
+    credential is written: stored requests keep their URL with secrets masked and no auth, cookie or key header."""
+
+    directory: Path
+    max_age_s: float = 300.0
+
+    @classmethod
+    def from_settings(cls) -> HttpCache | None:
+        """The cache ``CARBONSYNC_HTTP_CACHE`` (a directory) names, with ``CARBONSYNC_HTTP_CACHE_MAX_AGE`` seconds;
+        None when unset."""
+        directory, max_age = http_cache_settings()
+        return cls(directory, max_age) if directory is not None else None
+
+
+_PRIVATE_HEADERS = ("authorization", "auth-token", "cookie", "set-cookie", "x-api-key", "proxy-authorization")
+
+
+class _KeyFreeStorage(SqliteStorage):
+    """hishel's SQLite storage, writing requests without credentials (see :class:`HttpCache`)."""
+
+    def __init__(self, secrets: Iterable[str], **options: Any) -> None:
+        super().__init__(**options)
+        self.secrets = list(secrets)
+
+    def _clean(self, headers: Headers) -> Headers:
+        kept = {}
+        for name in headers:
+            value = headers[name]
+            if name.lower() not in _PRIVATE_HEADERS and not any(s in value for s in self.secrets):
+                kept[name] = value
+        return Headers(kept)
+
+    def create_entry(self, request: Request, response: Response, key: str, **options: Any) -> Entry:
+        clean = Request(method=request.method, url=redact(request.url, self.secrets), headers=self._clean(request.headers))
+        response = Response(status_code=response.status_code, headers=self._clean(response.headers),
+                            stream=response.stream)
+        return super().create_entry(clean, response, key, **options)
+
+
+class _SometimesCached(httpx.BaseTransport):
+    """Requests flagged ``extensions["carbonsync_cache"]`` go through the cache, the others straight through."""
+
+    def __init__(self, inner: httpx.BaseTransport, cached: httpx.BaseTransport) -> None:
+        self.inner, self.cached = inner, cached
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return (self.cached if request.extensions.get("carbonsync_cache") else self.inner).handle_request(request)
+
+    def close(self) -> None:
+        self.cached.close()
+
+
 class _Retryable(Exception):
     def __init__(self, error: SignalError, wait_s: float | None = None) -> None:
         super().__init__(str(error))
@@ -57,9 +117,17 @@ class Http:
     """GET JSON (or bytes) from one provider's ``base_url``; ``secrets`` are masked in every message."""
 
     def __init__(self, provider: str, base_url: str, *, secrets: Iterable[str] = (),
-                 policy: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None) -> None:
+                 policy: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None,
+                 cache: HttpCache | None | str = "settings") -> None:
         self.provider, self.policy = provider, policy or RetryPolicy()
         self.secrets = [s for s in secrets if s]
+        self.cache = HttpCache.from_settings() if cache == "settings" else cache
+        if isinstance(self.cache, HttpCache):
+            self.cache.directory.mkdir(parents=True, exist_ok=True)
+            storage = _KeyFreeStorage(self.secrets, database_path=self.cache.directory / f"{provider}.sqlite",
+                                      default_ttl=float(self.cache.max_age_s))
+            inner = transport or httpx.HTTPTransport()
+            transport = _SometimesCached(inner, CacheTransport(next_transport=inner, storage=storage))
         self.client = httpx.Client(base_url=base_url, timeout=self.policy.timeout_s, follow_redirects=False,
                                    transport=transport)
 
@@ -80,24 +148,26 @@ class Http:
         return backoff
 
     def get(self, endpoint: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
-            auth: httpx.Auth | tuple[str, str] | None = None, zone: str = "") -> httpx.Response:
-        """One GET with retries; a 2xx response, else a named error."""
+            auth: httpx.Auth | tuple[str, str] | None = None, zone: str = "", cache: bool = True) -> httpx.Response:
+        """One GET with retries; a 2xx response, else a named error. With an :class:`HttpCache`, a fresh cached
+        reply answers it (never for ``auth`` requests or ``cache=False``)."""
         retrying = Retrying(stop=stop_after_attempt(self.policy.attempts), wait=self._wait,
                             retry=retry_if_exception(lambda e: isinstance(e, _Retryable)), reraise=True)
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._once(endpoint, params, headers, auth, zone)
+                    return self._once(endpoint, params, headers, auth, zone, cache and auth is None)
         except _Retryable as final:
             raise final.error from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _once(self, endpoint: str, params, headers, auth, zone: str) -> httpx.Response:
+    def _once(self, endpoint: str, params, headers, auth, zone: str, cached: bool) -> httpx.Response:
         url = httpx.URL(endpoint) if endpoint.startswith("http") else self.client.base_url.join(endpoint)
         origin = self.client.base_url
         for _ in range(self.policy.max_redirects + 1):
             try:
-                response = self.client.get(url, params=params, headers=headers, auth=auth)
+                response = self.client.get(url, params=params, headers=headers, auth=auth,
+                                           extensions={"carbonsync_cache": cached})
             except httpx.TimeoutException as err:
                 raise _Retryable(self._error(SignalUnavailable, f"timed out ({type(err).__name__})", endpoint, zone)) \
                     from None

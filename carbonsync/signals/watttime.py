@@ -32,7 +32,7 @@ from carbonsync.signals.base import (
     register_signal,
     signal_dataset,
 )
-from carbonsync.signals.http import Http, RetryPolicy
+from carbonsync.signals.http import Http, HttpCache, RetryPolicy
 from carbonsync.signals.zones import resolve
 
 __all__ = ["WattTime"]
@@ -49,12 +49,13 @@ class WattTime:
 
     def __init__(self, username: str | None = None, password: str | None = None, *, base_url: str = BASE_URL,
                  signal_type: str = "co2_moer", max_age: pd.Timedelta | str = "30min",
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None,
+                 cache: HttpCache | None | str = "settings") -> None:
         self._username = username or os.environ.get("WATTTIME_USERNAME", "")
         self._password = password or os.environ.get("WATTTIME_PASSWORD", "")
         self.signal_type, self.max_age = signal_type, pd.Timedelta(max_age)
         self._token, self._token_time = "", 0.0
-        self.http = Http("watttime", base_url, secrets=[self._password], policy=policy)
+        self.http = Http("watttime", base_url, secrets=[self._password], policy=policy, cache=cache)
 
     def __repr__(self) -> str:
         return f"WattTime(user={'set' if self._username else 'unset'}, base_url={str(self.http.client.base_url)!r})"
