@@ -29,6 +29,7 @@ from carbonsync.signals.base import (
     SignalFormatError,
     SignalPlanError,
     StaleSignalError,
+    fill_gaps,
     register_signal,
     signal_dataset,
 )
@@ -40,6 +41,7 @@ __all__ = ["WattTime"]
 BASE_URL = "https://api.watttime.org"
 TOKEN_LIFETIME_S = 30 * 60
 CHUNK = pd.Timedelta(days=32)
+STEP = pd.Timedelta(minutes=5)  # MOER resolution
 
 
 class WattTime:
@@ -48,12 +50,11 @@ class WattTime:
     name = "watttime"
 
     def __init__(self, username: str | None = None, password: str | None = None, *, base_url: str = BASE_URL,
-                 signal_type: str = "co2_moer", max_age: pd.Timedelta | str = "30min",
-                 policy: RetryPolicy | None = None,
-                 cache: HttpCache | None | str = "settings") -> None:
+                 signal_type: str = "co2_moer", max_age: pd.Timedelta | str = "30min", max_gap: int = 0,
+                 policy: RetryPolicy | None = None, cache: HttpCache | None | str = "settings") -> None:
         self._username = username or os.environ.get("WATTTIME_USERNAME", "")
         self._password = password or os.environ.get("WATTTIME_PASSWORD", "")
-        self.signal_type, self.max_age = signal_type, pd.Timedelta(max_age)
+        self.signal_type, self.max_age, self.max_gap = signal_type, pd.Timedelta(max_age), max_gap
         self._token, self._token_time = "", 0.0
         self.http = Http("watttime", base_url, secrets=[self._password], policy=policy, cache=cache)
 
@@ -123,7 +124,8 @@ class WattTime:
             parts.append(part.sel(time=(part.time >= np.datetime64(lo)) & (part.time < np.datetime64(hi))))
         if not parts:
             raise SignalFormatError(f"empty period {start} to {end}", provider=self.name, zone=region)
-        return xr.concat(parts, dim="time", combine_attrs="override")
+        ds = xr.concat(parts, dim="time", combine_attrs="override")
+        return fill_gaps(ds, STEP, self.max_gap) if self.max_gap else ds  # short gaps filled, flagged
 
     def latest(self, zone: str, kind: str | None = None) -> xr.Dataset:
         now = pd.Timestamp.now("UTC").tz_localize(None)

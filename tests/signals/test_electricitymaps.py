@@ -39,7 +39,8 @@ def _client(server: HTTPServer, **options) -> ElectricityMaps:
 
 def test_latest_with_its_estimated_flag(httpserver: HTTPServer):
     now = pd.Timestamp.now("UTC").tz_localize(None).floor("h")
-    httpserver.expect_request("/v3/carbon-intensity/latest", headers=HEADERS, query_string={"zone": "ES"}) \
+    httpserver.expect_request("/v3/carbon-intensity/latest", headers=HEADERS,
+                              query_string={"zone": "ES", "emissionFactorType": "direct"}) \
         .respond_with_json(_point(now, 180.0, estimated=True))
     ds = _client(httpserver).latest("spain")  # the lexicon's id for ES
     assert ds["value"].item() == 180.0 and bool(ds["estimated"].item()) and ds.attrs["units"] == "g CO2e/kWh"
@@ -171,3 +172,37 @@ def test_dropped_connections_and_short_bodies_are_named_after_the_retries(reply,
         assert server.hits == FAST.attempts and KEY not in str(caught.value)
     finally:
         server.close()
+
+
+def test_direct_or_lifecycle_intensity_is_asked_for_and_checked(httpserver: HTTPServer):
+    now = pd.Timestamp.now("UTC").tz_localize(None).floor("h")
+    reply = {**_point(now, 410.0), "emissionFactorType": "lifecycle"}
+    httpserver.expect_request("/v3/carbon-intensity/latest", query_string={"zone": "ES", "emissionFactorType": "lifecycle"}
+                              ).respond_with_json(reply)
+    ds = _client(httpserver, emission_factor="lifecycle").latest("ES")
+    assert ds["value"].item() == 410.0 and ds.attrs["emission_factor"] == "lifecycle"
+    httpserver.clear()
+    httpserver.expect_request("/v3/carbon-intensity/latest").respond_with_json(reply)   # ignores what was asked
+    with pytest.raises(SignalFormatError, match="gives lifecycle carbon intensity, not the direct asked for"):
+        _client(httpserver).latest("ES")
+    with pytest.raises(ValueError, match="emission_factor must be one of"):
+        ElectricityMaps(KEY, emission_factor="marginal")
+
+
+def test_v4_paths_and_its_data_list_for_forecasts(httpserver: HTTPServer):
+    now = pd.Timestamp.now("UTC").tz_localize(None).floor("h")
+    httpserver.expect_request("/v4/carbon-intensity/forecast").respond_with_json(
+        {"zone": "ES", "updatedAt": now.isoformat() + "Z", "data": [_point(now + pd.Timedelta(hours=h)) for h in range(6)]})
+    fc = _client(httpserver, api_version="v4").forecast("ES", pd.Timedelta(hours=4))
+    assert fc.sizes["time"] == 4 and fc.attrs["endpoint"] == "/v4/carbon-intensity/forecast"
+
+
+def test_short_gaps_in_a_history_are_filled_and_flagged(httpserver: HTTPServer):
+    hours = [h for h in range(24) if h not in (5, 6)]   # two missing hours
+    httpserver.expect_request("/v3/carbon-intensity/past-range").respond_with_json(
+        {"zone": "ES", "data": [_point(pd.Timestamp("2024-01-01") + pd.Timedelta(hours=h), 100.0 + h) for h in hours]})
+    ds = _client(httpserver, max_gap=2).history("ES", "2024-01-01", "2024-01-02")
+    assert ds.sizes["time"] == 24 and ds["value"].values[5:7, 0].tolist() == [105.0, 106.0]
+    assert ds["estimated"].values[:, 0].sum() == 2 and ds.attrs["filled"] == 2
+    unfilled = _client(httpserver).history("ES", "2024-01-01", "2024-01-02")
+    assert unfilled.sizes["time"] == 22

@@ -177,3 +177,13 @@ def test_no_secret_reaches_a_message_a_repr_or_the_log(httpserver: HTTPServer, c
     assert PASSWORD not in text and TOKEN not in text and "***" in str(caught.value)
     with pytest.raises(SignalAuthError, match="no credentials"):
         WattTime("", "", base_url=httpserver.url_for("")).signal_index("CAISO_NORTH")
+
+
+def test_short_gaps_in_a_history_are_filled_and_flagged(httpserver: HTTPServer):
+    wt = WattTime(USER, PASSWORD, base_url=httpserver.url_for(""), policy=FAST, max_gap=3)
+    httpserver.expect_request("/login", headers={"Authorization": BASIC}).respond_with_json({"token": TOKEN})
+    points = [p for i, p in enumerate(_points("2024-01-01T00:00", 24)) if i not in (7, 8)]
+    httpserver.expect_request("/v3/historical").respond_with_json(
+        {"meta": {"region": "CAISO_NORTH", "units": "lbs_co2_per_mwh"}, "data": points})
+    ds = wt.history("caiso", pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01 02:00"))
+    assert ds.sizes["time"] == 24 and ds["estimated"].values[7:9, 0].all() and ds.attrs["filled"] == 2
