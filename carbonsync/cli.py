@@ -15,6 +15,7 @@ print ``carbonsync: error: <message>`` and exit 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -160,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("carbonsync: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader went away (`carbonsync signals show ... | head`): not a failure
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as the Python docs advise
+        return 0
     except EXPECTED_ERRORS as err:
         if verbosity > 0:
             traceback.print_exc(file=sys.stderr)
