@@ -137,7 +137,8 @@ def load_traces(directory: str | Path, join: str = "inner", max_gap_h: int = MAX
     contract dataset.
 
     Variables ``carbon_intensity`` (direct, g CO2e/kWh), ``renewable_share`` (0..1, NaN where a source
-    has none) and ``estimated`` (the provider estimated the hour, or a repair filled it). ``join="inner"`` keeps the hours every zone covers; ``"outer"`` keeps all (NaN elsewhere).
+    has none) and ``estimated`` (the provider estimated the hour, or a repair filled it). ``join="inner"``
+    keeps the hours every zone covers; ``"outer"`` keeps all (NaN elsewhere).
     Files of another registered format (e.g. ENTSO-E production files) are skipped and listed in
     ``attrs["skipped"]`` (JSON); any other file (an unknown header, another encoding than UTF-8, a truncated
     gzip) is an error naming it, never a silent skip. ``attrs["files"]`` and ``attrs["repairs"]`` are JSON
