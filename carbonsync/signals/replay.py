@@ -134,6 +134,34 @@ class RecordedSignal:
                               index=row.attrs.get("index") == "yes",
                               retrieved_at=self.clock.now)
 
+    @staticmethod
+    def _stitch(runs: list[xr.Dataset], cutoff: pd.Timestamp, end: pd.Timestamp) -> xr.Dataset | None:
+        """The newest run (of ``runs``, newest first) with a value in ``[its issue, end)``, its gaps in
+        ``[cutoff, end)`` filled from the runs before it; None when no run has a value there."""
+        values: dict[pd.Timestamp, tuple[float, bool, pd.Timestamp]] = {}
+        newest: xr.Dataset | None = None
+        for run in runs:
+            issue = pd.Timestamp(run["issued_at"].values[0])
+            times = pd.DatetimeIndex(run["time"].values)
+            vals, flags = run["value"].values[0, :, 0], run["estimated"].values[0, :, 0]
+            lo = issue if newest is None else max(issue, cutoff)   # older runs only fill the coming hours
+            keep = np.flatnonzero((times >= lo) & (times < end) & np.isfinite(vals))
+            if newest is None and not keep.size:
+                continue
+            newest = run if newest is None else newest
+            for k in keep:
+                values.setdefault(times[k], (float(vals[k]), bool(flags[k]), issue))   # the newest run wins
+        if newest is None:
+            return None
+        times = pd.DatetimeIndex(sorted(values))
+        out = signal_dataset(np.array([[values[t][0] for t in times]]), times, str(newest["zone"].values[0]),
+                             str(newest.attrs["kind"]), str(newest.attrs["units"]), provider=str(newest.attrs["provider"]),
+                             endpoint=str(newest.attrs.get("endpoint", "")),
+                             estimated=np.array([[values[t][1] for t in times]]), issued_at=newest["issued_at"].values,
+                             index=newest.attrs.get("index") == "yes")
+        out["issued"] = (("time", "zone"), np.array([values[t][2] for t in times], "datetime64[ns]")[:, None])
+        return out
+
     def latest(self, zone: str, kind: str | None = None) -> xr.Dataset:
         return self._latest_at(self.zone(zone), self.clock.now, kind)
 
@@ -144,29 +172,30 @@ class RecordedSignal:
         keep = (times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))
         return known.isel(time=np.flatnonzero(keep)).assign_attrs(retrieved_at=self.clock.now.isoformat())
 
+    def _run(self, zone: str, i: int) -> xr.Dataset:
+        """Recorded run ``i`` for ``zone`` as ``(issued_at=1, time, zone)``."""
+        one = self.forecasts.sel(zone=[zone]).isel(issued_at=[i])
+        if "lead" in one.dims:  # a forecast archive: one issue's leads with their valid times
+            one = self._archive_row(one, zone, pd.Timestamp(self.forecasts["issued_at"].values[i]))
+        return one
+
     def forecast(self, zone: str, horizon: pd.Timedelta, issued_before: pd.Timestamp | None = None,
                  kind: str | None = None) -> xr.Dataset:
-        """The newest recorded forecast issued before ``issued_before`` (never after the clock), cut to
-        ``[issued_at, cutoff + horizon)`` where the cutoff is the earlier of the two (so a day-ahead run issued
-        yesterday still covers the coming hours). A run with no value in that window (a day-ahead run whose day
-        has not begun) gives way to the run before it, among the newest ``RUNS_SEARCHED``; persistence of the
-        newest published value if none has one."""
+        """The newest recorded forecast issued before ``issued_before`` (never after the clock), over
+        ``[issued_at, cutoff + horizon)`` where the cutoff is the earlier of the two. Hours in ``[cutoff,
+        cutoff + horizon)`` the newest run lacks (a day-ahead run whose day has not begun) come from the runs
+        before it, among the newest ``RUNS_SEARCHED``; each value's issue time is in the variable ``issued``.
+        Persistence of the newest published value when no run has a value there."""
         zone = self.zone(zone)
         self._check(zone, kind)
         cutoff = min(pd.Timestamp(issued_before), self.clock.now) if issued_before is not None else self.clock.now
         horizon = pd.Timedelta(horizon)
         if self.forecasts is not None and zone in set(map(str, self.forecasts["zone"].values)):
             issued = pd.DatetimeIndex(self.forecasts["issued_at"].values)
-            for i in np.flatnonzero(issued < cutoff)[::-1][:RUNS_SEARCHED]:
-                issue = issued[i]
-                one = self.forecasts.sel(zone=[zone]).isel(issued_at=[i])
-                if "lead" in one.dims:  # a forecast archive: one issue's leads with their valid times
-                    one = self._archive_row(one, zone, issue)
-                times = pd.DatetimeIndex(one["time"].values)
-                window = (times >= issue) & (times < cutoff + horizon) & np.isfinite(one["value"].values[0, :, 0])
-                if window.any():
-                    return one.isel(time=np.flatnonzero(window)).assign_attrs(
-                        retrieved_at=self.clock.now.isoformat(), method="recorded forecast")
+            runs = [self._run(zone, i) for i in np.flatnonzero(issued < cutoff)[::-1][:RUNS_SEARCHED]]
+            stitched = self._stitch(runs, cutoff, cutoff + horizon)
+            if stitched is not None:
+                return stitched.assign_attrs(retrieved_at=self.clock.now.isoformat(), method="recorded forecast")
         last = self._latest_at(zone, cutoff)
         start = pd.Timestamp(last["time"].values[0]) + self.interval
         steps = max(int(np.ceil((cutoff + horizon - start) / self.interval)), 1)

@@ -389,16 +389,19 @@ def test_the_lmp_zip_is_read_and_replayed_causally(tmp_path):
         seen = signal.history(NP15, "2024-03-01", "2024-03-10")
         assert (pd.DatetimeIndex(seen.time.values) + pd.Timedelta("1h") <= now).all()
         fc = signal.forecast(NP15, pd.Timedelta("36h"))
-        if fc.attrs["method"] == "recorded forecast":
-            issued = pd.Timestamp(fc.issued_at.values[0])
-            days = set(pd.DatetimeIndex(fc.time.values).tz_localize("UTC").tz_convert("America/Los_Angeles").date)
-            assert issued < now and all(dam_published_at(str(d)) == issued for d in days)
+        if fc.attrs["method"] == "recorded forecast":   # each value from the run of its own trade day
+            issued = pd.DatetimeIndex(fc["issued"].values[:, 0])
+            days = pd.DatetimeIndex(fc.time.values).tz_localize("UTC").tz_convert("America/Los_Angeles").date
+            assert (issued < now).all() and pd.Timestamp(fc.issued_at.values[0]) == issued.max()
+            assert all(dam_published_at(str(d)) == i for d, i in zip(days, issued, strict=True))
     clock.now = pd.Timestamp("2024-03-05T20:59")  # 12:59 PST: the run for 6 March is not out
     fc = signal.forecast(NP15, pd.Timedelta("36h"))
     assert fc.attrs["method"] == "recorded forecast" and pd.Timestamp(fc.issued_at.values[0]) == dam_published_at("2024-03-05")
     clock.now = pd.Timestamp("2024-03-05T21:01")
     fc = signal.forecast(NP15, pd.Timedelta("36h"))
-    assert pd.Timestamp(fc.issued_at.values[0]) == dam_published_at("2024-03-06") and fc.sizes["time"] == 24
+    assert pd.Timestamp(fc.issued_at.values[0]) == dam_published_at("2024-03-06") and fc.sizes["time"] == 34
+    issued = pd.DatetimeIndex(fc["issued"].values[:, 0])   # the rest of 5 March (Pacific) from the run before
+    assert (issued[:10] == dam_published_at("2024-03-05")).all() and (issued[10:] == dam_published_at("2024-03-06")).all()
 
 
 def test_bad_lmp_zips_are_named(tmp_path):

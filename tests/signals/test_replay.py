@@ -125,3 +125,23 @@ def test_a_signal_set_serves_each_kind_from_its_member():
         both.latest("CAISO_NORTH", "price")
     with pytest.raises(SignalFormatError, match="two members serve marginal_emissions"):
         SignalSet("rec", [moer, moer])
+
+
+def test_hours_the_newest_day_ahead_run_lacks_come_from_the_run_before():
+    # day-ahead runs: issued at 12:00 on day D-1 for the 24 hours of day D
+    issued = pd.date_range(START - pd.Timedelta(hours=12), periods=3, freq="D")
+    values = np.full((3, 72), np.nan)
+    for i in range(3):
+        values[i, 24 * i: 24 * (i + 1)] = 100.0 * (i + 1)
+    forecasts = signal_dataset(values, TIMES, "CAISO_NORTH", "marginal_emissions", "g/kWh", provider="rec",
+                               issued_at=issued)
+    clock = ReplayClock(START + pd.Timedelta(hours=18))   # day 1's run is out (12:00), its day not begun
+    fc = RecordedSignal(_actuals(), clock, forecasts).forecast("CAISO_NORTH", pd.Timedelta(hours=12))
+    times = pd.DatetimeIndex(fc.time.values)
+    assert times[0] == clock.now.floor("h") and times[-1] == clock.now + pd.Timedelta(hours=11)  # no hole
+    assert pd.Timestamp(fc.issued_at.values[0]) == issued[1]
+    run = pd.DatetimeIndex(fc["issued"].values[:, 0])
+    day_two = times >= START + pd.Timedelta(days=1)
+    assert (run[~day_two] == issued[0]).all() and (run[day_two] == issued[1]).all()
+    assert fc["value"].values[0, :, 0].tolist() == [100.0] * 6 + [200.0] * 6
+    assert (run < clock.now).all()
