@@ -35,7 +35,15 @@ import xarray as xr
 from carbonsync.data.observations import ObservationError, load_observations, load_traces
 from carbonsync.data.observations.base import detect_source, read_header
 from carbonsync.data.observations.dacf import RENEWABLES, DacfArea, DacfError, carbon_intensity, load_dacf_paths
-from carbonsync.signals.base import GridSignal, SignalFormatError, SignalSet, register_signal, signal_dataset
+from carbonsync.signals.base import (
+    KINDS,
+    GridSignal,
+    SignalFormatError,
+    SignalRangeError,
+    SignalSet,
+    register_signal,
+    signal_dataset,
+)
 from carbonsync.signals.caiso import caiso_lmp_recording, read_caiso_curtailment_csv
 from carbonsync.signals.files import read_watttime_actuals, watttime_recording
 from carbonsync.signals.replay import RecordedSignal, ReplayClock
@@ -153,10 +161,13 @@ def _dacf_archive(areas: dict[str, DacfArea], product: int, kind: str, units: st
     values = np.full((len(issued), len(leads), len(blocks)), np.nan)
     for z, series in enumerate(blocks.values()):
         values[..., z] = series.reindex(pd.DatetimeIndex(valid.ravel())).to_numpy().reshape(valid.shape)
-    lo, hi = (0.0, 1.0) if kind == "renewable_share" else (0.0, 3000.0)
-    if np.nanmin(values, initial=lo) < lo or np.nanmax(values, initial=hi) > hi:
-        raise SignalFormatError(f"operator forecasts give {kind} outside [{lo}, {hi}]", provider="dacf-file",
-                                endpoint=where)
+    lo, hi = KINDS[kind].valid_range
+    bad = (values < lo) | (values > hi)
+    if bad.any():
+        i, lead, z = np.argwhere(bad)[0]
+        raise SignalRangeError(f"the operators' forecasts give {kind} {values[i, lead, z]:.6g} for "
+                               f"{pd.Timestamp(valid[i, lead])} in area {list(blocks)[z]}, outside [{lo:g}, {hi:g}]",
+                               provider="dacf-file", endpoint=where)
     return xr.Dataset(
         {"value": (("issued_at", "lead", "zone"), values)},
         coords={"issued_at": issued.values, "lead": leads.values, "zone": list(blocks),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from carbonsync.data.observations import electricitymaps as em
 from carbonsync.data.observations.electricitymaps import ObservationError
-from tests.helpers import shared_data_dir
+from tests.helpers import requires_shared_data, shared_data_dir
 from tests.helpers.portal import HEADER, portal_rows, write_portal
 
 
@@ -91,14 +89,7 @@ def test_times_units_and_structure(tmp_path):
         em.read_portal_csv(tmp_path / "nope.csv")
 
 
-class FakeResponse(io.BytesIO):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
+@requires_shared_data
 def test_shared_traces_load():
     ds = em.load_traces(shared_data_dir() / "electricitymaps")
     assert list(ds["zone"].values) == ["BR", "ES", "NO", "US-CAL-CISO"]
