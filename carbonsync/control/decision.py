@@ -46,6 +46,7 @@ class Reason(str, Enum):
     DIP_TOO_SHORT = "dip_too_short"              # the forecast ends the dip before a resume would pay off
     DEADLINE = "deadline"                        # the remaining slack forces full power
     NO_SIGNAL = "no_signal"                      # no usable signal: run at full power (fail safe)
+    FORECAST_PLAN = "forecast_plan"              # the plan over the forecast to the deadline chose this state
 
 
 @dataclass(frozen=True)
