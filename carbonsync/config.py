@@ -12,6 +12,7 @@ node it consumes (one place for every default and its documentation):
     placement    carbonsync.placement.config  PlacementConfig (+ WeightsConfig)
     evaluate     carbonsync.evaluate.skill    EvaluateConfig
     logging      carbonsync.train.common      LoggingConfig
+    control      carbonsync.control.config    ControlConfig (+ SignalSpec for price and carbon)
 
 The schemas are registered in Hydra's ConfigStore (``pipeline_schema``, ``data/sample_world_schema``,
 ``data/era5_schema``); the YAML files under ``configs/`` hold only the group choices and the values that
@@ -31,6 +32,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from carbonsync.control.config import ControlConfig
 from carbonsync.core.errors import ConfigError
 from carbonsync.core.fs import atomic_path
 from carbonsync.core.settings import config_dir
@@ -66,6 +68,7 @@ class PipelineConfig:
     placement: PlacementConfig = field(default_factory=PlacementConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)  # group logging/: none, wandb_offline
+    control: ControlConfig = field(default_factory=ControlConfig)
     run_dir: str = "outputs/main"
     config_dir: str = MISSING  # filled in by compose with the config tree's location
     progress: bool = True

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ControlConfig", "SignalSpec"]
+import pandas as pd
+
+from carbonsync.control.policies import known_policies
+from carbonsync.core.checks import at_least, fail, one_of, positive
+
+__all__ = ["ACTUATOR_CHOICES", "ControlConfig", "SignalSpec"]
+
+ACTUATOR_CHOICES = ("auto", "nvml", "dry-run", "pause-only")
 
 
 @dataclass
@@ -43,3 +50,17 @@ class ControlConfig:
     replay_step_s: float = 60.0
     decisions: str = ""
     state_file: str = ""              # where original GPU power limits are kept for `carbonsync control restore`
+
+    def __post_init__(self) -> None:
+        positive(self, "interval_s", "poll_s", "forecast_h", "replay_step_s")
+        at_least(self, 0.0, "deadline_h", "step_s")
+        one_of(self, "actuator", ACTUATOR_CHOICES)
+        one_of(self, "policy", known_policies())
+        if self.replay_start:
+            try:
+                pd.Timestamp(self.replay_start)
+            except ValueError:
+                raise fail("replay_start", self.replay_start, "must be an ISO time such as 2024-06-01T00:00") from None
+        if self.enabled and not (self.price.provider or self.carbon.provider):
+            raise fail("price.provider", self.price.provider, "the controller needs a price or a carbon signal "
+                       "(e.g. control.carbon.provider=file control.carbon.path=... control.carbon.zone=caiso)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -399,8 +400,12 @@ def distributed() -> tuple[int, int]:
 
 def train_backbone(model_cfg: BackboneModelConfig, train_cfg: BackboneTrainConfig, splits: Splits,
                    weather_path: str | Path, out_dir: str | Path, *, settings: TrainSettings | None = None,
-                   tracking: LoggingConfig | None = None, progress: bool = True) -> Path:
-    """Train the backbone on the train split, report validation skill, and save its model package."""
+                   tracking: LoggingConfig | None = None, progress: bool = True,
+                   step_hook: Callable[[int], None] | None = None) -> Path:
+    """Train the backbone on the train split, report validation skill, and save its model package.
+
+    ``step_hook(step)`` is called at every optimizer-step boundary (before the step; ``step`` counts the steps
+    this process has taken, from 0): the runtime controller pauses there, with model and optimiser left in place."""
     mcfg, tcfg, settings = model_cfg, train_cfg, settings or TrainSettings()
     rank, world = distributed()
     seed_everything(settings.seed)
@@ -445,7 +450,7 @@ def train_backbone(model_cfg: BackboneModelConfig, train_cfg: BackboneTrainConfi
     last = checkpoints.load_matching()  # None if absent or from another configuration (warns)
     done = int(last["epoch"]) if last is not None else 0  # epochs completed, counted over all phases
     record = dict(last["extra"].get("trained", {})) if last is not None else {}  # what was actually trained
-    epoch_global = 0
+    epoch_global, global_step = 0, 0
     for phase in phases:
         first, end = epoch_global, epoch_global + phase.epochs
         epoch_global = end
@@ -471,6 +476,9 @@ def train_backbone(model_cfg: BackboneModelConfig, train_cfg: BackboneTrainConfi
             bar = Progress(batches, total=steps_per_epoch, desc=f"backbone {phase.name} epoch {epoch + 1}/{phase.epochs}",
                        enabled=progress and rank == 0)
             for batch in bar:
+                if step_hook is not None:
+                    step_hook(global_step)
+                global_step += 1
                 share = 1.0
                 if world > 1:
                     size, part = batch.x.shape[0], slice(rank, None, world)
