@@ -19,6 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from carbonsync.config import PipelineConfig, save_config, typed
+from carbonsync.control.session import control_session
 from carbonsync.core.errors import InputNotFoundError
 from carbonsync.core.layout import RunPaths
 from carbonsync.core.logs import get_logger
@@ -76,11 +77,18 @@ def make_data(cfg: StageConfig) -> dict[str, Path]:
 
 
 def train_backbone(cfg: StageConfig) -> Path:
-
+    """Train the backbone; with ``control.enabled=true`` under the runtime controller (pauses at step boundaries)."""
     p, cfg = paths(cfg), typed(cfg)
-    return backbone_training.train_backbone(cfg.backbone, cfg.train.backbone, cfg.data.splits,
-                                            _need(p.weather, "sample-world"), p.root, settings=cfg.train,
-                                            tracking=cfg.logging, progress=cfg.progress)
+
+    def run(step_hook=None) -> Path:
+        return backbone_training.train_backbone(cfg.backbone, cfg.train.backbone, cfg.data.splits,
+                                                _need(p.weather, "sample-world"), p.root, settings=cfg.train,
+                                                tracking=cfg.logging, progress=cfg.progress, step_hook=step_hook)
+
+    if not cfg.control.enabled:
+        return run()
+    with control_session(cfg.control, p.root) as hook:
+        return run(hook)
 
 
 def train_irradiance(cfg: StageConfig) -> Path:
