@@ -26,7 +26,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from carbonsync import pipeline
-from carbonsync.config import compose
+from carbonsync.config import compose, typed
+from carbonsync.control.actuators import restore_from_state_file
+from carbonsync.control.wrapper import run_wrapped
 from carbonsync.core.errors import CarbonSyncError
 from carbonsync.core.logs import configure, detach
 from carbonsync.core.time import utc_naive
@@ -69,7 +71,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the composed configuration")
     p.add_argument("overrides", nargs="*")
     _signal_parser(sub)
+    _control_parser(sub)
     return parser
+
+
+def _control_parser(sub: argparse._SubParsersAction) -> None:
+    help_text = "the runtime controller: run a training command under it, or restore GPU power limits"
+    control = sub.add_parser("control", help=help_text, description=help_text)
+    actions = control.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = actions.add_parser("run", help="run a command under the controller: carbonsync control run [overrides] -- CMD",
+                           description="Runs CMD (after --) as a child process; pauses it in place (SIGSTOP/SIGCONT) "
+                           "and caps GPU power as the controller decides. Overrides set the control node, e.g. "
+                           "control.carbon.provider=watttime control.carbon.zone=caiso.")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides (control.*, run_dir=...)")
+    p.add_argument("--replay-speed", type=float, default=1.0,
+                   help="with control.replay_start: simulated seconds per wall-clock second")
+    p = actions.add_parser("restore", help="put back the GPU power limits a killed controller left changed")
+    p.add_argument("--state-file", help="the controller's state file (default: CARBONSYNC_CONTROL_STATE or "
+                   "~/.cache/carbonsync/power_limits.json)")
+
+
+def _control(args: argparse.Namespace, command: list[str]) -> int:
+    if args.action == "restore":
+        for line in restore_from_state_file(args.state_file):
+            sys.stdout.write(line + "\n")
+        return 0
+    cfg = compose(list(args.overrides))
+    return run_wrapped(command, typed(cfg).control, cfg.run_dir, replay_speed=args.replay_speed)
 
 
 def _signal_parser(sub: argparse._SubParsersAction) -> None:
@@ -136,9 +164,11 @@ def _signals(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, command: list[str] | None = None) -> int:
     if args.stage == "signals":
         return _signals(args)
+    if args.stage == "control":
+        return _control(args, command or [])
     overrides = list(args.overrides)
     if args.stage == "prepare" and not any(o.startswith("data=") for o in overrides):
         overrides.append("data=era5_arco")
@@ -153,11 +183,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in argv:  # `carbonsync control run [overrides] -- CMD ...`: CMD is not ours to parse
+        command, argv = argv[argv.index("--") + 1:], argv[:argv.index("--")]
     args = build_parser().parse_args(argv)
     verbosity = -1 if args.quiet else args.verbose
     configure(verbosity)
     try:
-        return _run(args)
+        return _run(args, command)
     except KeyboardInterrupt:
         sys.stderr.write("carbonsync: interrupted\n")
         return 130

@@ -25,7 +25,7 @@ from carbonsync.core.errors import ConfigError
 from carbonsync.core.logs import get_logger
 from carbonsync.signals import ReplayClock, get_signal
 
-__all__ = ["control_session", "open_signal"]
+__all__ = ["actuator_for", "control_session", "open_signal"]
 
 log = get_logger(__name__)
 HOUR = pd.Timedelta(hours=1)
@@ -53,7 +53,8 @@ def open_signal(spec: SignalSpec, clock: ReplayClock | None, what: str) -> Signa
     return SignalInput(get_signal(spec.provider, **options), spec.zone, spec.kind or None)
 
 
-def _actuator(name: str, state_file: str) -> Actuator:
+def actuator_for(name: str, state_file: str) -> Actuator:
+    """The opened actuator ``name`` (``auto``: NVML, else pause-only with a warning)."""
     options = {"state_file": state_file} if state_file else {}
     if name == "auto":
         return open_actuator("nvml", fallback="pause-only", **options)
@@ -79,7 +80,7 @@ def control_session(cfg: ControlConfig, run_dir: str | Path, total_steps: int = 
         else get_policy(cfg.policy)
     decisions = DecisionLog(Path(cfg.decisions) if cfg.decisions else Path(run_dir) / "control" / "decisions.jsonl")
     controller = Controller(policy, job, price, carbon, pd.Timedelta(hours=cfg.forecast_h), decisions)
-    actuator = _actuator(cfg.actuator, cfg.state_file)
+    actuator = actuator_for(cfg.actuator, cfg.state_file)
     if clock is not None:
         gate = StepGate(controller.decide, actuator, interval=pd.Timedelta(seconds=cfg.interval_s),
                         poll=pd.Timedelta(seconds=cfg.poll_s), clock=lambda: clock.now,
