@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PACKAGES = ["core", "physics", "data", "data.observations", "models", "forecast", "evaluate", "train", "interop",
-            "placement"]
+            "placement", "signals", "control"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from carbonsync.core.errors import CarbonSyncError
+
 __all__ = ["SCHEMES", "GridZone", "ZoneLookupError", "ZONES", "resolve", "lookup"]
 
 SCHEMES = ("electricitymaps", "watttime", "caiso_node", "eia_ba", "entsoe_area", "forecast_zone")
 
 
-class ZoneLookupError(KeyError):
+class ZoneLookupError(CarbonSyncError, KeyError):
     """A zone no entry of the lexicon knows, or one without a code in the scheme asked for."""
 
     def __str__(self) -> str:  # KeyError would quote the message
