@@ -90,7 +90,7 @@ class TwoStatePolicy:
         verb = f"boost at {self.profile.green_w:.0f} W" if good else f"pause at {self.profile.red_w:.0f} W"
         return Decision(time=pd.Timestamp(obs.time), state=state, previous=previous, action=action,
                         reason=Reason.SCORE_BELOW_GREEN if good else Reason.SCORE_ABOVE_RED,
-                        power_w=self.profile.green_w if good else self.profile.red_w, run=good,
+                        power_w=self.profile.green_w if good else self.profile.red_w, run=good or not self.profile.pause,
                         inputs={"price": obs.price, "carbon": obs.carbon},
                         thresholds={k: v for k, v in limits.items() if v is not None},
                         sentence=f"{obs.time:%Y-%m-%d %H:%M}: {verb} (two-state rule; thresholds {limits}).")

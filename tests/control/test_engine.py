@@ -180,3 +180,12 @@ def test_the_policies_and_the_optimum_on_a_daily_cycle():
     assert shares["engine_forecast"] > shares["engine"] > 0.2 and shares["engine_forecast"] > 0.8
     two = replay_policy(get_policy("two_state", profile), trace, work, start, deadline)
     assert not two.deadline_met   # the prototype knows no deadline
+
+
+def test_the_two_state_rule_runs_at_minimum_power_when_the_profile_does_not_pause():
+    policy = get_policy("two_state", PowerProfile(pause=False, red_rate=0.4), price_threshold=50.0)
+    d = policy.decide(Observation(T0, price=80.0), JobState(remaining=1.0))
+    assert d.state == State.RED and d.run and d.power_w == 100.0
+    d = get_policy("two_state", PowerProfile(), price_threshold=50.0).decide(Observation(T0, price=80.0),
+                                                                             JobState(remaining=1.0))
+    assert d.state == State.RED and not d.run
