@@ -82,3 +82,13 @@ class Decision:
 
     def to_json(self) -> str:
         return json.dumps(self.record(), sort_keys=True)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Decision:
+        """The decision a :meth:`record` (or its JSON) describes."""
+        out = dict(record)
+        for key in ("time", "expected_change"):
+            out[key] = None if out.get(key) is None else pd.Timestamp(out[key])
+        for key, kind in (("state", State), ("previous", State), ("action", Action), ("reason", Reason)):
+            out[key] = None if out.get(key) is None else kind(out[key])
+        return cls(**out)

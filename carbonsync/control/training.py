@@ -18,7 +18,7 @@ Nobody waits inside a collective, so a pause longer than the process group's tim
 from __future__ import annotations
 
 import importlib
-import pickle
+import json
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -277,8 +277,9 @@ class DistributedGate:
         if decision is None or decision.run:
             self.store.set(key, b"run")
             return decision
-        self.store.set(key, b"pause" + pickle.dumps(decision))
-        return self.gate.wait(step, decision, resumed=lambda d: self.store.set(f"{key}/resume", pickle.dumps(d)))
+        self.store.set(key, b"pause" + decision.to_json().encode())   # JSON, never pickle, over the store
+        return self.gate.wait(step, decision,
+                              resumed=lambda d: self.store.set(f"{key}/resume", d.to_json().encode()))
 
     def _await(self, key: str, poll_s: float) -> bytes:
         while not self.store.check([key]):
@@ -290,7 +291,7 @@ class DistributedGate:
         decision: Decision | None = None
         keys = [key]
         if verdict.startswith(b"pause"):
-            decision = pickle.loads(verdict[len(b"pause"):])
+            decision = Decision.from_record(json.loads(verdict[len(b"pause"):]))
             gate = self.gate
             started = time.monotonic()
             gate.pauses += 1
@@ -298,7 +299,7 @@ class DistributedGate:
             logger.info("rank %d pausing at step %d (rank 0's decision)", self.rank, step)
             if gate.on_pause is not None:
                 gate.on_pause(step, decision)
-            decision = pickle.loads(self._await(f"{key}/resume", self.pause_poll_s))
+            decision = Decision.from_record(json.loads(self._await(f"{key}/resume", self.pause_poll_s)))
             gate.paused = False
             gate.paused_s += time.monotonic() - started
             logger.info("rank %d resuming at step %d", self.rank, step)
