@@ -179,20 +179,24 @@ class Engine:
         b = self.config.beta if carbon is not None and np.isfinite(carbon) else 0.0
         return None if a + b == 0 else (a / (a + b), b / (a + b))
 
-    def _score(self, price: float | None, carbon: float | None) -> tuple[float | None, float | None, float | None]:
-        """(score, price_norm, carbon_norm) against the current history."""
+    def _score(self, price: float | None, carbon: float | None,
+               histories: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float | None, float | None, float | None]:
+        """(score, price_norm, carbon_norm) against the current history (or ``histories``, read once by callers
+        that score many values)."""
         weights = self._weights(price, carbon)
         if weights is None:
             return None, None, None
-        pn = percentile(price, self.history["price"].values()) if weights[0] > 0 else None
-        cn = percentile(carbon, self.history["carbon"].values()) if weights[1] > 0 else None
+        prices, carbons = histories or (self.history["price"].values(), self.history["carbon"].values())
+        pn = percentile(price, prices) if weights[0] > 0 else None
+        cn = percentile(carbon, carbons) if weights[1] > 0 else None
         return weights[0] * (pn or 0.0) + weights[1] * (cn or 0.0), pn, cn
 
     def _forecast_scores(self, obs: Observation) -> pd.Series:
         if not self.config.use_forecast or obs.forecast is None or obs.forecast.empty:
             return pd.Series(dtype=float)
         frame = obs.forecast[obs.forecast.index > obs.time]
-        scores = [self._score(row.get("price"), row.get("carbon"))[0] for _, row in frame.iterrows()]
+        histories = (self.history["price"].values(), self.history["carbon"].values())
+        scores = [self._score(row.get("price"), row.get("carbon"), histories)[0] for _, row in frame.iterrows()]
         return pd.Series(scores, index=frame.index, dtype=float).dropna()
 
     # ------------------------------------------------------------------ states
