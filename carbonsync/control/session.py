@@ -18,14 +18,14 @@ import pandas as pd
 
 from carbonsync.control.actuators import Actuator, get_actuator, open_actuator
 from carbonsync.control.config import ControlConfig, SignalSpec
-from carbonsync.control.policies import get_policy
+from carbonsync.control.policies import Policy, get_policy
 from carbonsync.control.runtime import Controller, DecisionLog, JobTracker, SignalInput
 from carbonsync.control.training import StepGate, wall_clock
 from carbonsync.core.errors import ConfigError
 from carbonsync.core.logs import get_logger
 from carbonsync.signals import ReplayClock, get_signal
 
-__all__ = ["actuator_for", "control_session", "open_signal"]
+__all__ = ["actuator_for", "control_session", "decision_log_for", "open_signal", "policy_for"]
 
 log = get_logger(__name__)
 HOUR = pd.Timedelta(hours=1)
@@ -63,6 +63,18 @@ def actuator_for(name: str, state_file: str) -> Actuator:
     return actuator
 
 
+def policy_for(cfg: ControlConfig) -> Policy:
+    """The configured policy; the engine's deadline guard assumes a decision every ``interval_s``."""
+    if cfg.policy.startswith("engine"):
+        return get_policy(cfg.policy, interval=pd.Timedelta(seconds=cfg.interval_s))
+    return get_policy(cfg.policy)
+
+
+def decision_log_for(cfg: ControlConfig, run_dir: str | Path) -> DecisionLog:
+    """The configured decision log (default ``<run_dir>/control/decisions.jsonl``)."""
+    return DecisionLog(Path(cfg.decisions) if cfg.decisions else Path(run_dir) / "control" / "decisions.jsonl")
+
+
 @contextlib.contextmanager
 def control_session(cfg: ControlConfig, run_dir: str | Path, total_steps: int = 0
                     ) -> Iterator[Callable[[int], None]]:
@@ -76,10 +88,8 @@ def control_session(cfg: ControlConfig, run_dir: str | Path, total_steps: int = 
     price, carbon = open_signal(cfg.price, clock, "price"), open_signal(cfg.carbon, clock, "carbon")
     job = JobTracker(int(total_steps), cfg.step_s / 3600.0,
                      now + pd.Timedelta(hours=cfg.deadline_h) if cfg.deadline_h else None)
-    policy = get_policy(cfg.policy, interval=pd.Timedelta(seconds=cfg.interval_s)) if cfg.policy.startswith("engine") \
-        else get_policy(cfg.policy)
-    decisions = DecisionLog(Path(cfg.decisions) if cfg.decisions else Path(run_dir) / "control" / "decisions.jsonl")
-    controller = Controller(policy, job, price, carbon, pd.Timedelta(hours=cfg.forecast_h), decisions)
+    decisions = decision_log_for(cfg, run_dir)
+    controller = Controller(policy_for(cfg), job, price, carbon, pd.Timedelta(hours=cfg.forecast_h), decisions)
     actuator = actuator_for(cfg.actuator, cfg.state_file)
     if clock is not None:
         gate = StepGate(controller.decide, actuator, interval=pd.Timedelta(seconds=cfg.interval_s),

@@ -23,9 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from carbonsync.control.config import ControlConfig
-from carbonsync.control.policies import get_policy
-from carbonsync.control.runtime import Controller, DecisionLog, JobTracker
-from carbonsync.control.session import actuator_for, open_signal
+from carbonsync.control.runtime import Controller, JobTracker
+from carbonsync.control.session import actuator_for, decision_log_for, open_signal, policy_for
 from carbonsync.control.training import wall_clock
 from carbonsync.core.errors import ConfigError
 from carbonsync.core.logs import get_logger
@@ -58,10 +57,8 @@ def run_wrapped(command: Sequence[str], cfg: ControlConfig, run_dir: str | Path,
     price, carbon = open_signal(cfg.price, clock, "price"), open_signal(cfg.carbon, clock, "carbon")
     if price is None and carbon is None:
         raise ConfigError("control run needs a signal: set control.price.* or control.carbon.*")
-    policy = get_policy(cfg.policy, interval=pd.Timedelta(seconds=cfg.interval_s)) if cfg.policy.startswith("engine") \
-        else get_policy(cfg.policy)
-    decisions = DecisionLog(Path(cfg.decisions) if cfg.decisions else Path(run_dir) / "control" / "decisions.jsonl")
-    controller = Controller(policy, JobTracker(0, 0.0), price, carbon, pd.Timedelta(hours=cfg.forecast_h), decisions)
+    controller = Controller(policy_for(cfg), JobTracker(0, 0.0), price, carbon, pd.Timedelta(hours=cfg.forecast_h),
+                            decision_log_for(cfg, run_dir))
     actuator = actuator_for(cfg.actuator, cfg.state_file)
     child = subprocess.Popen(list(command), start_new_session=True)   # its own process group
     group = os.getpgid(child.pid)
