@@ -19,9 +19,9 @@ index) over the whole hours whose week before and deadline window after are comp
 work_h`` after the start. Each start is replayed (:func:`carbonsync.control.replay.replay_policy`, a week of
 warm-up) under ``continuous``, ``two_state``, ``engine``, ``engine_forecast``, ``engine_forecast_perfect``
 (the engine fed the truth as its forecast: an upper reference, not a forecast) and ``capped`` (a signal-blind
-reference: the YELLOW cap throughout, full power only when the deadline needs it), plus the LP
-``offline_optimum`` under the same deadline. Per (carbon, price, deadline factor): sums over starts of cost,
-emissions and energy, the mean completion time, whether every deadline was met and ``optimum_savings_share`` =
+reference: the YELLOW cap throughout, full power only when the deadline needs it), plus the exact
+``offline_optimum`` under the same deadline (a MILP that releases the GPUs once the work is done). Per (carbon,
+price, deadline factor): sums over starts of cost, emissions and energy, the mean completion time, whether every deadline was met and ``optimum_savings_share`` =
 (continuous - policy) / (continuous - optimum) of the summed objective
 (:func:`carbonsync.control.replay.objective`, each start normalised by its own continuous run).
 
@@ -319,27 +319,6 @@ class CappedPolicy:
                         power_w=p.watts(state), run=True, inputs={"price": obs.price, "carbon": obs.carbon})
 
 
-def optimum(part: pd.DataFrame, profile: PowerProfile, work: float, start: pd.Timestamp, deadline: pd.Timestamp,
-            baseline: ReplayResult, args: argparse.Namespace) -> tuple[ReplayResult, ReplayResult]:
-    """The offline optimum under ``deadline``: the best of :func:`offline_optimum` over every whole-step completion
-    time up to the deadline; and the library's single call at the deadline itself.
-
-    A single call charges ``idle_w`` for every step up to the deadline, also those after the work is done, which
-    no replay charges; so with ``idle_w > 0`` it can cost more than finishing earlier. Ending its window at each
-    possible completion step and keeping the best gives the optimum over schedules that finish by the deadline."""
-    step = pd.Timedelta(part.index[1] - part.index[0])
-    single = offline_optimum(part, profile, work, start, deadline, baseline, args.alpha, args.beta)
-    best, best_obj = single, objective(single, baseline, args.alpha, args.beta)
-    end = start + step * int(math.ceil(work / (step / HOUR) - 1e-9))   # the earliest completion: full power
-    while end < deadline:
-        candidate = offline_optimum(part, profile, work, start, end, baseline, args.alpha, args.beta)
-        value = objective(candidate, baseline, args.alpha, args.beta)
-        if value < best_obj:
-            best, best_obj = candidate, value
-        end += step
-    return best, replace(single, policy="optimum_library")
-
-
 def make_policy(name: str, profile: PowerProfile, step: pd.Timedelta, args: argparse.Namespace) -> Policy:
     base = "engine_forecast" if name == "engine_forecast_perfect" else name
     if base == "capped":
@@ -386,7 +365,7 @@ def score_run(carbon: Source, price: Source, trace: pd.DataFrame, shift: pd.Time
     perfect = PerfectForecast(trace, window)
     runs = []
     for factor in args.deadline_factors:
-        per: dict[str, list[ReplayResult]] = {p: [] for p in (*POLICIES, "optimum", "optimum_library")}
+        per: dict[str, list[ReplayResult]] = {p: [] for p in (*POLICIES, "optimum")}
         objs: dict[str, list[float]] = {p: [] for p in per}
         for start in starts:
             deadline = start + pd.Timedelta(hours=work * factor)
@@ -398,8 +377,8 @@ def score_run(carbon: Source, price: Source, trace: pd.DataFrame, shift: pd.Time
                 result = replay_policy(policy, part, work, start, deadline, forecast_fn=fn)
                 result.policy = name
                 results[name] = result
-            results["optimum"], results["optimum_library"] = optimum(part, profile, work, start, deadline,
-                                                                     results["continuous"], args)
+            results["optimum"] = offline_optimum(part, profile, work, start, deadline, results["continuous"],
+                                                 args.alpha, args.beta)
             for name, result in results.items():
                 per[name].append(result)
                 objs[name].append(objective(result, results["continuous"], args.alpha, args.beta))

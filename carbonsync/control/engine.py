@@ -12,9 +12,10 @@ does not pause), YELLOW between (a power cap). Each threshold has a hysteresis b
 ``red + band`` and left below ``red - band``; GREEN entered below ``green - band`` and left above
 ``green + band``. No state lasts less than ``min_dwell`` unless the deadline forces full power.
 
-**Forecasts** (optional, ``Observation.forecast``): with a deadline, each decision solves a small linear
-programme over the forecast slots up to the deadline (the fraction of each slot in each state; energy weighed
-by price and carbon relative to their means over the past week; the remaining work done in time) and takes
+**Forecasts** (optional, ``Observation.forecast``): with a deadline, each decision solves a small programme
+(:func:`cheapest_schedule`) over the forecast slots up to the deadline (the fraction of each slot in each state,
+released once the work is done; energy weighed by price and carbon relative to their means over the past week;
+the remaining work done in time) and takes
 its first slot's state (receding horizon; reason ``forecast_plan``). Without a deadline, a pause is skipped
 (capped instead) when the forecast says the spike ends within ``min_pause`` (pausing and resuming would cost
 more than it saves), and a resume is skipped when the forecast says the dip ends within ``min_run``.
@@ -32,12 +33,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_array, hstack, identity, kron, vstack
 
 from carbonsync.control.decision import Action, Decision, Reason, State
 from carbonsync.core.errors import ConfigError
 
-__all__ = ["Engine", "EngineConfig", "JobState", "Observation", "PowerProfile", "RollingHistory", "percentile"]
+__all__ = ["Engine", "EngineConfig", "JobState", "Observation", "PowerProfile", "RollingHistory", "cheapest_schedule",
+           "percentile"]
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -150,6 +153,41 @@ class RollingHistory:
 
     def values(self) -> np.ndarray:
         return np.fromiter((v for _, v in self.items), float, len(self.items))
+
+
+def cheapest_schedule(weight: np.ndarray, slot_h: np.ndarray, profile: PowerProfile, need: float, *,
+                      release: bool = True) -> np.ndarray | None:
+    """The cheapest way to do ``need`` work units in slots of ``slot_h`` hours, each slot's energy weighed by
+    ``weight``: ``x[t, s]``, the fraction of slot ``t`` in GREEN, YELLOW, RED and (with ``release``) released.
+
+    Released means the work is done and the GPUs are handed back, drawing nothing; a binary ``z[t]`` ("done by
+    the end of slot t", non-decreasing) with ``z[t-1] <= x[t, released] <= z[t]`` makes it a suffix, so a pause
+    draws ``idle_w`` only before completion and finishing early is a choice the programme can make. A mixed
+    integer programme on HiGHS; None when the work does not fit."""
+    states = (State.GREEN, State.YELLOW, State.RED)
+    watts = np.array([*(profile.watts(s) for s in states), 0.0])
+    rates = np.array([*(profile.rate(s) for s in states), 0.0])
+    n, k = len(slot_h), len(watts)
+    if not release:
+        watts, rates, k = watts[:-1], rates[:-1], k - 1
+    cost = (np.asarray(weight, float)[:, None] * watts[None, :] * np.asarray(slot_h, float)[:, None]).ravel()
+    work = csr_array((np.asarray(slot_h, float)[:, None] * rates[None, :]).reshape(1, -1))
+    one_each = kron(identity(n, format="csr"), csr_array(np.ones((1, k))), format="csr")
+    if not release:
+        solved = milp(cost, constraints=[LinearConstraint(work, need, np.inf), LinearConstraint(one_each, 1, 1)],
+                      bounds=Bounds(0, 1))
+        return solved.x.reshape(n, k) if solved.success else None
+    pick = csr_array((np.ones(n), (np.arange(n), np.arange(n) * k + k - 1)), shape=(n, n * k))   # x[t, released]
+    shift = csr_array((np.ones(n - 1), (np.arange(1, n), np.arange(n - 1))), shape=(n, n))     # z[t-1]
+    zeros = csr_array((1, n))
+    rows = vstack([hstack([work, zeros]), hstack([one_each, csr_array((n, n))]),
+                   hstack([pick, -identity(n, format="csr")]), hstack([pick, -shift])], format="csr")
+    lower = np.r_[need, np.ones(n), np.full(n, -np.inf), np.zeros(n)]
+    upper = np.r_[np.inf, np.ones(n), np.zeros(n), np.full(n, np.inf)]
+    solved = milp(np.r_[cost, np.zeros(n)], constraints=LinearConstraint(rows, lower, upper),
+                  integrality=np.r_[np.zeros(n * k), np.ones(n)], bounds=Bounds(0, 1),
+                  options={"mip_rel_gap": 1e-6})
+    return solved.x[: n * k].reshape(n, k) if solved.success else None
 
 
 class Engine:
@@ -291,10 +329,10 @@ class Engine:
         return _with_sentence(decision)
 
     def _plan(self, obs: Observation, job: JobState, now: pd.Timestamp) -> tuple[State, pd.Timestamp | None] | None:
-        """With a forecast and a deadline: the linear programme over the forecast slots up to the deadline
-        (fraction of each slot in each state, energy weighted by price and carbon relative to their means over the
-        window, the remaining work done in time), solved anew at each decision; its first slot's state, and when
-        the plan changes state. None without a forecast, a deadline or a price/carbon mean."""
+        """With a forecast and a deadline: :func:`cheapest_schedule` over the forecast slots up to the deadline
+        (energy weighted by price and carbon relative to their means over the window, the remaining work done in
+        time; released after completion only when the forecast reaches the deadline), solved anew at each decision;
+        its first slot's state, and when the plan changes state. None without a forecast, a deadline or a price/carbon mean."""
         c, p = self.config, self.profile
         if not c.use_forecast or obs.forecast is None or obs.forecast.empty or job.deadline is None:
             return None
@@ -317,7 +355,10 @@ class Engine:
                 return None
             values = future[name].to_numpy(float) if name in future else np.full(len(future), float(current))
             values = np.concatenate([[float(current)], np.where(np.isfinite(values), values, float(current))])
-            cost += w * values / mean
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                cost += w * values / mean
+        if not np.isfinite(cost).all():
+            return None   # a mean too close to zero to weigh by
         slot_h = np.full(len(times), step / HOUR)
         slot_h[-1] = min(slot_h[-1], (deadline - times[-1]) / HOUR)
         left_h = (deadline - now) / HOUR
@@ -326,20 +367,14 @@ class Engine:
         covered_h = float(slot_h.sum())
         if covered_h < left_h:   # the forecast ends before the deadline: plan its share of the work
             need *= covered_h / left_h
-        states = (State.GREEN, State.YELLOW, State.RED)
-        watts = np.array([p.watts(s) for s in states])
-        rates = np.array([p.rate(s) for s in states])
-        n, k = len(times), len(states)
-        objective = (cost[:, None] * watts[None, :] * slot_h[:, None]).ravel()
-        work = -(rates[None, :] * slot_h[:, None]).ravel()
-        solved = linprog(objective, A_ub=work[None, :], b_ub=[-need], A_eq=np.kron(np.eye(n), np.ones(k)),
-                         b_eq=np.ones(n), bounds=(0, 1), method="highs")
-        if not solved.success:
+        x = cheapest_schedule(cost, slot_h, p, need, release=covered_h >= left_h - 1e-9)
+        if x is None:
             return None   # infeasible: the deadline guard takes over
-        x = solved.x.reshape(n, k)
-        self.plan = pd.DataFrame(x, index=times, columns=[s.value for s in states])
-        chosen = [states[i] for i in x.argmax(axis=1)]
-        later = [t for t, s in zip(times[1:], chosen[1:], strict=True) if s != chosen[0]]
+        self.plan = pd.DataFrame(x, index=times, columns=["green", "yellow", "red", "released"][: x.shape[1]])
+        states = (State.GREEN, State.YELLOW, State.RED)
+        chosen = [states[int(np.argmax(row[:3]))] for row in x]   # the first slot's own state, even if done in it
+        done = x[:, 3] >= 0.5 if x.shape[1] == 4 else np.zeros(len(x), bool)
+        later = [t for t, s, d in zip(times[1:], chosen[1:], done[1:], strict=True) if s != chosen[0] and not d]
         return chosen[0], (pd.Timestamp(later[0]) if later else None)
 
     def _target_without_band(self, score: float) -> State:

@@ -8,7 +8,7 @@ for a decision and integrates the job under it for one step: energy ``watts(stat
 job starts, ``warmup`` of trace history is fed to :meth:`Policy.observe`. Cost is energy times price,
 emissions energy times carbon.
 
-:func:`offline_optimum` is the linear programme over the fraction of each step spent in each state (HiGHS via
+:func:`offline_optimum` is the programme over the fraction of each step spent in each state (HiGHS via
 SciPy), with full knowledge of the trace, the same work and deadline, and no pause overhead (so it is a lower
 bound on any policy's objective). The objective of both is the one the engine's weights set:
 ``alpha * cost / cost_continuous + beta * emissions / emissions_continuous``. Paused GPUs draw ``idle_w``
@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linprog
 
 from carbonsync.control.decision import Decision, State
-from carbonsync.control.engine import JobState, Observation, PowerProfile
+from carbonsync.control.engine import JobState, Observation, PowerProfile, cheapest_schedule
 from carbonsync.control.policies import Policy
 from carbonsync.core.errors import CarbonSyncError
 
@@ -133,32 +132,27 @@ def objective(result: ReplayResult, baseline: ReplayResult, alpha: float, beta: 
 
 def offline_optimum(trace: pd.DataFrame, profile: PowerProfile, work_h: float, start: pd.Timestamp,
                     deadline: pd.Timestamp, baseline: ReplayResult, alpha: float, beta: float) -> ReplayResult:
-    """The LP optimum over state fractions per step (module docstring), as a :class:`ReplayResult`."""
+    """The offline optimum (module docstring) as a :class:`ReplayResult`: :func:`cheapest_schedule` over the
+    trace's steps up to the deadline, so a pause's idle draw is charged only before completion, exactly as
+    :func:`replay_policy` charges it, and finishing early is a choice the optimum can make."""
     dt = _check_trace(trace)
     window = trace[(trace.index >= pd.Timestamp(start)) & (trace.index + dt <= pd.Timestamp(deadline))]
     if window.empty:
         raise ControlReplayError(f"no whole trace step lies between {start} and {deadline}")
-    states = [State.GREEN, State.YELLOW, State.RED]
-    watts = np.array([profile.green_w, profile.yellow_w, profile.idle_w if profile.pause else profile.red_w])
-    rates = np.array([profile.rate(s) for s in states])
-    n, k, step_h = len(window), len(states), dt / HOUR
+    step_h = dt / HOUR
     a, b = alpha / (alpha + beta), beta / (alpha + beta)
     price, carbon = window["price"].to_numpy(float), window["carbon"].to_numpy(float)
     per_kwh = a * price / 1000.0 / baseline.cost + b * carbon / 1000.0 / baseline.emissions_kg
-    c = (per_kwh[:, None] * watts[None, :] * step_h / 1000.0).ravel()          # x[t, s] row-major
-    work = -(np.tile(rates, n) * step_h)                                      # -sum rate * x * dt <= -W
-    equal = np.kron(np.eye(n), np.ones(k))                                   # sum_s x[t, s] = 1
-    solved = linprog(c, A_ub=work[None, :], b_ub=[-work_h * profile.green_rate], A_eq=equal, b_eq=np.ones(n),
-                     bounds=(0, 1), method="highs")
-    if not solved.success:
-        raise ControlReplayError(f"the offline optimum has no solution ({solved.message}): {work_h} h of work "
+    x = cheapest_schedule(per_kwh, np.full(len(window), step_h), profile, work_h * profile.green_rate)
+    if x is None:
+        raise ControlReplayError(f"the offline optimum has no solution: {work_h} h of work "
                                  f"cannot fit between {start} and {deadline}")
-    x = solved.x.reshape(n, k)
-    used = x @ rates > 1e-9
+    states = [State.GREEN, State.YELLOW, State.RED]
+    watts = np.array([*(profile.watts(s) for s in states), 0.0])
+    rates = np.array([*(profile.rate(s) for s in states), 0.0])
     kwh = (x * watts[None, :]).sum(axis=1) * step_h / 1000.0
-    if used.any():   # the GPUs are released once the work is done: no idle draw after the last working step
-        kwh[np.flatnonzero(used)[-1] + 1:] = 0.0
-    last = window.index[np.flatnonzero(used)[-1]] + dt if used.any() else pd.Timestamp(start)
+    working = np.flatnonzero(x @ rates > 1e-9)
+    last = window.index[working[-1]] + dt * (1.0 - x[working[-1], -1]) if working.size else pd.Timestamp(start)
     return ReplayResult("optimum", float((kwh * price / 1000.0).sum()), float((kwh * carbon / 1000.0).sum()),
                         float(kwh.sum()), (last - pd.Timestamp(start)) / HOUR, True, 0,
                         {s.value: float(x[:, i].sum() * step_h) for i, s in enumerate(states)})

@@ -182,6 +182,31 @@ def test_the_policies_and_the_optimum_on_a_daily_cycle():
     assert not two.deadline_met   # the prototype knows no deadline
 
 
+def test_the_optimum_finishes_early_when_waiting_costs_more_than_it_saves():
+    # idle draw as high as the cap: pausing to wait for the cheap hours costs more than it saves after the job
+    # is done, so the optimum must be no worse than finishing at every possible earlier time and than a
+    # fixed cap that finishes early; and the reported completion must be consistent with its state hours
+    times = pd.date_range("2024-01-01", periods=48, freq="h")
+    trace = pd.DataFrame({"price": np.r_[np.full(12, 60.0), np.full(36, 50.0)],
+                          "carbon": np.r_[np.full(12, 300.0), np.full(36, 280.0)]}, index=times)
+    profile = PowerProfile(idle_w=170.0, pause_overhead_h=0.0)
+    base = replay_policy(get_policy("continuous", profile), trace, 6.0, times[0], None)
+    deadline = times[0] + pd.Timedelta(hours=40)
+    best = offline_optimum(trace, profile, 6.0, times[0], deadline, base, 0.5, 0.5)
+    value = objective(best, base, 0.5, 0.5)
+    for hours in range(6, 41):
+        earlier = offline_optimum(trace, profile, 6.0, times[0], times[0] + pd.Timedelta(hours=hours), base, 0.5,
+                                  0.5)
+        assert value <= objective(earlier, base, 0.5, 0.5) + 1e-6, hours
+    worked = best.state_hours["green"] + best.state_hours["yellow"]
+    assert best.completion_h < 40 and best.state_hours["green"] + 0.85 * best.state_hours["yellow"] == \
+        pytest.approx(6.0)
+    assert best.completion_h == pytest.approx(worked + best.state_hours["red"])
+    # with no idle draw, waiting for the cheaper hours is free: the optimum runs only there
+    free = offline_optimum(trace, PowerProfile(idle_w=0.0), 6.0, times[0], deadline, base, 0.5, 0.5)
+    assert objective(free, base, 0.5, 0.5) < value and free.completion_h > 12
+
+
 def test_the_two_state_rule_runs_at_minimum_power_when_the_profile_does_not_pause():
     policy = get_policy("two_state", PowerProfile(pause=False, red_rate=0.4), price_threshold=50.0)
     d = policy.decide(Observation(T0, price=80.0), JobState(remaining=1.0))
