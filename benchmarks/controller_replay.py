@@ -21,9 +21,9 @@ warm-up) under ``continuous``, ``two_state``, ``engine``, ``engine_forecast``, `
 (the engine fed the truth as its forecast: an upper reference, not a forecast) and ``capped`` (a signal-blind
 reference: the YELLOW cap throughout, full power only when the deadline needs it), plus the exact
 ``offline_optimum`` under the same deadline (a MILP that releases the GPUs once the work is done). Per (carbon,
-price, deadline factor): sums over starts of cost, emissions and energy, the mean completion time, whether every deadline was met and ``optimum_savings_share`` =
-(continuous - policy) / (continuous - optimum) of the summed objective
-(:func:`carbonsync.control.replay.objective`, each start normalised by its own continuous run).
+price, deadline factor): sums over starts of cost, emissions and energy, the mean completion time, whether
+every deadline was met and ``optimum_savings_share`` = (continuous - policy) / (continuous - optimum) of the
+summed objective (:func:`carbonsync.control.replay.objective`, each start normalised by its own continuous run).
 
 **Forecasts** of ``engine_forecast`` are causal: made at ``t`` from what the recordings had published before
 ``t``. Price: the CAISO day-ahead runs published before ``t`` (the recording's ``forecast``, 13:00 Pacific on

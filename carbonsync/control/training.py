@@ -5,8 +5,10 @@ Call :meth:`StepGate.step` at each step boundary of a training loop. The gate as
 applies the decision's ``power_w`` through an actuator when it changes, and while a decision says
 ``run=False`` it blocks inside ``step()``, polling ``decide`` every ``poll`` until it says run again. The model,
 optimiser, data loader and CUDA context stay where they are: the gate never touches them, so resuming costs
-nothing and training continues exactly as if it had not paused. ``on_pause`` is the place for an optional
-checkpoint (in case the pause turns into a stop).
+nothing and training continues exactly as if it had not paused. ``on_pause`` (and any hook added with
+:meth:`StepGate.add_pause_hook`) is the place for an optional checkpoint, in case the pause turns into a stop;
+the Lightning and Hugging Face callbacks write their framework's own checkpoint there when given
+``checkpoint_on_pause``.
 
 :class:`DistributedGate` makes every rank of a DDP job pause at the same step boundary: rank 0 decides and
 publishes its verdict for each step through the process group's key-value store; the other ranks read it.
@@ -19,19 +21,23 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
+import torch
 
 from carbonsync.control.decision import Decision
 from carbonsync.core.errors import ConfigError
 from carbonsync.core.logs import get_logger
 from carbonsync.core.optional import optional_import
 
-__all__ = ["Actuator", "DistributedGate", "Gate", "StepGate", "hf_callback", "lightning_callback", "wall_clock"]
+__all__ = ["Actuator", "DistributedGate", "Gate", "StepGate", "hf_callback", "lightning_callback", "save_hf_checkpoint",
+           "wall_clock"]
 
 logger = get_logger(__name__)
 
@@ -50,9 +56,12 @@ class Actuator(Protocol):
 
 
 class Gate(Protocol):
-    """What the framework callbacks need: a ``step(step)`` to call at each step boundary."""
+    """What the framework callbacks need: a ``step(step)`` to call at each step boundary, and a way to run
+    something (a checkpoint) when a pause begins."""
 
     def step(self, step: int) -> Any: ...
+
+    def add_pause_hook(self, hook: StepCallback) -> None: ...
 
 
 def wall_clock() -> pd.Timestamp:
@@ -118,6 +127,7 @@ class StepGate:
         self.clock = clock or wall_clock
         self.sleep = sleep or time.sleep
         self.on_pause = on_pause
+        self.pause_hooks: list[StepCallback] = []
         self.on_resume = on_resume
         self.on_decision = on_decision
         self.decision: Decision | None = None       # the decision in force
@@ -138,6 +148,15 @@ class StepGate:
             decision = self.wait(step, decision)
         return decision
 
+    def add_pause_hook(self, hook: StepCallback) -> None:
+        """Call ``hook(step, decision)`` whenever a pause begins, after ``on_pause`` (e.g. to checkpoint)."""
+        self.pause_hooks.append(hook)
+
+    def paused_at(self, step: int, decision: Decision) -> None:
+        """Run ``on_pause`` and the pause hooks: a pause begins at ``step`` under ``decision``."""
+        for hook in ([self.on_pause] if self.on_pause is not None else []) + self.pause_hooks:
+            hook(step, decision)
+
     def check(self, step: int) -> Decision | None:
         """Ask ``decide`` if a decision is due (never blocks); the decision in force (None before any succeeds)."""
         now = self.clock()
@@ -155,8 +174,7 @@ class StepGate:
         self.paused = True
         self.pauses += 1
         logger.info("pausing at step %d: %s", step, decision.sentence or decision.reason.value)
-        if self.on_pause is not None:
-            self.on_pause(step, decision)
+        self.paused_at(step, decision)
         current: Decision | None = decision
         while current is not None and not current.run:
             self.sleep(self.poll.total_seconds())
@@ -244,6 +262,10 @@ class DistributedGate:
         self.prefix = prefix
         self.calls = 0
 
+    def add_pause_hook(self, hook: StepCallback) -> None:
+        """Call ``hook(step, decision)`` on every rank when the pause begins there (see :class:`StepGate`)."""
+        self.gate.add_pause_hook(hook)
+
     def _resolve(self) -> None:
         if self.store is not None and self.rank is not None and self.world_size is not None:
             return
@@ -297,8 +319,7 @@ class DistributedGate:
             gate.pauses += 1
             gate.paused = True
             logger.info("rank %d pausing at step %d (rank 0's decision)", self.rank, step)
-            if gate.on_pause is not None:
-                gate.on_pause(step, decision)
+            gate.paused_at(step, decision)
             decision = Decision.from_record(json.loads(self._await(f"{key}/resume", self.pause_poll_s)))
             gate.paused = False
             gate.paused_s += time.monotonic() - started
@@ -323,8 +344,11 @@ def _lightning() -> ModuleType:
     return optional_import("lightning.pytorch", "lightning")
 
 
-def lightning_callback(gate: Gate) -> Any:
-    """A Lightning ``Callback`` that calls ``gate.step(trainer.global_step)`` before each training batch."""
+def lightning_callback(gate: Gate, checkpoint_on_pause: str | Path | None = None) -> Any:
+    """A Lightning ``Callback`` that calls ``gate.step(trainer.global_step)`` before each training batch.
+
+    With ``checkpoint_on_pause`` (a ``.ckpt`` path), ``trainer.save_checkpoint`` writes it when a pause begins
+    (on every rank, as Lightning requires); ``trainer.fit(..., ckpt_path=...)`` resumes from it."""
     pl = _lightning()
 
     class CarbonSyncGate(pl.Callback):  # type: ignore[misc,name-defined]
@@ -333,15 +357,44 @@ def lightning_callback(gate: Gate) -> Any:
         def __init__(self, gate: Gate) -> None:
             super().__init__()
             self.gate = gate
+            self.trainer: Any = None
+            if checkpoint_on_pause is not None:
+                gate.add_pause_hook(self._checkpoint)
+
+        def _checkpoint(self, step: int, decision: Decision) -> None:
+            if self.trainer is not None:
+                self.trainer.save_checkpoint(str(checkpoint_on_pause))
+                logger.info("checkpoint on pause at step %d: %s", step, checkpoint_on_pause)
 
         def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            self.trainer = trainer
             self.gate.step(int(trainer.global_step))
 
     return CarbonSyncGate(gate)
 
 
-def hf_callback(gate: Gate) -> Any:
-    """A Hugging Face ``TrainerCallback`` that calls ``gate.step(state.global_step)`` at the start of each step."""
+def save_hf_checkpoint(directory: str | Path, model: Any, optimizer: Any, lr_scheduler: Any, state: Any) -> Path:
+    """The Hugging Face Trainer's checkpoint layout in ``directory`` (weights as safetensors, ``optimizer.pt``,
+    ``scheduler.pt``, ``trainer_state.json``), so ``trainer.train(resume_from_checkpoint=directory)`` resumes."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(directory)
+    else:
+        optional_import("safetensors.torch", "hf").save_model(model, str(directory / "model.safetensors"))
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), directory / "optimizer.pt")
+    if lr_scheduler is not None:
+        torch.save(lr_scheduler.state_dict(), directory / "scheduler.pt")
+    state.save_to_json(os.fspath(directory / "trainer_state.json"))
+    return directory
+
+
+def hf_callback(gate: Gate, checkpoint_on_pause: str | Path | None = None) -> Any:
+    """A Hugging Face ``TrainerCallback`` that calls ``gate.step(state.global_step)`` at the start of each step.
+
+    With ``checkpoint_on_pause`` (a directory), :func:`save_hf_checkpoint` writes
+    ``<dir>/checkpoint-<global step>`` when a pause begins (on the main process)."""
     transformers = optional_import("transformers", "hf")
 
     class CarbonSyncGate(transformers.TrainerCallback):  # type: ignore[misc,name-defined]
@@ -349,8 +402,23 @@ def hf_callback(gate: Gate) -> Any:
 
         def __init__(self, gate: Gate) -> None:
             self.gate = gate
+            self.context: tuple[Any, Any, dict[str, Any]] | None = None
+            if checkpoint_on_pause is not None:
+                gate.add_pause_hook(self._checkpoint)
+
+        def _checkpoint(self, step: int, decision: Decision) -> None:
+            if self.context is None:
+                return
+            args, state, kwargs = self.context
+            if not state.is_world_process_zero:
+                return
+            where = save_hf_checkpoint(Path(checkpoint_on_pause) / f"checkpoint-{state.global_step}",
+                                       kwargs.get("model"), kwargs.get("optimizer"), kwargs.get("lr_scheduler"),
+                                       state)
+            logger.info("checkpoint on pause at step %d: %s", step, where)
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.context = (args, state, kwargs)
             self.gate.step(int(state.global_step))
 
     return CarbonSyncGate(gate)

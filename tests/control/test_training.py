@@ -212,7 +212,7 @@ def test_training_across_a_pause_is_bit_for_bit_the_uninterrupted_run():
         assert torch.equal(a, b)
 
 
-def test_lightning_callback_pauses_the_trainer():
+def test_lightning_callback_pauses_the_trainer_and_checkpoints_on_pause(tmp_path):
     pl = pytest.importorskip("lightning.pytorch")
     clock = SimClock()
 
@@ -247,10 +247,34 @@ def test_lightning_callback_pauses_the_trainer():
                     sleep=clock.sleep, on_pause=lambda s, d: events.append(("pause", s)),
                     on_resume=lambda s, d: events.append(("resume", s)))
     model = fit([lightning_callback(gate)])
-    assert isinstance(lightning_callback(gate), pl.Callback)
+    assert isinstance(lightning_callback(StepGate(lambda now: decision(now, State.GREEN))), pl.Callback)
     assert events == [("pause", 4), ("resume", 4)] and gate.paused_s == 26 * 60
     for a, b in zip(model.parameters(), reference.parameters(), strict=True):
         assert torch.equal(a, b)
+
+    # checkpoint on pause: Lightning's own checkpoint, written as the pause begins, holds the weights of step 4
+    clock.t = T0
+    path = tmp_path / "paused.ckpt"
+    at_pause: dict = {}
+    gate = StepGate(scripted(T0 + 4 * MIN, T0 + 30 * MIN), interval="2min", poll="1min", clock=clock,
+                    sleep=clock.sleep, on_pause=lambda s, d: at_pause.update(exists=path.exists()))
+    callback = lightning_callback(gate, checkpoint_on_pause=path)
+    snapshot: dict = {}
+    gate.add_pause_hook(lambda s, d: snapshot.update({k: v.clone() for k, v in callback.trainer.lightning_module
+                                                       .state_dict().items()}))
+    fit([callback])
+    assert at_pause == {"exists": False} and path.is_file()     # written by the pause, not before it
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 4
+    assert all(torch.equal(saved["state_dict"][k], v) for k, v in snapshot.items())
+    clock.t = T0
+    resumed = Tiny()
+    trainer = pl.Trainer(max_steps=10, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    x, y = torch.cat([b[0] for b in _batches(12)]), torch.cat([b[1] for b in _batches(12)])
+    trainer.fit(resumed, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8),
+                ckpt_path=str(path))
+    assert trainer.global_step == 10
 
 
 def test_hf_callback_pauses_the_trainer(tmp_path):
@@ -294,7 +318,34 @@ def test_hf_callback_pauses_the_trainer(tmp_path):
                     sleep=clock.sleep, on_pause=lambda s, d: events.append(("pause", s)),
                     on_resume=lambda s, d: events.append(("resume", s)))
     model = fit([hf_callback(gate)])
-    assert isinstance(hf_callback(gate), transformers.TrainerCallback)
+    assert isinstance(hf_callback(StepGate(lambda now: decision(now, State.GREEN))), transformers.TrainerCallback)
     assert events == [("pause", 4), ("resume", 4)] and gate.paused_s == 26 * 60
     for a, b in zip(model.parameters(), reference.parameters(), strict=True):
         assert torch.equal(a, b)
+
+    # checkpoint on pause: the Trainer's own layout, written as the pause begins; the Trainer resumes from it
+    clock.t = T0
+    saved_dir = tmp_path / "paused"
+    snapshot: dict = {}
+    gate = StepGate(scripted(T0 + 4 * MIN, T0 + 30 * MIN), interval="2min", poll="1min", clock=clock,
+                    sleep=clock.sleep)
+    callback = hf_callback(gate, checkpoint_on_pause=saved_dir)
+    gate.add_pause_hook(lambda s, d: snapshot.update({k: v.clone() for k, v in callback.context[2]["model"]
+                                                       .state_dict().items()}))
+    fit([callback])
+    checkpoint = saved_dir / "checkpoint-4"
+    assert {"model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json"} <= \
+        {p.name for p in checkpoint.iterdir()}
+    from safetensors.torch import load_file
+    weights = load_file(checkpoint / "model.safetensors")
+    assert weights.keys() == snapshot.keys() and all(torch.equal(weights[k], v) for k, v in snapshot.items())
+    clock.t = T0
+    torch.manual_seed(0)
+    resumed = Tiny()
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "resumed"), max_steps=10, per_device_train_batch_size=8, learning_rate=0.05,
+        report_to=[], use_cpu=True, save_strategy="no", logging_strategy="no", disable_tqdm=True,
+        dataloader_num_workers=0, seed=0)
+    trainer = transformers.Trainer(model=resumed, args=args, train_dataset=Data())
+    trainer.train(resume_from_checkpoint=str(checkpoint))
+    assert trainer.state.global_step == 10
