@@ -4,13 +4,16 @@
 (``auto``: NVML, or pause-only with a warning when NVML is not available, as on machines without a GPU) and a
 :class:`~carbonsync.control.training.StepGate`, and yields the step hook a training loop calls at each step
 boundary. With ``replay_start`` the signals are replayed on a simulated clock that advances ``replay_step_s``
-per step, and a pause advances it instead of sleeping. On exit the GPUs' original power limits are restored
+per step, and a pause advances it instead of sleeping. Under ``torchrun`` the gate is a
+:class:`~carbonsync.control.training.DistributedGate`: rank 0 decides, every rank pauses at the same step, and
+each node's local rank 0 applies the power caps. On exit the GPUs' original power limits are restored
 and a summary is logged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from carbonsync.control.actuators import Actuator, get_actuator, open_actuator
 from carbonsync.control.config import ControlConfig, SignalSpec
 from carbonsync.control.policies import Policy, get_policy
 from carbonsync.control.runtime import Controller, DecisionLog, JobTracker, SignalInput
-from carbonsync.control.training import StepGate, wall_clock
+from carbonsync.control.training import DistributedGate, StepGate, wall_clock
 from carbonsync.core.errors import ConfigError
 from carbonsync.core.logs import get_logger
 from carbonsync.signals import ReplayClock, get_signal
@@ -90,7 +93,9 @@ def control_session(cfg: ControlConfig, run_dir: str | Path, total_steps: int = 
                      now + pd.Timedelta(hours=cfg.deadline_h) if cfg.deadline_h else None)
     decisions = decision_log_for(cfg, run_dir)
     controller = Controller(policy_for(cfg), job, price, carbon, pd.Timedelta(hours=cfg.forecast_h), decisions)
-    actuator = actuator_for(cfg.actuator, cfg.state_file)
+    # under torchrun every rank pauses at rank 0's decision; each node's local rank 0 caps that node's GPUs
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    actuator = actuator_for(cfg.actuator, cfg.state_file) if local_rank == 0 else None
     if clock is not None:
         gate = StepGate(controller.decide, actuator, interval=pd.Timedelta(seconds=cfg.interval_s),
                         poll=pd.Timedelta(seconds=cfg.poll_s), clock=lambda: clock.now,
@@ -99,14 +104,17 @@ def control_session(cfg: ControlConfig, run_dir: str | Path, total_steps: int = 
         gate = StepGate(controller.decide, actuator, interval=pd.Timedelta(seconds=cfg.interval_s),
                         poll=pd.Timedelta(seconds=cfg.poll_s))
 
+    ranks = DistributedGate(gate)
+
     def hook(step: int) -> None:
         job.done = step
-        gate.step(step)
+        ranks.step(step)
         if clock is not None:
             clock.advance(pd.Timedelta(seconds=cfg.replay_step_s))
 
     log.info("control: %s policy on %s, actuator %s, decisions in %s", cfg.policy,
-             " and ".join(f"{s.provider}:{s.zone}" for s in (cfg.price, cfg.carbon) if s.provider), actuator.name,
+             " and ".join(f"{s.provider}:{s.zone}" for s in (cfg.price, cfg.carbon) if s.provider),
+             actuator.name if actuator is not None else "none (not this node's local rank 0)",
              decisions.path)
     try:
         with gate:

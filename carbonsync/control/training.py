@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 import torch
+import torch.distributed as dist
 
 from carbonsync.control.decision import Decision
 from carbonsync.core.errors import ConfigError
@@ -232,8 +233,9 @@ class DistributedGate:
     a pause is followed by a resume key when rank 0's gate says run again. The other ranks poll
     ``store.check`` every ``poll_s`` (``pause_poll_s`` during a pause) and never enter a collective while
     waiting, so a pause may outlast the process group's timeout. On those ranks ``gate``'s own ``decide`` is
-    never called, but its ``on_pause`` and ``on_resume`` are, with rank 0's decision, and its ``pauses`` and
-    ``paused_s`` count. Each verdict's keys are deleted by the last rank to read them.
+    never called, but its actuator applies rank 0's power caps (give it one on each node's local rank 0, none
+    elsewhere), its ``on_pause``, pause hooks and ``on_resume`` are called with rank 0's decision, and its
+    ``pauses`` and ``paused_s`` count. Each verdict's keys are deleted by the last rank to read them.
 
     Keys follow the number of calls, not the step number (which may repeat, e.g. under gradient accumulation),
     so every rank must call :meth:`step` equally often. ``store``, ``rank`` and ``world_size`` are resolved at
@@ -267,9 +269,8 @@ class DistributedGate:
         self.gate.add_pause_hook(hook)
 
     def _resolve(self) -> None:
-        if self.store is not None and self.rank is not None and self.world_size is not None:
+        if self.world_size == 1 or (self.store is not None and self.rank is not None and self.world_size is not None):
             return
-        import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
             if self.rank is None and self.world_size is None and self.store is None:
@@ -297,11 +298,18 @@ class DistributedGate:
     def _lead(self, step: int, key: str) -> Decision | None:
         decision = self.gate.check(step)
         if decision is None or decision.run:
-            self.store.set(key, b"run")
+            self.store.set(key, b"run" + (decision.to_json().encode() if decision is not None else b""))
             return decision
         self.store.set(key, b"pause" + decision.to_json().encode())   # JSON, never pickle, over the store
         return self.gate.wait(step, decision,
                               resumed=lambda d: self.store.set(f"{key}/resume", d.to_json().encode()))
+
+    def _actuate(self, decision: Decision) -> None:
+        """A follower applies rank 0's power cap through its own gate's actuator (if it has one) on a change."""
+        gate = self.gate
+        if decision.power_w is not None and decision.power_w != gate.applied_w and gate.actuator is not None:
+            gate.actuator.apply(decision)
+            gate.applied_w = decision.power_w
 
     def _await(self, key: str, poll_s: float) -> bytes:
         while not self.store.check([key]):
@@ -310,17 +318,22 @@ class DistributedGate:
 
     def _follow(self, step: int, key: str) -> Decision | None:
         verdict = self._await(key, self.poll_s)
+        gate = self.gate
         decision: Decision | None = None
         keys = [key]
-        if verdict.startswith(b"pause"):
+        if verdict.startswith(b"run") and len(verdict) > len(b"run"):
+            decision = Decision.from_record(json.loads(verdict[len(b"run"):]))
+            self._actuate(decision)
+        elif verdict.startswith(b"pause"):
             decision = Decision.from_record(json.loads(verdict[len(b"pause"):]))
-            gate = self.gate
+            self._actuate(decision)
             started = time.monotonic()
             gate.pauses += 1
             gate.paused = True
             logger.info("rank %d pausing at step %d (rank 0's decision)", self.rank, step)
             gate.paused_at(step, decision)
             decision = Decision.from_record(json.loads(self._await(f"{key}/resume", self.pause_poll_s)))
+            self._actuate(decision)
             gate.paused = False
             gate.paused_s += time.monotonic() - started
             logger.info("rank %d resuming at step %d", self.rank, step)

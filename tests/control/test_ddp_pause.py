@@ -40,6 +40,16 @@ class PauseOnce:
                         power_w=100.0 if paused else 250.0, run=not paused)
 
 
+class Caps:
+    """An actuator that records the power caps it was asked for."""
+
+    def __init__(self) -> None:
+        self.applied: list[float | None] = []
+
+    def apply(self, decision: Decision) -> None:
+        self.applied.append(decision.power_w)
+
+
 def _always_run(now: pd.Timestamp) -> Decision:
     return Decision(time=now, state=State.GREEN, previous=None, action=Action.HOLD, reason=Reason.START,
                     power_w=250.0, run=True)
@@ -60,7 +70,8 @@ def _worker(rank: int, port: int, out_dir: str, barrier, distributed: bool = Tru
                                                             torch.nn.Linear(8, 1)))
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
         rec: dict = {"pause": [], "resume": [], "steps": []}
-        gate = StepGate(PauseOnce(), interval="0s", poll="0.1s",
+        actuator = Caps()
+        gate = StepGate(PauseOnce() if rank == 0 else _always_run, actuator, interval="0s", poll="0.1s",
                         on_pause=lambda s, d: rec["pause"].append((s, time.time(), d.state.value)),
                         on_resume=lambda s, d: rec["resume"].append((s, time.time(), d.state.value)))
         # the control: without DistributedGate, rank 0 pauses alone and rank 1 waits inside the all-reduce
@@ -80,7 +91,7 @@ def _worker(rank: int, port: int, out_dir: str, barrier, distributed: bool = Tru
         store = dgate.store
         rec["leftover_keys"] = [k for i in range(STEPS) for k in (f"carbonsync/gate/{i}", f"carbonsync/gate/{i}/resume",
                                                                 f"carbonsync/gate/{i}/read") if store.check([k])]
-        rec.update(pauses=gate.pauses, paused_s=gate.paused_s, decisions=gate.decisions, calls=dgate.calls,
+        rec.update(caps=actuator.applied, pauses=gate.pauses, paused_s=gate.paused_s, decisions=gate.decisions, calls=dgate.calls,
                    params=[p.detach().clone() for p in model.parameters()])
         torch.save(rec, out / f"rank{rank}.pt")
         dist.barrier()
@@ -149,5 +160,7 @@ def test_ddp_ranks_pause_together_past_the_process_group_timeout(tmp_path):
     # rank 0 decided at every step and every 0.1 s of the pause; rank 1 never called its own decide
     assert r0["decisions"] > STEPS and r1["decisions"] == 0
     assert r0["leftover_keys"] == [] and r1["leftover_keys"] == []
+    # rank 1's actuator followed rank 0's power caps (full power, the pause's 100 W, full power again)
+    assert r0["caps"] == r1["caps"] == [250.0, 100.0, 250.0]
     for a, b in zip(r0["params"], r1["params"], strict=True):
         assert torch.equal(a, b)
