@@ -7,7 +7,7 @@ and ``placement`` and below ``serve``.
   minimum dwell, forecast awareness, a deadline guard;
 - :mod:`.policies`: policies by name (``continuous``, the prototype's ``two_state``, ``engine``,
   ``engine_forecast``);
-- :mod:`.replay`: a job replayed on recorded traces, and the offline optimum (LP) it is judged against;
+- :mod:`.replay`: a job replayed on recorded traces, and the exact offline optimum it is judged against;
 - :mod:`.nvml` and :mod:`.actuators`: GPU power caps through NVML with typed errors, original limits restored
   (state file for ``carbonsync control restore``), dry-run and pause-only actuators, by name;
 - :mod:`.training`: pause and resume in place at step boundaries (:class:`StepGate`), DDP
