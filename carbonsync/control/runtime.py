@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -37,6 +39,8 @@ class SignalInput:
     signal: GridSignal
     zone: str
     kind: str | None = None
+    time: pd.Timestamp | None = None     # the valid time of the latest value read
+    units: str = ""
 
     def latest(self) -> float | None:
         try:
@@ -44,6 +48,8 @@ class SignalInput:
         except SignalError as err:
             log.warning("control: no current value (%s)", err)
             return None
+        self.time = pd.Timestamp(ds["time"].values.ravel()[-1])
+        self.units = str(ds.attrs.get("units", ""))
         return float(ds["value"].values.ravel()[-1])
 
     def forecast(self, horizon: pd.Timedelta) -> pd.Series | None:
@@ -107,6 +113,7 @@ class Controller:
     horizon: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(hours=24))
     decisions: DecisionLog | None = None
     warmup: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(days=7))
+    telemetry: Callable[[], dict[str, Any]] | None = None   # e.g. the actuator's draw_w and energy_j, logged
     _warm: bool = False
 
     def _warm_up(self, now: pd.Timestamp) -> None:
@@ -132,7 +139,27 @@ class Controller:
                           self.carbon.latest() if self.carbon else None, forecast)
         decision = self.policy.decide(obs, self.job.state())
         if self.decisions is not None:
-            self.decisions.append(decision, step=self.job.done, decide_ms=round(1000 * (time.perf_counter() - tic), 2))
+            self.decisions.append(decision, step=self.job.done, decide_ms=round(1000 * (time.perf_counter() - tic), 2),
+                                  signals=self._signal_record(now), **self._telemetry())
         if decision.changed or decision.previous is None:
             log.info("control: %s", decision.sentence)
         return decision
+
+    def _signal_record(self, now: pd.Timestamp) -> dict[str, dict[str, Any]]:
+        """Each signal's provider, zone, units and the age of the value the decision used (s)."""
+        out = {}
+        for name, source in (("price", self.price), ("carbon", self.carbon)):
+            if source is not None:
+                age = (now - source.time).total_seconds() if source.time is not None else None
+                out[name] = {"zone": source.zone, "units": source.units, "age_s": age,
+                             "provider": getattr(source.signal, "name", type(source.signal).__name__)}
+        return out
+
+    def _telemetry(self) -> dict[str, Any]:
+        if self.telemetry is None:
+            return {}
+        try:
+            return dict(self.telemetry())
+        except Exception as err:   # a failing reading must not stop the decision
+            log.warning("control: telemetry failed: %s", err)
+            return {}

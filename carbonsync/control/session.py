@@ -96,6 +96,9 @@ def control_session(cfg: ControlConfig, run_dir: str | Path, total_steps: int = 
     # under torchrun every rank pauses at rank 0's decision; each node's local rank 0 caps that node's GPUs
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     actuator = actuator_for(cfg.actuator, cfg.state_file) if local_rank == 0 else None
+    if actuator is not None:
+        controller.telemetry = lambda: {"actuator": actuator.name, "draw_w": actuator.power_w(),
+                                        "energy_j": actuator.energy_j()}
     if clock is not None:
         gate = StepGate(controller.decide, actuator, interval=pd.Timedelta(seconds=cfg.interval_s),
                         poll=pd.Timedelta(seconds=cfg.poll_s), clock=lambda: clock.now,

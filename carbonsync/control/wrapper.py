@@ -60,6 +60,7 @@ def run_wrapped(command: Sequence[str], cfg: ControlConfig, run_dir: str | Path,
     controller = Controller(policy_for(cfg), JobTracker(0, 0.0), price, carbon, pd.Timedelta(hours=cfg.forecast_h),
                             decision_log_for(cfg, run_dir))
     actuator = actuator_for(cfg.actuator, cfg.state_file)
+    controller.telemetry = lambda: {"actuator": actuator.name, "draw_w": actuator.power_w(), "energy_j": actuator.energy_j()}
     child = subprocess.Popen(list(command), start_new_session=True)   # its own process group
     group = os.getpgid(child.pid)
     stopped = False

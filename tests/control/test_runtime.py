@@ -30,7 +30,7 @@ def test_decisions_follow_the_replayed_signal_and_are_logged(tmp_path):
     carbon = SignalInput(open_recording(write_moer(tmp_path / "moer.csv", spike_at=spike), clock), "caiso")
     log = DecisionLog(tmp_path / "control" / "decisions.jsonl")
     controller = Controller(get_policy("engine", min_dwell=pd.Timedelta(0)), JobTracker(10_000, 0.001),
-                            carbon=carbon, decisions=log)
+                            carbon=carbon, decisions=log, telemetry=lambda: {"draw_w": 180.0, "energy_j": 5.0e4})
     states = []
     for _ in range(6 * 12):
         states.append(controller.decide(clock.now).state)
@@ -40,6 +40,10 @@ def test_decisions_follow_the_replayed_signal_and_are_logged(tmp_path):
     records = log.read()
     assert len(records) == 72 and records[0]["reason"] == "start" and {"step", "decide_ms"} <= set(records[0])
     assert all(r["inputs"]["carbon"] is not None for r in records)
+    # each record says how old the signal value was (the replayed 5-min series: published at its end) and what
+    # the actuator read, for the service's metrics
+    assert {r["signals"]["carbon"]["age_s"] for r in records} <= {0.0, 300.0}
+    assert records[0]["signals"]["carbon"]["units"] == "g CO2e/kWh" and records[0]["draw_w"] == 180.0
 
 
 def test_a_failing_signal_is_left_out_and_full_power_is_the_fail_safe(tmp_path, caplog):
