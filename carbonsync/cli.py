@@ -48,6 +48,8 @@ STAGES: dict[str, tuple[Callable, str]] = {
     "plot": (pipeline.plots, "plot maps and zone renewable share from the forecast store"),
     "evaluate": (pipeline.evaluate, "score the backbone by lead time against persistence and climatology (test split)"),
     "run": (pipeline.run_all, "the main job: every stage above, end to end"),
+    "serve": (pipeline.serve, "serve the run: forecast API (carbon-aware-sdk shaped), /metrics and a live dashboard "
+                              "(serve.host, serve.port)"),
 }
 # Errors whose message says what is wrong: printed as one line (the traceback only under -v).
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (CarbonSyncError, HydraException, OmegaConfBaseException, FileNotFoundError,

@@ -40,6 +40,7 @@ from carbonsync.data.config import DataConfig, ERA5DataConfig, SampleWorldDataCo
 from carbonsync.evaluate.skill import EvaluateConfig
 from carbonsync.forecast.config import ForecastConfig
 from carbonsync.placement.config import PlacementConfig
+from carbonsync.serve.config import ServeConfig
 from carbonsync.train.backbone import BackboneModelConfig, BackboneTrainConfig
 from carbonsync.train.common import LoggingConfig, TrainSettings
 from carbonsync.train.head import HeadModelConfig, HeadTrainConfig
@@ -69,6 +70,7 @@ class PipelineConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)  # group logging/: none, wandb_offline
     control: ControlConfig = field(default_factory=ControlConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     run_dir: str = "outputs/main"
     config_dir: str = MISSING  # filled in by compose with the config tree's location
     progress: bool = True

@@ -35,6 +35,8 @@ from carbonsync.forecast.store import StoreLocation
 from carbonsync.physics.grid import Grid
 from carbonsync.physics.zones import load_zones, zones_to_dicts
 from carbonsync.placement import PlacementError, assess, format_table, load_queue, load_sites, schedule
+from carbonsync.serve.app import create_app
+from carbonsync.serve.app import serve as serve_app
 from carbonsync.train import backbone as backbone_training
 from carbonsync.train import head as head_training
 from carbonsync.train import irradiance as irradiance_training
@@ -188,6 +190,15 @@ def rank(cfg: StageConfig, print_table: bool = True) -> Any:
     return plan
 
 
+def serve(cfg: StageConfig) -> None:
+    """``carbonsync serve``: the forecast API, metrics and live dashboard of the run (blocks until stopped)."""
+    typed_cfg = typed(cfg)
+    app = create_app(typed_cfg.forecast.store, typed_cfg.run_dir, typed_cfg.serve,
+                     queue=typed_cfg.placement.queue, sites=typed_cfg.placement.sites,
+                     weights=typed_cfg.placement.weights.weights(), solver=typed_cfg.placement.solver)
+    serve_app(app, typed_cfg.serve)
+
+
 def evaluate(cfg: StageConfig) -> Path:
     """Stage ``evaluate``: WeatherBench2-style scores of the backbone by lead time (NetCDF + plot)."""
     cfg = typed(cfg)
@@ -220,4 +231,6 @@ def run_all(cfg: StageConfig) -> dict[str, Any]:
     out["timings_s"] = timings
     summary = ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
     log.info(f"== done in {sum(timings.values()):.0f} s ({summary}); outputs in {cfg.run_dir}")
+    scfg = typed(cfg).serve
+    log.info(f"== serve it: carbonsync serve run_dir={cfg.run_dir}  (then open http://{scfg.host}:{scfg.port}/)")
     return out
