@@ -156,7 +156,11 @@ class Checkpointer:
             torch.save(state, tmp)
 
     def load(self) -> dict | None:
-        """The last checkpoint (read with ``weights_only=True``), or None if there is none."""
+        """The last checkpoint (read with ``weights_only=True``), or None if there is none. Temporary files a
+        killed writer left beside it are removed (the checkpoint itself is only ever replaced whole)."""
+        for stale in self.path.parent.glob(f"{self.path.name}.tmp-*"):
+            log.warning(f"{self.what}: removing '{stale}', left by a run killed while writing a checkpoint")
+            stale.unlink(missing_ok=True)
         if not self.path.is_file():
             return None
         try:
