@@ -1,6 +1,7 @@
 """The forecast API under load: requests/s and p50/p90/p99 latency of the real server, against direct reads.
 
-    python benchmarks/serve_load.py [--clients 64 --seconds 30 --seed 0] [--store outputs/main/forecast.zarr]
+    python benchmarks/serve_load.py [--clients 64 --seconds 30 --seed 0 --pool shared|per-client]
+                                    [--store outputs/main/forecast.zarr]
     python benchmarks/serve_load.py --quick        # smoke run: 4 clients, 3 s
 
 **Service.** ``create_app(store, run_dir)`` on uvicorn (as ``carbonsync serve`` runs it: one process, asyncio,
@@ -13,7 +14,13 @@ discarded warm-up. The requests are a seeded mix of the three forecast routes, a
 ``GET /emissions/bylocations?location=Z1[&location=Z2..]&time=..&toTime=..`` (1-3 zones) and
 ``GET /zones/{zone}/forecast?start=..&end=..``, over random zones and windows of 1-24 h inside the store's
 newest forecast (so every request is answered from the newest init time). Latency is ``time.perf_counter``
-around each request, body included; any status but 200, and any transport error, counts as an error.
+around each request, body included; any status but 200, and any transport error, counts as an error (the
+first few are kept in ``error_samples``). ``--pool per-client`` gives each task its own ``AsyncClient`` with one
+keep-alive connection instead: httpx's shared pool of 64 connections costs the load generator several times
+more CPU per request, which on a 2-core machine takes cores from the server (``client_cpu_s`` says how much).
+The client drops a connection idle for ``--keepalive-expiry`` (2 s) seconds: with httpx's default of 5 s, equal
+to uvicorn's keep-alive timeout, a pooled connection the server is closing is sometimes reused and the request
+fails with ``ReadError`` (0-5 per 5,000 requests at 64 clients in our runs).
 
 **Baseline, same run.** The same request mix as direct in-process library calls,
 ``carbonsync.forecast.reader.latest_forecast(store, zones, start, end, products=[...])`` with each route's
@@ -70,6 +77,7 @@ ZONES_FILE = ROOT / "configs" / "zones" / "sample_world.yaml"
 ROUTES = ("forecasts_current", "bylocations", "zone_forecast")
 PLAN = 4096                      # distinct requests in the seeded mix (cycled through)
 STARTUP_S = 90.0                 # the server must answer /health within this
+KEEPALIVE_EXPIRY_S = 2.0         # client drops idle connections before uvicorn's 5 s keep-alive timeout closes them
 MARGIN_S = 30.0                  # slack on top of the phases' own time before the alarm ends the run
 SERVER = """
 import sys
@@ -236,49 +244,69 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-async def _drive(url: str, plan: list[Request], clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
-    """``clients`` closed-loop tasks on one keep-alive pool for ``seconds``; every request's route, latency, status."""
+async def _drive(url: str, plan: list[Request], clients: int, seconds: float, max_requests: int,
+                 pool: str = "shared", keepalive_expiry: float = KEEPALIVE_EXPIRY_S) -> dict[str, Any]:
+    """``clients`` closed-loop tasks for ``seconds`` on one keep-alive pool of ``clients`` connections (``pool=
+    "shared"``) or on a client of one connection each (``"per-client"``); every request's route, latency, status."""
     records: list[tuple[str, float]] = []
     statuses: Counter[str] = Counter()
     failures: Counter[str] = Counter()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(10.0)) as client:
-        t0 = time.perf_counter()
-        stop = t0 + seconds
+    samples: list[dict[str, Any]] = []              # the first few errors, as they happened
+    size = clients if pool == "shared" else 1
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=keepalive_expiry)
 
-        async def worker(k: int) -> None:
-            i = k
-            while time.perf_counter() < stop and len(records) < max_requests:
-                req = plan[i % len(plan)]
-                i += clients
-                tic = time.perf_counter()
-                try:
-                    r = await client.get(req.path, params=req.params)
-                    statuses[str(r.status_code)] += 1
-                except httpx.HTTPError as err:
-                    failures[type(err).__name__] += 1
-                    statuses["transport_error"] += 1
-                records.append((req.route, time.perf_counter() - tic))
+    def new_client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(10.0))
 
-        tasks = [asyncio.create_task(worker(k)) for k in range(clients)]
+    t0 = time.perf_counter()
+    stop = t0 + seconds
+
+    async def worker(k: int, client: httpx.AsyncClient) -> None:
+        i = k
+        while time.perf_counter() < stop and len(records) < max_requests:
+            req = plan[i % len(plan)]
+            i += clients
+            tic = time.perf_counter()
+            try:
+                r = await client.get(req.path, params=req.params)
+                statuses[str(r.status_code)] += 1
+                if r.status_code != 200 and len(samples) < 10:
+                    samples.append({"at_s": round(tic - t0, 3), "route": req.route, "status": r.status_code,
+                                    "body": r.text[:300]})
+            except httpx.HTTPError as err:
+                failures[type(err).__name__] += 1
+                statuses["transport_error"] += 1
+                if len(samples) < 10:
+                    samples.append({"at_s": round(tic - t0, 3), "route": req.route, "error": repr(err),
+                                    "cause": repr(err.__cause__ or err.__context__),
+                                    "after_s": round(time.perf_counter() - tic, 3)})
+            records.append((req.route, time.perf_counter() - tic))
+
+    async def own(k: int) -> None:
+        async with new_client() as client:
+            await worker(k, client)
+
+    async with new_client() as shared:
+        jobs = [worker(k, shared) if pool == "shared" else own(k) for k in range(clients)]
+        tasks = [asyncio.create_task(job) for job in jobs]
         done, pending = await asyncio.wait(tasks, timeout=seconds + MARGIN_S)
         for task in pending:
             task.cancel()
         for task in done:
             task.result()
         elapsed = time.perf_counter() - t0
-    return {"records": records, "statuses": statuses, "failures": failures, "elapsed": elapsed,
+    return {"records": records, "statuses": statuses, "failures": failures, "samples": samples, "elapsed": elapsed,
             "unfinished_tasks": len(pending)}
 
 
 def run_service(url: str, pid: int, plan: list[Request], clients: int, seconds: float, warmup: float,
-                max_requests: int) -> dict[str, Any]:
+                max_requests: int, pool: str = "shared", keepalive_expiry: float = KEEPALIVE_EXPIRY_S) -> dict[str, Any]:
     """The load phase (after a discarded warm-up): requests/s, latency, statuses, CPU on both sides."""
     progress(f"service warm-up {warmup:.1f} s ({clients} clients)")
-    asyncio.run(_drive(url, plan, clients, warmup, max_requests))
+    asyncio.run(_drive(url, plan, clients, warmup, max_requests, pool, keepalive_expiry))
     progress(f"service load {seconds:.1f} s ({clients} clients)")
     cpu0, srv0 = time.process_time(), server_cpu_s(pid)
-    out = asyncio.run(_drive(url, plan, clients, seconds, max_requests))
+    out = asyncio.run(_drive(url, plan, clients, seconds, max_requests, pool, keepalive_expiry))
     cpu1, srv1 = time.process_time(), server_cpu_s(pid)
     records, statuses, elapsed = out["records"], out["statuses"], out["elapsed"]
     errors = sum(n for s, n in statuses.items() if s != "200")
@@ -286,7 +314,8 @@ def run_service(url: str, pid: int, plan: list[Request], clients: int, seconds: 
     server_cpu = None if srv0 is None or srv1 is None else round(srv1 - srv0, 3)
     return {"requests": n, "elapsed_s": round(elapsed, 3), "requests_per_s": round(n / elapsed, 2),
             "ok_per_s": round((n - errors) / elapsed, 2), "errors": errors, "statuses": dict(statuses),
-            "transport_errors": dict(out["failures"]), "unfinished_tasks": out["unfinished_tasks"],
+            "transport_errors": dict(out["failures"]), "error_samples": out["samples"],
+            "unfinished_tasks": out["unfinished_tasks"],
             **latency_summary([s for _, s in records]), "by_route": by_route(records, elapsed),
             "client_cpu_s": round(cpu1 - cpu0, 3), "server_cpu_s": server_cpu,
             "server_cpu_ms_per_request": round(1e3 * server_cpu / n, 3) if server_cpu is not None and n else None}
@@ -378,7 +407,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         direct["1"].append(run_direct(str(store), plan, 1, third / 2, args.max_requests))
         progress(f"direct, {threads} threads, {third / 2:.1f} s")
         direct["n"].append(run_direct(str(store), plan, threads, third / 2, args.max_requests))
-        service = run_service(url, proc.pid, plan, args.clients, args.seconds, warmup, args.max_requests)
+        service = run_service(url, proc.pid, plan, args.clients, args.seconds, warmup, args.max_requests, args.pool,
+                              args.keepalive_expiry)
         progress(f"service: {service['requests_per_s']} requests/s, p50 {service['p50_ms']} ms, "
                  f"p99 {service['p99_ms']} ms, {service['errors']} errors")
         progress(f"direct, {threads} threads, {third / 2:.1f} s")
@@ -404,6 +434,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "settings": {
             "clients": args.clients, "seconds": args.seconds, "warmup_s": warmup, "direct_seconds_each": third,
             "direct_threads": [1, threads], "seed": args.seed, "max_requests": args.max_requests, "quick": args.quick,
+            "pool": args.pool, "keepalive_expiry_s": args.keepalive_expiry,
             "store": str(store), "store_kind": kind, "init_times": info["init_times"],
             "newest_init": str(info["newest_init"]), "lead_hours": info["lead_hours"], "zones": info["zones"],
             "request_mix": {r: sum(q.route == r for q in plan) for r in ROUTES}, "distinct_requests": len(plan),
@@ -424,6 +455,10 @@ def main() -> None:
     parser.add_argument("--lead-hours", type=int, default=48, help="synthetic store: lead hours")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="cap on requests (calls) per phase")
+    parser.add_argument("--pool", choices=("shared", "per-client"), default="shared",
+                        help="one httpx pool of --clients keep-alive connections, or one client of 1 connection per task")
+    parser.add_argument("--keepalive-expiry", type=float, default=KEEPALIVE_EXPIRY_S,
+                        help="seconds an idle client connection is kept (httpx's default is 5, uvicorn's keep-alive 5)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 clients, 3 s")
     args = parser.parse_args()
     if args.quick:
