@@ -15,6 +15,7 @@ from carbonsync.control.engine import Engine, EngineConfig, JobState, Observatio
 from carbonsync.control.policies import get_policy, known_policies
 from carbonsync.control.replay import objective, offline_optimum, replay_policy
 from carbonsync.core.errors import ConfigError
+from tests.helpers.control import daily_cycle_trace
 
 T0 = pd.Timestamp("2024-03-01")
 STEP = pd.Timedelta(minutes=5)
@@ -156,12 +157,8 @@ def test_a_feasible_deadline_is_never_missed(prices, carbons, work_h, factor, fo
 
 def test_the_policies_and_the_optimum_on_a_daily_cycle():
     assert set(known_policies()) == {"continuous", "two_state", "engine", "engine_forecast"}
-    rng = np.random.default_rng(0)
-    times = pd.date_range("2024-01-01", periods=24 * 14, freq="h")
-    hours = times.hour.to_numpy()
-    trace = pd.DataFrame({"price": 50 + 30 * np.sin((hours - 6) / 24 * 2 * np.pi) + rng.normal(0, 5, len(times)),
-                          "carbon": 300 + 100 * np.cos((hours - 13) / 24 * 2 * np.pi) + rng.normal(0, 10, len(times))},
-                         index=times)
+    trace = daily_cycle_trace("2024-01-01", days=14)
+    times = trace.index
     profile, start, work = PowerProfile(), times[24 * 8], 24.0
     base = replay_policy(get_policy("continuous", profile), trace, work, start, None)
     assert base.completion_h == pytest.approx(work) and base.energy_kwh == pytest.approx(work * 0.25)

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
@@ -21,6 +20,7 @@ from carbonsync.forecast.export import write_forecast_store
 from carbonsync.forecast.synthetic import synthetic_forecast
 from carbonsync.serve.app import create_app
 from carbonsync.serve.config import ServeConfig
+from tests.helpers.control import daily_cycle_trace
 
 INITS = pd.date_range("2020-08-25", periods=4, freq="6h")
 ZONES = ("north_sea", "iberia", "sahara", "nordics")
@@ -37,12 +37,8 @@ def write_store(path: Path, inits=INITS) -> Path:
 
 def engine_decisions() -> list[Decision]:
     """The forecast engine's decisions for a 24 h job on a two-week daily price and carbon cycle."""
-    rng = np.random.default_rng(0)
-    times = pd.date_range("2020-08-17", periods=24 * 10, freq="h")
-    hours = times.hour.to_numpy()
-    trace = pd.DataFrame({"price": 50 + 30 * np.sin((hours - 6) / 24 * 2 * np.pi) + rng.normal(0, 5, len(times)),
-                          "carbon": 300 + 100 * np.cos((hours - 13) / 24 * 2 * np.pi) + rng.normal(0, 10, len(times))},
-                         index=times)
+    trace = daily_cycle_trace("2020-08-17", days=10)
+    times = trace.index
     start = times[24 * 8]
 
     def forecast(now):
