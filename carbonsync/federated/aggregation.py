@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 
 from carbonsync.core.checks import at_least, positive
 from carbonsync.core.errors import ConfigError
+from carbonsync.core.fs import atomic_path
 
 __all__ = ["OuterOptimizer", "ServerState", "State", "weighted_average"]
 
@@ -106,18 +105,11 @@ class ServerState:
     def save(self, path: str | Path) -> Path:
         """Write atomically (a temporary file renamed over ``path``): a killed run leaves the last good one."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload: dict[str, Any] = {"weights": self.weights, "momentum": self.momentum, "round": self.round,
                                    "samples_done": self.samples_done, "steps_done": self.steps_done,
                                    "positions": dict(self.positions), "trace_time": self.trace_time}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return path
 
     @classmethod

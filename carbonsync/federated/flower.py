@@ -1,0 +1,340 @@
+"""The Flower apps of a multi-site run: a ``ServerApp`` that follows the sites' windows and a ``ClientApp``.
+
+Flower's Deployment Engine runs them on real processes: a SuperLink, one SuperNode per provisioned site
+(started and stopped by a :class:`~carbonsync.federated.provisioner.Provisioner`), the ServerApp in the
+SuperLink's ``flwr-serverapp`` process and each round's ClientApp in a ``flwr-clientapp`` process. Both
+read the run's :class:`~carbonsync.federated.spec.RunSpec` (its path is the run config's ``spec``).
+
+The ServerApp loop, on the replay clock:
+
+- **mode**: the sites whose plan says ``train`` now and whose SuperNode is connected take part. None:
+  *pause* (wait); one: *local* training; several: *federated* rounds. The mode is logged when it changes.
+- **a round** lasts at most ``round_s`` of trace time and ends early when a provisioning site becomes ready
+  (known causally: its provisioning has begun), so that it joins at once. Each site gets its share of the
+  remaining budget in proportion to its modelled speed, trains until the deadline, its share, or its
+  window closing (it stops at a step boundary and returns what it did).
+- **aggregation** weights each site by the batches it processed, then takes the outer step (FedAvg, or
+  DiLoCo's Nesterov outer step). A site that fails or does not reply by ``reply_grace_s`` after the deadline
+  (a node killed mid-round) is dropped from the round: its partial work is lost, its data position does not
+  advance, and the round finishes with the others.
+- after each round the global model is scored on the validation split and the server state is checkpointed
+  (atomically); a restarted ServerApp resumes from it. Nodes joining and leaving are found between rounds
+  (``grid.get_node_ids()``, each new node asked its site once).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import pandas as pd
+import torch
+
+from carbonsync.core.fs import write_json_atomic
+from carbonsync.core.logs import get_logger
+from carbonsync.core.optional import optional_import
+from carbonsync.federated.aggregation import OuterOptimizer, ServerState, weighted_average
+from carbonsync.federated.node import RoundOrder, SiteReport, train_site
+from carbonsync.federated.spec import RunSpec
+from carbonsync.federated.windows import SitePlan
+from carbonsync.federated.workload import get_workload
+
+_app = optional_import("flwr.app", "federated")
+_serverapp = optional_import("flwr.serverapp", "federated")
+_clientapp = optional_import("flwr.clientapp", "federated")
+ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict = (
+    _app.ArrayRecord, _app.ConfigRecord, _app.Message, _app.MetricRecord, _app.RecordDict)
+
+__all__ = ["client_app", "ready_time", "run_server", "server_app", "split_budget"]
+
+log = get_logger(__name__)
+
+QUERY_TIMEOUT_S = 30.0     # wall seconds a new node has to say which site it is
+
+
+# ------------------------------------------------------------------------------------- pure round logic
+
+
+def split_budget(remaining: int, speeds: dict[str, float], capacity: dict[str, int]) -> dict[str, int]:
+    """Share ``remaining`` steps among sites in proportion to ``speeds`` (steps per trace second), no site
+    more than its ``capacity`` (the steps it can do before the deadline, plus one); largest remainders."""
+    if remaining <= 0 or not speeds:
+        return {site: 0 for site in speeds}
+    cap_total = sum(capacity.values())
+    if cap_total <= remaining:
+        return dict(capacity)
+    total = sum(speeds.values())
+    exact = {site: remaining * speed / total for site, speed in speeds.items()}
+    shares = {site: min(int(math.floor(value)), capacity[site]) for site, value in exact.items()}
+    left = remaining - sum(shares.values())
+    for site in sorted(exact, key=lambda s: exact[s] - math.floor(exact[s]), reverse=True) * 2:
+        if left <= 0:
+            break
+        if shares[site] < capacity[site]:
+            shares[site] += 1
+            left -= 1
+    return shares
+
+
+def ready_time(plan: SitePlan, now: pd.Timestamp) -> pd.Timestamp | None:
+    """When a site whose provisioning has begun becomes ready (None if it is not provisioning at ``now``)."""
+    for interval in plan.intervals:
+        if interval.start <= now < interval.end and interval.state == "provisioning":
+            return interval.end
+    return None
+
+
+def mode_of(active: list[str]) -> str:
+    return "pause" if not active else "local" if len(active) == 1 else "federated"
+
+
+# ------------------------------------------------------------------------------------- messages
+
+
+def _state_dict(record: Any) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in record.to_torch_state_dict().items()}
+
+
+def _train_request(spec: RunSpec, weights: dict[str, torch.Tensor], order: RoundOrder) -> Any:
+    config = {"spec": str(spec.path), **order.record()}
+    return RecordDict({"arrays": ArrayRecord(weights), "config": ConfigRecord(config)})
+
+
+def _report_from(reply: Any) -> SiteReport:
+    config, metrics = reply.content["config"], reply.content["metrics"]
+    energy = float(metrics["energy_j"]) if "energy_j" in metrics else None
+    return SiteReport(site=str(config["site"]), weights=_state_dict(reply.content["arrays"]),
+                      num_batches=int(metrics["num_batches"]), num_samples=int(metrics["num_samples"]),
+                      mean_loss=float(metrics["loss"]), stopped=str(config["stopped"]),
+                      trace_start=str(config["trace_start"]), trace_end=str(config["trace_end"]),
+                      compute_s=float(metrics["compute_s"]), energy_j=energy)
+
+
+# ------------------------------------------------------------------------------------- the server
+
+
+class _Server:
+    """The ServerApp's loop over one run (see the module docstring)."""
+
+    def __init__(self, grid: Any, spec: RunSpec) -> None:
+        self.grid, self.spec = grid, spec
+        self.clock, self.events = spec.trace_clock(), spec.event_log()
+        self.plans = spec.site_plans()
+        self.workload = get_workload(spec.workload, **spec.workload_options)
+        self.model = self.workload.model()
+        self.outer = OuterOptimizer(spec.outer_lr, spec.outer_momentum)
+        self.nodes: dict[int, str] = {}          # node id -> site
+        self.asked: dict[int, float] = {}        # node id -> wall time it was last asked its site
+        self.mode: str | None = None
+        self.rounds: list[dict[str, Any]] = []
+        if spec.checkpoint_path.exists():
+            self.state = ServerState.load(spec.checkpoint_path)
+            if spec.result_path.exists():
+                self.rounds = list(_read_json(spec.result_path).get("rounds", []))
+            self.events.log("RUN_RESUME", round=self.state.round, steps_done=self.state.steps_done)
+        else:
+            self.state = ServerState(weights={k: v.detach().clone() for k, v in self.model.state_dict().items()})
+            self.events.log("RUN_START", sites=spec.sites, budget_steps=spec.budget_steps, run=spec.name)
+        self.model.load_state_dict(self.state.weights)
+
+    # -- nodes
+    def learn_nodes(self) -> None:
+        """Ask each new node which site it is (once; again after a minute if it did not answer)."""
+        ids = [int(n) for n in self.grid.get_node_ids()]
+        for gone in [n for n in self.nodes if n not in ids]:
+            self.events.log("NODE_LEFT", site=self.nodes.pop(gone), node_id=gone)
+        now = time.time()
+        new = [n for n in ids if n not in self.nodes and now - self.asked.get(n, -1e9) > 60.0]
+        if not new:
+            return
+        for n in new:
+            self.asked[n] = now
+        messages = [Message(RecordDict({"config": ConfigRecord({"spec": str(self.spec.path)})}), dst_node_id=n,
+                            message_type="query") for n in new]
+        for reply in self.grid.send_and_receive(messages, timeout=QUERY_TIMEOUT_S):
+            if reply.has_error():
+                log.warning("node %s did not say its site: %s", reply.metadata.src_node_id, reply.error.reason)
+                continue
+            site = str(reply.content["config"]["site"])
+            node = int(reply.metadata.src_node_id)
+            if site not in self.spec.sites:
+                log.warning("node %s is site '%s', which is not in this run: ignored", node, site)
+                continue
+            self.nodes[node] = site
+            self.events.log("NODE_JOINED", site=site, node_id=node)
+
+    def active(self, now: pd.Timestamp) -> dict[str, int]:
+        """Site -> node id of the sites that train now (the newest node of a site wins)."""
+        out: dict[str, int] = {}
+        for node, site in self.nodes.items():
+            if self.plans[site].state_at(now) == "train":
+                out[site] = node
+        return dict(sorted(out.items()))
+
+    # -- rounds
+    def run(self) -> str:
+        spec = self.spec
+        while self.state.steps_done < spec.budget_steps:
+            now = self.clock.now()
+            if now >= spec.end_time:
+                return "out_of_trace"
+            self.learn_nodes()
+            active = self.active(self.clock.now())
+            mode = mode_of(list(active))
+            if mode != self.mode:
+                self.events.log("MODE", mode=mode, sites=list(active))
+                self.mode = mode
+            if not active:
+                time.sleep(spec.poll_s)
+                continue
+            self.one_round(active)
+        return "done"
+
+    def one_round(self, active: dict[str, int]) -> None:
+        spec, state = self.spec, self.state
+        now = self.clock.now()
+        deadline = min(now + pd.Timedelta(seconds=spec.round_s), spec.end_time)
+        for plan in self.plans.values():
+            ready = ready_time(plan, now)
+            if ready is not None and ready > now + pd.Timedelta(seconds=60):
+                deadline = min(deadline, ready)
+        span_s = (deadline - now).total_seconds()
+        speeds = {site: 1.0 / spec.trace_s_per_step[site] for site in active}
+        capacity = {site: int(span_s * speeds[site]) + 1 for site in active}
+        shares = split_budget(spec.budget_steps - state.steps_done, speeds, capacity)
+        state.round += 1
+        number = state.round
+        self.events.log("ROUND_START", round=number, sites=list(active), mode=mode_of(list(active)),
+                        deadline=deadline.isoformat(), shares=shares)
+        messages = []
+        for site, node in active.items():
+            order = RoundOrder(round=number, max_steps=shares[site], lr_done=state.steps_done,
+                               lr_stride=len(active), deadline=deadline.isoformat(),
+                               position=state.positions.get(site, 0))
+            messages.append(Message(_train_request(spec, state.weights, order), dst_node_id=node,
+                                    message_type="train", group_id=str(number)))
+        timeout = max(self.clock.wall_at(deadline) - time.time(), 0.0) + spec.reply_grace_s
+        reports, dropped = [], []
+        replied: set[int] = set()
+        for reply in self.grid.send_and_receive(messages, timeout=timeout):
+            node = int(reply.metadata.src_node_id)
+            replied.add(node)
+            site = self.nodes.get(node, "?")
+            if reply.has_error():
+                dropped.append({"site": site, "why": f"error: {reply.error.reason}"})
+                continue
+            report = _report_from(reply)
+            if report.num_batches > 0:
+                reports.append(report)
+        for site, node in active.items():
+            if node not in replied:
+                dropped.append({"site": site, "why": "no reply by the deadline (node lost?)"})
+        for item in dropped:
+            self.events.log("NODE_DROPPED", round=number, **item)
+        self.aggregate(reports)
+        val_loss = self.workload.evaluate(self.model)
+        end = self.clock.now()
+        state.trace_time = end.isoformat()
+        record = {"round": number, "trace_start": now.isoformat(), "trace_end": end.isoformat(),
+                  "mode": mode_of(list(active)), "sites": [r.site for r in reports],
+                  "batches": {r.site: r.num_batches for r in reports},
+                  "stopped": {r.site: r.stopped for r in reports},
+                  "train_loss": {r.site: r.mean_loss for r in reports},
+                  "energy_j": {r.site: r.energy_j for r in reports if r.energy_j is not None},
+                  "dropped": [d["site"] for d in dropped], "steps_done": state.steps_done,
+                  "samples_done": state.samples_done, "val_loss": val_loss}
+        self.rounds.append(record)
+        state.save(spec.checkpoint_path)
+        self.write_result("running")
+        self.events.log("ROUND_END", **{k: v for k, v in record.items() if k not in ("trace_start", "trace_end")})
+
+    def aggregate(self, reports: list[SiteReport]) -> None:
+        if not reports:
+            return
+        state = self.state
+        average = weighted_average([r.weights for r in reports], [r.num_batches for r in reports])
+        state.weights = self.outer.step(state.weights, average, state.momentum)
+        self.model.load_state_dict(state.weights)
+        for report in reports:
+            state.positions[report.site] = state.positions.get(report.site, 0) + report.num_batches
+            state.steps_done += report.num_batches
+            state.samples_done += report.num_samples
+
+    def write_result(self, status: str, error: str | None = None) -> None:
+        out = {"run": self.spec.name, "status": status, "error": error, "rounds": self.rounds,
+               "steps_done": self.state.steps_done, "samples_done": self.state.samples_done,
+               "budget_steps": self.spec.budget_steps, "finished_at": self.state.trace_time or None,
+               "val_loss": self.rounds[-1]["val_loss"] if self.rounds else None, "pid": os.getpid()}
+        write_json_atomic(out, self.spec.result_path)
+
+
+def _read_json(path: Any) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def run_server(grid: Any, spec: RunSpec) -> str:
+    """Run ``spec`` to its budget (or the end of the trace) on ``grid``; returns the final status."""
+    server = _Server(grid, spec)
+    try:
+        status = server.run()
+    except Exception as err:
+        server.write_result("failed", error=f"{type(err).__name__}: {err}")
+        server.events.log("RUN_FAILED", error=f"{type(err).__name__}: {err}")
+        raise
+    server.write_result(status)
+    server.events.log("RUN_END", status=status, steps_done=server.state.steps_done,
+                      samples_done=server.state.samples_done)
+    return status
+
+
+server_app = _serverapp.ServerApp()
+
+
+@server_app.main()
+def _server_main(grid: Any, context: Any) -> None:
+    run_server(grid, RunSpec.load(str(context.run_config["spec"])))
+
+
+# ------------------------------------------------------------------------------------- the client
+
+client_app = _clientapp.ClientApp()
+
+
+def _site(context: Any) -> str:
+    site = context.node_config.get("site")
+    if not site:
+        raise ValueError("this SuperNode has no site: start it with --node-config \"site='NAME'\"")
+    return str(site)
+
+
+@client_app.query()
+def _client_query(msg: Any, context: Any) -> Any:
+    return Message(RecordDict({"config": ConfigRecord({"site": _site(context), "pid": os.getpid()})}), reply_to=msg)
+
+
+@client_app.train()
+def _client_train(msg: Any, context: Any) -> Any:
+    config = msg.content["config"]
+    spec = RunSpec.load(str(config["spec"]))
+    site = _site(context)
+    order = RoundOrder(round=int(config["round"]), max_steps=int(config["max_steps"]),
+                       lr_done=int(config["lr_done"]), lr_stride=int(config["lr_stride"]),
+                       deadline=str(config["deadline"]), position=int(config["position"]))
+    events = spec.event_log()
+    events.log("SITE_TRAIN_START", site=site, round=order.round, max_steps=order.max_steps)
+    report = train_site(spec, site, _state_dict(msg.content["arrays"]), order)
+    events.log("SITE_TRAIN_END", site=site, round=order.round, batches=report.num_batches, stopped=report.stopped,
+               loss=report.mean_loss)
+    metrics = {"num_batches": report.num_batches, "num_samples": report.num_samples,
+               "loss": report.mean_loss if math.isfinite(report.mean_loss) else -1.0, "compute_s": report.compute_s}
+    if report.energy_j is not None:
+        metrics["energy_j"] = report.energy_j
+    content = RecordDict({"arrays": ArrayRecord(report.weights), "metrics": MetricRecord(metrics),
+                          "config": ConfigRecord({"site": site, "stopped": report.stopped,
+                                                  "trace_start": report.trace_start,
+                                                  "trace_end": report.trace_end})})
+    return Message(content, reply_to=msg)
+
