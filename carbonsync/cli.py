@@ -6,6 +6,8 @@
     carbonsync signals show --provider watttime --zone caiso --horizon 2h
     carbonsync signals fetch --provider file --path ../shared/data/caiso/caiso_np15_lmp_2024.zip --zone caiso \
         --start 2024-06-01 --end 2024-06-08 --out np15.csv
+    carbonsync curtail run --trace ../shared/data/watttime/moer_4regions_2026-01-11.csv \
+        --sites CAISO_NORTH SPP_TX NEM_SA --run-dir outputs/curtail
 
 The run's report goes through the ``carbonsync`` logger to stdout (``-q`` warnings only, ``-v`` debug and
 tracebacks), followed by the stage's result; progress bars (on a terminal only) and errors go to stderr. Errors
@@ -15,6 +17,7 @@ print ``carbonsync: error: <message>`` and exit 1.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -32,6 +35,9 @@ from carbonsync.control.wrapper import run_wrapped
 from carbonsync.core.errors import CarbonSyncError
 from carbonsync.core.logs import configure, detach
 from carbonsync.core.time import utc_naive
+from carbonsync.federated.accounting import PowerModel
+from carbonsync.federated.replay import ReplayConfig, plot_schedule, replay
+from carbonsync.federated.windows import WindowConfig
 from carbonsync.signals import RECORDING_FORMATS, ReplayClock, SignalFormatError, get_signal, known_signals
 from carbonsync.signals.show import describe, plot_signal, save_signal
 
@@ -74,7 +80,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*")
     _signal_parser(sub)
     _control_parser(sub)
+    _curtail_parser(sub)
     return parser
+
+
+def add_replay_arguments(p: argparse.ArgumentParser, trace_default: str | None = None) -> None:
+    """The flags of a curtailment replay (``carbonsync curtail run`` and ``benchmarks/curtailment_replay.py``)."""
+    d, w, pw = ReplayConfig(trace=""), WindowConfig(), PowerModel()
+    p.add_argument("--trace", required=trace_default is None, default=trace_default,
+                   help="marginal-emissions trace: CSV with point_time and one column per region (g CO2e/kWh)")
+    p.add_argument("--sites", nargs="+", default=d.sites, help="the regions whose sites train (default: %(default)s)")
+    p.add_argument("--regions", nargs="+", help="single-site baselines (default: every region of the trace)")
+    p.add_argument("--runs", nargs="+", default=d.runs, choices=d.runs, help="which runs (default: all)")
+    p.add_argument("--run-dir", default=d.run_dir, help="where the runs write (default: %(default)s)")
+    p.add_argument("--budget-steps", type=int, default=d.budget_steps, help="optimizer steps of every run")
+    p.add_argument("--trace-s-per-step", type=float, default=d.trace_s_per_step, help="modelled step time (trace s)")
+    p.add_argument("--round-s", type=float, default=d.round_s, help="longest round (trace s)")
+    p.add_argument("--outer-lr", type=float, default=d.outer_lr, help="outer learning rate (1: FedAvg)")
+    p.add_argument("--outer-momentum", type=float, default=d.outer_momentum, help="outer Nesterov momentum")
+    p.add_argument("--lr", type=float, default=d.lr, help="inner AdamW learning rate (cosine schedule)")
+    p.add_argument("--on-level", type=float, default=w.on_level, help="enter the window below this (g/kWh)")
+    p.add_argument("--off-level", type=float, default=w.off_level, help="leave the window above this (g/kWh)")
+    p.add_argument("--off-delay-s", type=float, default=w.off_delay_s, help="out of window this long before release")
+    p.add_argument("--provisioning-s", type=float, default=w.provisioning_s, help="provisioning delay")
+    p.add_argument("--use-forecast", action="store_true",
+                   help="skip windows the (perfect) forecast says are shorter than provisioning + --min-train-s")
+    p.add_argument("--min-train-s", type=float, default=w.min_train_s)
+    p.add_argument("--train-kw", type=float, default=pw.train_kw, help="node draw while training (kW)")
+    p.add_argument("--idle-kw", type=float, default=pw.idle_kw, help="node draw while provisioned and idle (kW)")
+    p.add_argument("--world-dir", help="the sample world of the SFNO workload (default: RUN_DIR/sample_world)")
+    p.add_argument("--world-days", type=int, help="days of that sample world")
+    p.add_argument("--plot", help="save the schedule figure here (default: RUN_DIR/schedule.png)")
+
+
+def replay_config_from_args(args: argparse.Namespace) -> ReplayConfig:
+    options: dict[str, object] = {"data_dir": args.world_dir or os.path.join(args.run_dir, "sample_world")}
+    if args.world_days:
+        options["days"] = args.world_days
+    windows = WindowConfig(on_level=args.on_level, off_level=args.off_level, off_delay_s=args.off_delay_s,
+                           provisioning_s=args.provisioning_s, use_forecast=args.use_forecast,
+                           min_train_s=args.min_train_s)
+    return ReplayConfig(trace=args.trace, run_dir=args.run_dir, sites=list(args.sites), regions=args.regions,
+                        windows=windows, power=PowerModel(args.train_kw, args.idle_kw), budget_steps=args.budget_steps,
+                        trace_s_per_step=args.trace_s_per_step, round_s=args.round_s, outer_lr=args.outer_lr,
+                        outer_momentum=args.outer_momentum, lr=args.lr, workload_options=options, runs=list(args.runs))
+
+
+def replay_json(result: dict[str, object]) -> str:
+    """The replay's JSON object without the per-round curves and plans (those stay in RUN_DIR/replay.json)."""
+    runs = {name: {k: v for k, v in run.items() if k != "curve"} for name, run in result["runs"].items()}
+    return json.dumps({**{k: v for k, v in result.items() if k not in ("plans", "runs")}, "runs": runs}, indent=1)
+
+
+def _curtail_parser(sub: argparse._SubParsersAction) -> None:
+    help_text = "training that follows renewable-curtailment windows across sites, replayed on Flower"
+    curtail = sub.add_parser("curtail", help=help_text, description=help_text)
+    actions = curtail.add_subparsers(dest="action", metavar="ACTION", required=True)
+    text = ("replay a marginal-emissions trace: centralised, single-site (each region), continuous federated and "
+            "curtailment-aware training at equal samples; prints one JSON object and plots the schedule")
+    add_replay_arguments(actions.add_parser("run", help=text, description=text))
+
+
+def _curtail(args: argparse.Namespace) -> int:
+    config = replay_config_from_args(args)
+    result = replay(config)
+    sys.stdout.write(replay_json(result) + "\n")
+    if "curtailment" in config.runs:
+        path = plot_schedule(result, args.plot or os.path.join(config.run_dir, "schedule.png"))
+        sys.stdout.write(f"plotted {path}\n")
+    return 0
 
 
 def _control_parser(sub: argparse._SubParsersAction) -> None:
@@ -171,6 +245,8 @@ def _run(args: argparse.Namespace, command: list[str] | None = None) -> int:
         return _signals(args)
     if args.stage == "control":
         return _control(args, command or [])
+    if args.stage == "curtail":
+        return _curtail(args)
     overrides = list(args.overrides)
     if args.stage == "prepare" and not any(o.startswith("data=") for o in overrides):
         overrides.append("data=era5_arco")

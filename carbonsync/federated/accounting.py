@@ -1,7 +1,7 @@
 """Time, energy and emissions of a replayed run: the replay clock, the event log and a documented power model.
 
-- :class:`TraceClock` maps wall time onto trace time ``speed`` times faster (an 18-hour trace in minutes);
-  every process of a run (the driver, the ServerApp, each node) builds the same clock from its record.
+- :class:`ReplayClock` is the run's trace time, advanced by the ServerApp by modelled work (an 18-hour trace
+  in minutes) and read by the driver and the event log.
 - :class:`EventLog` appends one JSON line per event (window open/close, provisioning, round start/end,
   join/leave) with the trace time and the wall time; it is safe to append from several processes.
 - :class:`PowerModel`: a node draws ``train_kw`` while training and ``idle_kw`` while provisioned and not
@@ -24,61 +24,50 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from carbonsync.core.checks import at_least, positive
+from carbonsync.core.checks import at_least
+from carbonsync.core.fs import write_json_atomic
 
-__all__ = ["EventLog", "PowerModel", "SiteEnergy", "TraceClock", "read_events", "site_energy"]
+__all__ = ["EventLog", "PowerModel", "ReplayClock", "SiteEnergy", "read_events", "site_energy"]
 
 
-@dataclass
-class TraceClock:
-    """Trace time ``trace_start + (wall - wall_start) * speed`` (naive UTC; ``wall_start`` in epoch seconds)."""
+class ReplayClock:
+    """The trace time of a replay, kept in a small JSON file that the ServerApp advances and the others read.
 
-    trace_start: str
-    speed: float = 1.0
-    wall_start: float = 0.0
+    Trace time advances by modelled work, not by wall time: a round moves it on by the steps done at each
+    site's modelled step time, a pause jumps to the next change of any site's plan. Waiting for processes
+    (a SuperNode starting, a ClientApp importing torch) costs no trace time, so results do not depend on how
+    busy this machine is, and an 18-hour trace replays in the minutes its compute takes.
+    """
 
-    def __post_init__(self) -> None:
-        positive(self, "speed")
-        self.trace_start = pd.Timestamp(self.trace_start).isoformat()
-        if not self.wall_start:
-            self.wall_start = time.time()
-
-    @property
-    def start(self) -> pd.Timestamp:
-        return pd.Timestamp(self.trace_start)
+    def __init__(self, path: str | Path, start: str | pd.Timestamp) -> None:
+        self.path, self.start = Path(path), pd.Timestamp(start)
 
     def now(self) -> pd.Timestamp:
-        return self.at(time.time())
+        try:
+            return pd.Timestamp(json.loads(self.path.read_text())["trace_time"])
+        except FileNotFoundError:
+            return self.start
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(f"the replay clock {self.path} is unreadable: {err}") from err
 
-    def at(self, wall: float) -> pd.Timestamp:
-        return self.start + pd.Timedelta(seconds=(wall - self.wall_start) * self.speed)
-
-    def wall_at(self, t: pd.Timestamp) -> float:
-        """The wall time (epoch seconds) at which the trace reaches ``t``."""
-        return self.wall_start + (pd.Timestamp(t) - self.start).total_seconds() / self.speed
-
-    def sleep_until(self, t: pd.Timestamp) -> None:
-        delay = self.wall_at(t) - time.time()
-        if delay > 0:
-            time.sleep(delay)
-
-    def wall_seconds(self, trace_seconds: float) -> float:
-        return trace_seconds / self.speed
-
-    def record(self) -> dict[str, Any]:
-        return asdict(self)
+    def set(self, t: pd.Timestamp) -> None:
+        """Move the clock to ``t`` (never backwards)."""
+        t = pd.Timestamp(t)
+        if t < self.now():
+            raise ValueError(f"the replay clock cannot go back from {self.now()} to {t}")
+        write_json_atomic({"trace_time": t.isoformat(), "wall_time": time.time()}, self.path)
 
 
 class EventLog:
     """Events as JSON lines ``{"trace_time", "wall_time", "event", ...}`` in ``path`` (appended)."""
 
-    def __init__(self, path: str | Path, clock: TraceClock) -> None:
+    def __init__(self, path: str | Path, clock: ReplayClock) -> None:
         self.path, self.clock = Path(path), clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def log(self, event: str, trace_time: pd.Timestamp | None = None, **details: Any) -> dict[str, Any]:
         wall = time.time()
-        record = {"trace_time": (trace_time if trace_time is not None else self.clock.at(wall)).isoformat(),
+        record = {"trace_time": (trace_time if trace_time is not None else self.clock.now()).isoformat(),
                   "wall_time": pd.Timestamp(wall, unit="s").isoformat(), "event": event, **details}
         line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)   # one write per line: atomic append

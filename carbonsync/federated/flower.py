@@ -5,18 +5,22 @@ Flower's Deployment Engine runs them on real processes: a SuperLink, one SuperNo
 SuperLink's ``flwr-serverapp`` process and each round's ClientApp in a ``flwr-clientapp`` process. Both
 read the run's :class:`~carbonsync.federated.spec.RunSpec` (its path is the run config's ``spec``).
 
-The ServerApp loop, on the replay clock:
+The ServerApp loop owns the run's :class:`~carbonsync.federated.accounting.ReplayClock`:
 
-- **mode**: the sites whose plan says ``train`` now and whose SuperNode is connected take part. None:
-  *pause* (wait); one: *local* training; several: *federated* rounds. The mode is logged when it changes.
-- **a round** lasts at most ``round_s`` of trace time and ends early when a provisioning site becomes ready
-  (known causally: its provisioning has begun), so that it joins at once. Each site gets its share of the
-  remaining budget in proportion to its modelled speed, trains until the deadline, its share, or its
-  window closing (it stops at a step boundary and returns what it did).
+- **mode**: the sites whose plan says ``train`` now take part (the loop waits up to ``join_wait_s`` wall
+  seconds for a planned site's SuperNode to connect). None: *pause*, and the clock moves to the next change
+  of any site's plan; one: *local* training; several: *federated* rounds. The mode is logged when it changes.
+- **a round** lasts at most ``round_s`` of trace time and ends early when another site becomes ready, so that
+  it joins at once (live, the joining node's registration would end the round; in a replay its plan says
+  when, and the plan is itself built causally from the signal). Each site gets its share of the
+  remaining budget in proportion to its modelled speed and trains until its next step would pass the
+  deadline, its share is done, or its window closes (it stops at a step boundary and returns what it did);
+  the round ends at the deadline, or when the last site stopped. Every site also stops at the round's
+  wall-clock bound, ``round_wall_s``.
 - **aggregation** weights each site by the batches it processed, then takes the outer step (FedAvg, or
-  DiLoCo's Nesterov outer step). A site that fails or does not reply by ``reply_grace_s`` after the deadline
+  DiLoCo's Nesterov outer step). A site that fails or does not reply within ``round_wall_s + reply_grace_s``
   (a node killed mid-round) is dropped from the round: its partial work is lost, its data position does not
-  advance, and the round finishes with the others.
+  advance, its node is not used again, and the round finishes with the others.
 - after each round the global model is scored on the validation split and the server state is checkpointed
   (atomically); a restarted ServerApp resumes from it. Nodes joining and leaving are found between rounds
   (``grid.get_node_ids()``, each new node asked its site once).
@@ -48,7 +52,7 @@ _clientapp = optional_import("flwr.clientapp", "federated")
 ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict = (
     _app.ArrayRecord, _app.ConfigRecord, _app.Message, _app.MetricRecord, _app.RecordDict)
 
-__all__ = ["client_app", "ready_time", "run_server", "server_app", "split_budget"]
+__all__ = ["client_app", "mode_of", "next_join", "run_server", "server_app", "split_budget"]
 
 log = get_logger(__name__)
 
@@ -79,12 +83,9 @@ def split_budget(remaining: int, speeds: dict[str, float], capacity: dict[str, i
     return shares
 
 
-def ready_time(plan: SitePlan, now: pd.Timestamp) -> pd.Timestamp | None:
-    """When a site whose provisioning has begun becomes ready (None if it is not provisioning at ``now``)."""
-    for interval in plan.intervals:
-        if interval.start <= now < interval.end and interval.state == "provisioning":
-            return interval.end
-    return None
+def next_join(plan: SitePlan, now: pd.Timestamp) -> pd.Timestamp | None:
+    """When the site next starts training after ``now`` (None: it does not)."""
+    return next((i.start for i in plan.intervals if i.state == "train" and i.start > now), None)
 
 
 def mode_of(active: list[str]) -> str:
@@ -121,12 +122,13 @@ class _Server:
 
     def __init__(self, grid: Any, spec: RunSpec) -> None:
         self.grid, self.spec = grid, spec
-        self.clock, self.events = spec.trace_clock(), spec.event_log()
+        self.clock, self.events = spec.replay_clock(), spec.event_log()
         self.plans = spec.site_plans()
         self.workload = get_workload(spec.workload, **spec.workload_options)
         self.model = self.workload.model()
         self.outer = OuterOptimizer(spec.outer_lr, spec.outer_momentum)
-        self.nodes: dict[int, str] = {}          # node id -> site
+        self.nodes: dict[int, str] = {}          # node id -> site (insertion order: the newest node of a site last)
+        self.lost: set[int] = set()              # nodes that failed a round: never asked again
         self.asked: dict[int, float] = {}        # node id -> wall time it was last asked its site
         self.mode: str | None = None
         self.rounds: list[dict[str, Any]] = []
@@ -147,7 +149,7 @@ class _Server:
         for gone in [n for n in self.nodes if n not in ids]:
             self.events.log("NODE_LEFT", site=self.nodes.pop(gone), node_id=gone)
         now = time.time()
-        new = [n for n in ids if n not in self.nodes and now - self.asked.get(n, -1e9) > 60.0]
+        new = [n for n in ids if n not in self.nodes and n not in self.lost and now - self.asked.get(n, -1e9) > 60.0]
         if not new:
             return
         for n in new:
@@ -166,90 +168,120 @@ class _Server:
             self.nodes[node] = site
             self.events.log("NODE_JOINED", site=site, node_id=node)
 
-    def active(self, now: pd.Timestamp) -> dict[str, int]:
-        """Site -> node id of the sites that train now (the newest node of a site wins)."""
-        out: dict[str, int] = {}
-        for node, site in self.nodes.items():
-            if self.plans[site].state_at(now) == "train":
-                out[site] = node
-        return dict(sorted(out.items()))
+    def connected(self) -> dict[str, int]:
+        """Site -> its newest connected node."""
+        return {site: node for node, site in self.nodes.items()}
 
-    # -- rounds
+    def wait_for(self, planned: list[str]) -> dict[str, int]:
+        """The nodes of the ``planned`` sites, waiting up to ``join_wait_s`` (wall) for any not yet connected."""
+        give_up = time.time() + self.spec.join_wait_s
+        while True:
+            self.learn_nodes()
+            connected = self.connected()
+            missing = [site for site in planned if site not in connected]
+            if not missing or time.time() >= give_up:
+                break
+            time.sleep(self.spec.poll_s)
+        for site in missing:
+            self.events.log("NODE_MISSING", site=site, waited_s=self.spec.join_wait_s)
+        return {site: connected[site] for site in sorted(planned) if site in connected}
+
+    def next_change(self, now: pd.Timestamp) -> pd.Timestamp | None:
+        """The first change of any site's plan after ``now`` (None: no plan changes again)."""
+        times = [t for plan in self.plans.values() for i in plan.intervals for t in (i.start, i.end) if t > now]
+        return min(times) if times else None
+
+    # -- the loop
     def run(self) -> str:
         spec = self.spec
         while self.state.steps_done < spec.budget_steps:
             now = self.clock.now()
             if now >= spec.end_time:
                 return "out_of_trace"
-            self.learn_nodes()
-            active = self.active(self.clock.now())
-            mode = mode_of(list(active))
-            if mode != self.mode:
-                self.events.log("MODE", mode=mode, sites=list(active))
-                self.mode = mode
-            if not active:
-                time.sleep(spec.poll_s)
+            planned = sorted(site for site, plan in self.plans.items() if plan.state_at(now) == "train")
+            active = self.wait_for(planned) if planned else {}
+            self.set_mode(list(active), now)
+            if active:
+                self.one_round(active)
                 continue
-            self.one_round(active)
+            nxt = self.next_change(now)
+            if nxt is None:
+                return "out_of_trace"
+            if not planned:
+                time.sleep(spec.poll_s)      # the driver sees each change (it starts nodes as provisioning begins)
+            self.clock.set(min(nxt, spec.end_time))
         return "done"
+
+    def set_mode(self, active: list[str], now: pd.Timestamp) -> None:
+        mode = mode_of(active)
+        if mode != self.mode:
+            self.events.log("MODE", trace_time=now, mode=mode, sites=active)
+            self.mode = mode
 
     def one_round(self, active: dict[str, int]) -> None:
         spec, state = self.spec, self.state
         now = self.clock.now()
         deadline = min(now + pd.Timedelta(seconds=spec.round_s), spec.end_time)
-        for plan in self.plans.values():
-            ready = ready_time(plan, now)
-            if ready is not None and ready > now + pd.Timedelta(seconds=60):
-                deadline = min(deadline, ready)
+        for site, plan in self.plans.items():
+            join = next_join(plan, now) if site not in active else None
+            if join is not None:
+                deadline = min(deadline, join)
         span_s = (deadline - now).total_seconds()
         speeds = {site: 1.0 / spec.trace_s_per_step[site] for site in active}
-        capacity = {site: int(span_s * speeds[site]) + 1 for site in active}
+        capacity = {site: int(span_s * speeds[site] + 1e-9) for site in active}
         shares = split_budget(spec.budget_steps - state.steps_done, speeds, capacity)
         state.round += 1
         number = state.round
-        self.events.log("ROUND_START", round=number, sites=list(active), mode=mode_of(list(active)),
+        self.events.log("ROUND_START", trace_time=now, round=number, sites=list(active), mode=mode_of(list(active)),
                         deadline=deadline.isoformat(), shares=shares)
+        wall_deadline = time.time() + spec.round_wall_s
         messages = []
         for site, node in active.items():
             order = RoundOrder(round=number, max_steps=shares[site], lr_done=state.steps_done,
-                               lr_stride=len(active), deadline=deadline.isoformat(),
-                               position=state.positions.get(site, 0))
+                               lr_stride=len(active), start=now.isoformat(), deadline=deadline.isoformat(),
+                               wall_deadline=wall_deadline, position=state.positions.get(site, 0))
             messages.append(Message(_train_request(spec, state.weights, order), dst_node_id=node,
                                     message_type="train", group_id=str(number)))
-        timeout = max(self.clock.wall_at(deadline) - time.time(), 0.0) + spec.reply_grace_s
+        site_of = {node: site for site, node in active.items()}
         reports, dropped = [], []
         replied: set[int] = set()
-        for reply in self.grid.send_and_receive(messages, timeout=timeout):
+        for reply in self.grid.send_and_receive(messages, timeout=spec.round_wall_s + spec.reply_grace_s):
             node = int(reply.metadata.src_node_id)
             replied.add(node)
-            site = self.nodes.get(node, "?")
             if reply.has_error():
-                dropped.append({"site": site, "why": f"error: {reply.error.reason}"})
+                dropped.append((node, f"error: {reply.error.reason}"))
                 continue
             report = _report_from(reply)
             if report.num_batches > 0:
                 reports.append(report)
-        for site, node in active.items():
-            if node not in replied:
-                dropped.append({"site": site, "why": "no reply by the deadline (node lost?)"})
-        for item in dropped:
-            self.events.log("NODE_DROPPED", round=number, **item)
+        dropped += [(node, "no reply in the round's wall-clock bound (node lost?)")
+                    for node in active.values() if node not in replied]
+        for node, why in dropped:
+            self.lost.add(node)
+            self.nodes.pop(node, None)
+            self.events.log("NODE_DROPPED", trace_time=now, round=number, site=site_of[node], node_id=node, why=why)
         self.aggregate(reports)
         val_loss = self.workload.evaluate(self.model)
-        end = self.clock.now()
+        to_deadline = any(r.stopped == "deadline" for r in reports) or not reports
+        end = deadline if to_deadline else max(pd.Timestamp(r.trace_end) for r in reports)
+        self.clock.set(max(end, now))
         state.trace_time = end.isoformat()
         record = {"round": number, "trace_start": now.isoformat(), "trace_end": end.isoformat(),
                   "mode": mode_of(list(active)), "sites": [r.site for r in reports],
                   "batches": {r.site: r.num_batches for r in reports},
                   "stopped": {r.site: r.stopped for r in reports},
                   "train_loss": {r.site: r.mean_loss for r in reports},
+                  "compute_s": {r.site: r.compute_s for r in reports},
+                  "site_end": {**{site_of[node]: end.isoformat() for node, _ in dropped},
+                               **{r.site: r.trace_end for r in reports}},
                   "energy_j": {r.site: r.energy_j for r in reports if r.energy_j is not None},
-                  "dropped": [d["site"] for d in dropped], "steps_done": state.steps_done,
+                  "dropped": [site_of[node] for node, _ in dropped], "steps_done": state.steps_done,
                   "samples_done": state.samples_done, "val_loss": val_loss}
         self.rounds.append(record)
         state.save(spec.checkpoint_path)
         self.write_result("running")
-        self.events.log("ROUND_END", **{k: v for k, v in record.items() if k not in ("trace_start", "trace_end")})
+        self.events.log("ROUND_END", trace_time=end,
+                        **{k: v for k, v in record.items() if k not in ("trace_start", "trace_end")})
 
     def aggregate(self, reports: list[SiteReport]) -> None:
         if not reports:
@@ -266,7 +298,7 @@ class _Server:
     def write_result(self, status: str, error: str | None = None) -> None:
         out = {"run": self.spec.name, "status": status, "error": error, "rounds": self.rounds,
                "steps_done": self.state.steps_done, "samples_done": self.state.samples_done,
-               "budget_steps": self.spec.budget_steps, "finished_at": self.state.trace_time or None,
+               "budget_steps": self.spec.budget_steps, "finished_at": self.clock.now().isoformat(),
                "val_loss": self.rounds[-1]["val_loss"] if self.rounds else None, "pid": os.getpid()}
         write_json_atomic(out, self.spec.result_path)
 
@@ -322,12 +354,14 @@ def _client_train(msg: Any, context: Any) -> Any:
     site = _site(context)
     order = RoundOrder(round=int(config["round"]), max_steps=int(config["max_steps"]),
                        lr_done=int(config["lr_done"]), lr_stride=int(config["lr_stride"]),
-                       deadline=str(config["deadline"]), position=int(config["position"]))
+                       start=str(config["start"]), deadline=str(config["deadline"]),
+                       wall_deadline=float(config["wall_deadline"]), position=int(config["position"]))
     events = spec.event_log()
-    events.log("SITE_TRAIN_START", site=site, round=order.round, max_steps=order.max_steps)
+    events.log("SITE_TRAIN_START", trace_time=pd.Timestamp(order.start), site=site, round=order.round,
+               max_steps=order.max_steps)
     report = train_site(spec, site, _state_dict(msg.content["arrays"]), order)
-    events.log("SITE_TRAIN_END", site=site, round=order.round, batches=report.num_batches, stopped=report.stopped,
-               loss=report.mean_loss)
+    events.log("SITE_TRAIN_END", trace_time=pd.Timestamp(report.trace_end), site=site, round=order.round,
+               batches=report.num_batches, stopped=report.stopped, loss=report.mean_loss)
     metrics = {"num_batches": report.num_batches, "num_samples": report.num_samples,
                "loss": report.mean_loss if math.isfinite(report.mean_loss) else -1.0, "compute_s": report.compute_s}
     if report.energy_j is not None:

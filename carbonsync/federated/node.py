@@ -2,15 +2,17 @@
 
 :func:`train_site` is the node's side of a round, independent of Flower (the ClientApp calls it). The site
 trains with the controller's in-process gate (:class:`carbonsync.control.training.StepGate`), asked at every
-step boundary: its decision follows the site's plan on the replay clock, so a node whose window closes
-mid-round stops at the next step boundary and returns the steps it has done. It also stops at the round's
-deadline and at its share of the budget. Its AdamW state is kept per site between rounds (``weights_only``
-on load), so a site that leaves and comes back resumes its optimiser where it stopped. Energy is read from
-NVML counters where a GPU is present (``None`` here).
+step boundary: its decision follows the site's plan at the step's trace time (the round's start plus the
+steps done at the site's modelled step time), so a node whose window closes mid-round stops at the next step
+boundary and returns the steps it has done. It also stops when its next step would pass the round's
+deadline, at its share of the budget, and at the round's wall-clock bound. Its AdamW state is kept per
+site between rounds (``weights_only`` on load), so a site that leaves and comes back resumes its optimiser
+where it stopped. Energy is read from NVML counters where a GPU is present (``None`` here).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +41,9 @@ class RoundOrder:
     max_steps: int
     lr_done: int            # global optimizer steps done before this round
     lr_stride: int          # sites stepping at once (their steps interleave on the cosine schedule)
+    start: str              # trace time the round starts
     deadline: str           # trace time the round ends
+    wall_deadline: float    # wall time (epoch seconds) by which the site stops, whatever its trace time
     position: int           # batches of this site's stream already consumed
 
     def record(self) -> dict[str, Any]:
@@ -102,8 +106,8 @@ def train_site(spec: RunSpec, site: str, weights: dict[str, torch.Tensor], order
                workload: Workload | None = None) -> SiteReport:
     """Train ``site`` from the global ``weights`` for one round of ``spec`` (see the module docstring)."""
     workload = workload or get_workload(spec.workload, **spec.workload_options)
-    clock, plan = spec.trace_clock(), spec.site_plans()[site]
-    deadline = pd.Timestamp(order.deadline)
+    plan, step_s = spec.site_plans()[site], spec.trace_s_per_step[site]
+    start, deadline = pd.Timestamp(order.start), pd.Timestamp(order.deadline)
     model = workload.model()
     model.load_state_dict(weights)
     optimizer = workload.optimizer(model, spec.lr)
@@ -115,27 +119,34 @@ def train_site(spec: RunSpec, site: str, weights: dict[str, torch.Tensor], order
             log.warning("%s: optimiser state %s unusable (%s): starting it afresh", site, saved, err)
     shard, shards = spec.shard(site)
     batches = workload.batches(shard, shards, order.position)
-    gate = StepGate(plan_decider(plan), clock=clock.now, interval=pd.Timedelta(0))
+    steps_done = [0]
+
+    def trace_now() -> pd.Timestamp:
+        return start + pd.Timedelta(seconds=steps_done[0] * step_s)
+
+    gate = StepGate(plan_decider(plan), clock=trace_now, interval=pd.Timedelta(0))
 
     def stop(step: int) -> str | None:
-        if clock.now() >= deadline:
+        steps_done[0] = step
+        if trace_now() + pd.Timedelta(seconds=step_s) > deadline:
             return "deadline"
+        if time.time() >= order.wall_deadline:
+            return "wall"
         decision = gate.check(step)
         return None if decision is None or decision.run else "window"
 
     energy_before = _gpu_energy_j()
-    started = clock.now()
     report = train_steps(workload, model, optimizer, batches, order.max_steps, lr_base=spec.lr,
                          lr_done=order.lr_done, lr_total=spec.budget_steps, lr_stride=order.lr_stride,
-                         grad_clip=spec.grad_clip, stop=stop,
-                         pace_s=clock.wall_seconds(spec.trace_s_per_step[site]))
-    ended = clock.now()
+                         grad_clip=spec.grad_clip, stop=stop)
+    steps_done[0] = report.steps
+    ended = trace_now()
     energy_after = _gpu_energy_j()
     with atomic_path(saved) as tmp:
         torch.save(optimizer.state_dict(), tmp)
     energy = energy_after - energy_before if energy_before is not None and energy_after is not None else None
     return SiteReport(site=site, weights={k: v.detach().clone() for k, v in model.state_dict().items()},
                       num_batches=report.steps, num_samples=report.steps * workload.samples_per_step,
-                      mean_loss=report.mean_loss, stopped=report.stopped, trace_start=started.isoformat(),
+                      mean_loss=report.mean_loss, stopped=report.stopped, trace_start=start.isoformat(),
                       trace_end=ended.isoformat(), compute_s=report.compute_s, energy_j=energy,
                       losses=report.losses)

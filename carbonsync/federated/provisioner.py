@@ -10,6 +10,7 @@ runs ``flower-superlink`` (insecure, 127.0.0.1 only) and submits a run to it wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -218,10 +219,8 @@ class SubprocessProvisioner:
         """SIGKILL the site's node and its ClientApp (a node lost mid-round)."""
         node = self.nodes.get(site)
         if node is not None and node.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             node.process.wait(timeout=10)
             log.info("SuperNode for %s killed", site)
 

@@ -1,14 +1,15 @@
 """Drive a replayed multi-site run on Flower, and account for it.
 
 :func:`run_flower` is the driver of one run: it starts a SuperLink, writes the run's spec, submits the
-Flower app (``flwr run``), then follows the sites' plans on the replay clock, starting each site's SuperNode
-when its provisioning begins and stopping it when the node is released, logging every window and node event
-with trace and wall time, until the ServerApp reports the budget done (or the trace ends). A node that dies
-while its plan says it is up is started again (the server dropped its round's work).
+Flower app (``flwr run``), then follows the sites' plans on the replay clock (which the ServerApp advances),
+starting each site's SuperNode when its provisioning begins and stopping it when the node is released,
+logging every window and node event with trace and wall time, until the ServerApp reports the budget done
+(or the trace ends). A node that dies while its plan says it is up is started again (the server dropped its
+round's work).
 
 :func:`curtailment_plans` and :func:`continuous_plans` build the sites' plans (windows from a signal, or
-always on); :func:`run_energy` integrates the sites' power over their plans up to the run's finish against
-their signals.
+always on); :func:`run_energy` integrates the sites' power (training while they trained, idle while
+provisioned and waiting) up to the run's finish against their signals.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import xarray as xr
 
 from carbonsync.core.errors import ConfigError
 from carbonsync.core.logs import get_logger
-from carbonsync.federated.accounting import EventLog, PowerModel, SiteEnergy, TraceClock, site_energy
+from carbonsync.federated.accounting import EventLog, PowerModel, SiteEnergy, site_energy
 from carbonsync.federated.provisioner import FlowerError, Provisioner, SuperLinkProcess, get_provisioner
 from carbonsync.federated.spec import RunSpec
 from carbonsync.federated.windows import (
@@ -37,8 +37,8 @@ from carbonsync.federated.windows import (
     site_plan,
 )
 
-__all__ = ["APP_PYPROJECT", "NodeAction", "continuous_plans", "curtailment_plans", "plan_events", "run_energy",
-           "run_flower", "write_app"]
+__all__ = ["APP_PYPROJECT", "continuous_plans", "curtailment_plans", "plan_events", "run_energy", "run_flower",
+           "train_spans", "write_app"]
 
 log = get_logger(__name__)
 
@@ -100,22 +100,6 @@ def continuous_plans(sites: Iterable[str], start: pd.Timestamp, end: pd.Timestam
     return plans
 
 
-@dataclass(frozen=True)
-class NodeAction:
-    time: pd.Timestamp
-    action: str       # start, stop
-    site: str
-
-
-def node_actions(plans: dict[str, SitePlan]) -> list[NodeAction]:
-    """Start each node when its provisioning begins, stop it when it is released."""
-    actions = []
-    for site, plan in plans.items():
-        for start, end in plan.provisioned():
-            actions += [NodeAction(start, "start", site), NodeAction(end, "stop", site)]
-    return sorted(actions, key=lambda a: (a.time, a.action != "stop"))
-
-
 def plan_events(plans: dict[str, SitePlan]) -> list[tuple[pd.Timestamp, str, dict[str, Any]]]:
     """The window and node events of the plans, in time order: WINDOW_OPEN/CLOSE, PROVISION, READY, IDLE,
     TRAIN, RELEASE, SKIP."""
@@ -137,13 +121,42 @@ def plan_events(plans: dict[str, SitePlan]) -> list[tuple[pd.Timestamp, str, dic
 # ------------------------------------------------------------------------------------- energy
 
 
-def run_energy(plans: dict[str, SitePlan], finish: pd.Timestamp, signals: dict[str, pd.Series], power: PowerModel,
+def train_spans(rounds: Iterable[dict[str, Any]]) -> dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]]:
+    """Each site's training stretches in a run's round records (a dropped site trained to the round's end)."""
+    out: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]] = {}
+    for record in rounds:
+        start = pd.Timestamp(record["trace_start"])
+        for site, end in record.get("site_end", {}).items():
+            if pd.Timestamp(end) > start:
+                out.setdefault(site, []).append((start, pd.Timestamp(end)))
+    return out
+
+
+def _split(start: pd.Timestamp, end: pd.Timestamp, spans: list[tuple[pd.Timestamp, pd.Timestamp]]):
+    """``[start, end)`` cut into ``(a, b, inside_spans)`` pieces."""
+    cuts = sorted({start, end, *(t for span in spans for t in span if start < t < end)})
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        yield a, b, any(lo <= a and b <= hi for lo, hi in spans)
+
+
+def run_energy(plans: dict[str, SitePlan], trained: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]],
+               finish: pd.Timestamp, signals: dict[str, pd.Series], power: PowerModel,
                bands: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]] | None = None) -> dict[str, SiteEnergy]:
-    """Each site's energy and emissions over its plan up to ``finish`` (every node is released then); the
-    energy inside ``bands`` (default: the plans' own bands) is counted apart."""
+    """Each site's energy and emissions up to ``finish`` (every node is released then): ``train_kw`` while it
+    trained (``trained``, from :func:`train_spans`), ``idle_kw`` while provisioning or provisioned and waiting;
+    the energy inside ``bands`` (default: the plans' own bands) is counted apart."""
     out = {}
     for site, plan in plans.items():
-        intervals = [(i.start, min(i.end, finish), i.state, None) for i in plan.intervals if i.start < finish]
+        spans = trained.get(site, [])
+        intervals: list[tuple[pd.Timestamp, pd.Timestamp, str, float | None]] = []
+        for interval in plan.intervals:
+            end = min(interval.end, finish)
+            if interval.start >= end:
+                continue
+            if interval.state == "provisioning":
+                intervals.append((interval.start, end, "provisioning", None))
+                continue
+            intervals += [(a, b, "train" if inside else "idle", None) for a, b, inside in _split(interval.start, end, spans)]
         band = (bands or {}).get(site, plan.band)
         out[site] = site_energy(intervals, signals[site], power, band)
     return out
@@ -161,13 +174,17 @@ def _read_result(path: Path) -> dict[str, Any] | None:
 
 Tick = Callable[[Provisioner, pd.Timestamp, EventLog], None]
 
+UP = ("provisioning", "train", "idle")
 
-def run_flower(spec: RunSpec, *, provisioner: str = "subprocess", lead_s: float = 2.0, poll_s: float = 0.2,
-               on_tick: Tick | None = None, timeout_margin_s: float = 180.0) -> dict[str, Any]:
+
+def run_flower(spec: RunSpec, *, provisioner: str = "subprocess", poll_s: float = 0.2,
+               on_tick: Tick | None = None, timeout_s: float = 6 * 3600.0) -> dict[str, Any]:
     """Run ``spec`` on a real Flower deployment on loopback; the ServerApp's result (``result.json``).
 
-    ``spec.clock`` gets its wall start here (``lead_s`` from now); ``on_tick(provisioner, trace_now, events)``
-    is called at every poll (tests use it to kill a node mid-round).
+    The driver follows the replay clock that the ServerApp advances: a site's SuperNode runs while its plan
+    says the node is up (provisioning, training or idle) and is stopped when it is released; a node that
+    died while its site is up is started again. ``on_tick(provisioner, trace_now, events)`` is called at every
+    poll (tests use it to kill a node mid-round). ``timeout_s`` bounds the whole run in wall seconds.
     """
     directory = spec.directory
     directory.mkdir(parents=True, exist_ok=True)
@@ -175,45 +192,42 @@ def run_flower(spec: RunSpec, *, provisioner: str = "subprocess", lead_s: float 
         raise ConfigError(f"{directory} holds a finished run; use a new run directory")
     plans = spec.site_plans()
     app = write_app(directory / "app")
+    spec.save()
+    clock, events = spec.replay_clock(), spec.event_log()
+    give_up = time.time() + timeout_s
     with SuperLinkProcess(directory / "flower") as link:
         nodes = get_provisioner(provisioner, link.address, directory / "flower" / "nodes")
-        clock = TraceClock(spec.clock["trace_start"], spec.clock["speed"], time.time() + lead_s)
-        spec.clock = clock.record()
-        spec.save()
-        events = spec.event_log()
-        run_id = link.submit(app, {"spec": str(spec.path.resolve())})
-        events.log("SUBMITTED", run_id=run_id, run=spec.name)
-        actions, notes = node_actions(plans), plan_events(plans)
-        hard_deadline = clock.wall_at(spec.end_time) + timeout_margin_s
-        result: dict[str, Any] | None = None
         try:
+            run_id = link.submit(app, {"spec": str(spec.path.resolve())})
+            events.log("SUBMITTED", run_id=run_id, run=spec.name)
+            notes = plan_events(plans)
             while True:
                 now = clock.now()
                 while notes and notes[0][0] <= now:
                     at, event, details = notes.pop(0)
                     events.log(event, trace_time=at, **details)
-                while actions and actions[0].time <= now:
-                    action = actions.pop(0)
-                    (nodes.start if action.action == "start" else nodes.stop)(action.site)
-                for site in getattr(nodes, "dead", lambda: [])():
-                    if plans[site].state_at(now) != "off":
-                        events.log("NODE_RESTART", site=site)
+                running, dead = set(nodes.running()), set(getattr(nodes, "dead", list)())
+                for site, plan in plans.items():
+                    up = plan.state_at(now) in UP
+                    if up and site not in running:
+                        events.log("NODE_RESTART" if site in dead else "NODE_START", site=site)
                         nodes.start(site)
+                    elif not up and (site in running or site in dead):
+                        events.log("NODE_STOP", site=site)
+                        nodes.stop(site)
                 if on_tick is not None:
                     on_tick(nodes, now, events)
                 result = _read_result(spec.result_path)
                 if result is not None and result.get("status") in FINAL:
                     break
-                if time.time() > hard_deadline:
-                    raise FlowerError(f"the run did not finish by the end of the trace (+{timeout_margin_s:.0f} s "
-                                      f"wall); see {link.log_path} and {spec.events_path}")
+                if time.time() > give_up:
+                    raise FlowerError(f"the run did not finish in {timeout_s:.0f} s (wall); see {link.log_path} "
+                                      f"and {spec.events_path}")
                 time.sleep(poll_s)
         finally:
-            finish = clock.now()
             for site in nodes.running():
-                events.log("RELEASE", site=site, why="run ended")
+                events.log("NODE_STOP", site=site, why="run ended")
             nodes.close()
     if result["status"] == "failed":
-        raise FlowerError(f"the ServerApp failed: {result.get('error')}; see {directory / 'flower' / 'superlink.log'}")
-    result["driver_finished_at"] = finish.isoformat()
+        raise FlowerError(f"the ServerApp failed: {result.get('error')}; see {link.log_path}")
     return result

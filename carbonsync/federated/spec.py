@@ -2,7 +2,7 @@
 
 A :class:`RunSpec` is written once (``spec.json`` in the run directory) before the run starts; the ServerApp
 and each node's ClientApp load it by path (the Flower run config carries the path). It names the sites, each
-site's plan (:class:`~carbonsync.federated.windows.SitePlan`), the replay clock, the workload, the budget of
+site's plan (:class:`~carbonsync.federated.windows.SitePlan`), the trace span, the workload, the budget of
 optimizer steps, the round length and each site's modelled speed.
 """
 
@@ -18,7 +18,7 @@ import pandas as pd
 from carbonsync.core.checks import at_least, fail, non_empty, positive
 from carbonsync.core.errors import ConfigError
 from carbonsync.core.fs import write_json_atomic
-from carbonsync.federated.accounting import EventLog, TraceClock
+from carbonsync.federated.accounting import EventLog, ReplayClock
 from carbonsync.federated.windows import SitePlan
 
 __all__ = ["RunSpec"]
@@ -32,7 +32,7 @@ class RunSpec:
     run_dir: str
     sites: list[str]
     plans: dict[str, dict[str, Any]]
-    clock: dict[str, Any]
+    start: str                                  # trace time the run starts
     end: str                                    # trace time the run may not pass
     budget_steps: int
     workload: str = "sfno-sample-world"
@@ -43,8 +43,10 @@ class RunSpec:
     trace_s_per_step: dict[str, float] = field(default_factory=dict)   # each site's modelled step time
     outer_lr: float = 1.0                       # 1 and momentum 0: FedAvg; DiLoCo used 0.7 and 0.9
     outer_momentum: float = 0.0
-    reply_grace_s: float = 20.0                 # wall seconds a round waits for replies past its deadline
-    poll_s: float = 0.5                         # wall seconds between looks while paused
+    round_wall_s: float = 300.0                 # wall seconds a site may train in one round
+    reply_grace_s: float = 30.0                 # wall seconds a round waits for replies past that
+    join_wait_s: float = 90.0                   # wall seconds a round waits for a planned site's node
+    poll_s: float = 0.5                         # wall seconds between looks for nodes
 
     def __post_init__(self) -> None:
         non_empty(self, "name", "sites")
@@ -54,8 +56,10 @@ class RunSpec:
         if missing:
             raise fail("plans", sorted(self.plans), f"has no plan for {', '.join(missing)}")
         at_least(self, 1, "budget_steps")
-        positive(self, "lr", "grad_clip", "round_s", "poll_s")
-        at_least(self, 0, "reply_grace_s")
+        positive(self, "lr", "grad_clip", "round_s", "round_wall_s", "poll_s")
+        at_least(self, 0, "reply_grace_s", "join_wait_s")
+        if self.end_time <= self.start_time:
+            raise fail("end", self.end, f"must be after start {self.start}")
         for site in self.sites:
             step_s = self.trace_s_per_step.setdefault(site, 1.0)
             if not step_s > 0:
@@ -86,11 +90,15 @@ class RunSpec:
     def site_dir(self, site: str) -> Path:
         return self.directory / "sites" / site
 
-    def trace_clock(self) -> TraceClock:
-        return TraceClock(**self.clock)
+    @property
+    def clock_path(self) -> Path:
+        return self.directory / "clock.json"
+
+    def replay_clock(self) -> ReplayClock:
+        return ReplayClock(self.clock_path, self.start)
 
     def event_log(self) -> EventLog:
-        return EventLog(self.events_path, self.trace_clock())
+        return EventLog(self.events_path, self.replay_clock())
 
     def site_plans(self) -> dict[str, SitePlan]:
         return {site: SitePlan.from_record(self.plans[site]) for site in self.sites}
@@ -100,6 +108,10 @@ class RunSpec:
         if site not in self.sites:
             raise ConfigError(f"site '{site}' is not in this run (sites: {', '.join(self.sites)})")
         return self.sites.index(site), len(self.sites)
+
+    @property
+    def start_time(self) -> pd.Timestamp:
+        return pd.Timestamp(self.start)
 
     @property
     def end_time(self) -> pd.Timestamp:

@@ -11,8 +11,8 @@ weights from the training split, AdamW and gradient clipping) on the sample worl
 trains on its own shard of the training split (blocks of consecutive states dealt round-robin).
 
 :func:`train_steps` is the one inner loop every run uses (centralised, continuous federated and
-curtailment-aware): a cosine learning rate over the run's global progress, a stop test at every step boundary,
-and optional pacing to a modelled speed.
+curtailment-aware): a cosine learning rate over the run's global progress and a stop test at every step
+boundary.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 import torch
 
 from carbonsync.core.checks import at_least
@@ -118,7 +119,7 @@ class StepReport:
 
     steps: int = 0
     mean_loss: float = float("nan")
-    stopped: str = "max_steps"     # max_steps, deadline, window (the gate said pause) or error
+    stopped: str = "max_steps"     # max_steps, deadline, wall, window (the gate said pause) or error
     compute_s: float = 0.0         # wall seconds spent computing
     wall_s: float = 0.0            # wall seconds in all (compute + pacing)
     losses: list[float] = field(default_factory=list)
@@ -126,14 +127,12 @@ class StepReport:
 
 def train_steps(workload: Workload, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[Any],
                 max_steps: int, *, lr_base: float, lr_done: int, lr_total: int, lr_stride: int = 1,
-                grad_clip: float = 1.0, stop: Callable[[int], str | None] | None = None,
-                pace_s: float = 0.0) -> StepReport:
+                grad_clip: float = 1.0, stop: Callable[[int], str | None] | None = None) -> StepReport:
     """Up to ``max_steps`` optimizer steps on ``batches``.
 
     Step ``k`` uses the cosine learning rate at global step ``lr_done + k * lr_stride`` of ``lr_total`` (so
     several sites stepping at once anneal together). ``stop(k)``, asked at each step boundary, returns a reason
-    to stop (e.g. the window closed) or None. With ``pace_s`` each step takes at least that many wall seconds
-    (a modelled site speed, so results do not depend on how busy this machine is).
+    to stop (e.g. the window closed) or None.
     """
     report, tic = StepReport(), time.perf_counter()
     model.train()
@@ -157,10 +156,7 @@ def train_steps(workload: Workload, model: torch.nn.Module, optimizer: torch.opt
         optimizer.step()
         report.losses.append(float(loss.item()))
         report.steps += 1
-        spent = time.perf_counter() - started
-        report.compute_s += spent
-        if pace_s > spent:
-            time.sleep(pace_s - spent)
+        report.compute_s += time.perf_counter() - started
     report.mean_loss = float(np.mean(report.losses)) if report.losses else float("nan")
     report.wall_s = time.perf_counter() - tic
     return report
@@ -180,9 +176,9 @@ class SFNOWorkloadConfig:
     lmax: int = 12
     spinup_days: int = 2
     seed: int = 0
-    train: list[str] = field(default_factory=lambda: ["2020-08-01", "2020-09-08T23:00"])
-    val: list[str] = field(default_factory=lambda: ["2020-09-09", "2020-09-19T23:00"])
-    test: list[str] = field(default_factory=lambda: ["2020-09-20", "2020-09-29T23:00"])
+    train: list[str] = field(default_factory=list)    # [start, end]; default: the first two thirds of the days
+    val: list[str] = field(default_factory=list)      # default: the next sixth
+    test: list[str] = field(default_factory=list)     # default: the last sixth
     embed_dim: int = 16
     num_layers: int = 2
     model_lmax: int = 10
@@ -194,6 +190,12 @@ class SFNOWorkloadConfig:
         at_least(self, 1, "days", "nlat", "nlon", "lmax", "embed_dim", "num_layers", "model_lmax", "batch_size",
                  "shard_block_states")
         at_least(self, 0, "weight_decay", "seed")
+        start = pd.Timestamp(SampleWorldConfig.start)
+        cuts = [0, round(self.days * 2 / 3), round(self.days * 5 / 6), self.days]
+        for name, (a, b) in zip(("train", "val", "test"), zip(cuts[:-1], cuts[1:], strict=True), strict=True):
+            if not getattr(self, name):
+                setattr(self, name, [(start + pd.Timedelta(days=a)).isoformat(),
+                                     (start + pd.Timedelta(days=b) - pd.Timedelta(hours=1)).isoformat()])
         Splits(list(self.train), list(self.val), list(self.test))
 
 
