@@ -114,7 +114,8 @@ def add_replay_arguments(p: argparse.ArgumentParser, trace_default: str | None =
 
 
 def replay_config_from_args(args: argparse.Namespace) -> ReplayConfig:
-    options: dict[str, object] = {"data_dir": args.world_dir or os.path.join(args.run_dir, "sample_world")}
+    world = args.world_dir or os.path.join(args.run_dir, "sample_world")
+    options: dict[str, object] = {"data_dir": os.path.abspath(world)}    # read by every process of the run
     if args.world_days:
         options["days"] = args.world_days
     windows = WindowConfig(on_level=args.on_level, off_level=args.off_level, off_delay_s=args.off_delay_s,

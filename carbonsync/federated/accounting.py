@@ -122,7 +122,7 @@ def _pieces(start: pd.Timestamp, end: pd.Timestamp, labels: pd.DatetimeIndex) ->
         return
     first = max(int(labels.searchsorted(start, side="right")) - 1, 0)
     for i in range(first, len(labels)):
-        lo = max(start, labels[i])
+        lo = start if i == first else max(start, labels[i])   # before the first label its value holds
         hi = min(end, labels[i + 1]) if i + 1 < len(labels) else end
         if hi > lo:
             yield i, (hi - lo).total_seconds()

@@ -118,6 +118,9 @@ class ServerState:
             payload = torch.load(Path(path), map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 -- any unreadable checkpoint is named
             raise ConfigError(f"cannot read the server checkpoint {path}: {err}") from err
+        missing = [k for k in ("weights", "round", "samples_done") if not isinstance(payload, dict) or k not in payload]
+        if missing:
+            raise ConfigError(f"{path} is not a server checkpoint (no {', '.join(missing)})")
         return cls(weights=payload["weights"], momentum=payload.get("momentum", {}), round=int(payload["round"]),
                    samples_done=int(payload["samples_done"]), steps_done=int(payload.get("steps_done", 0)),
                    positions={str(k): int(v) for k, v in payload.get("positions", {}).items()},

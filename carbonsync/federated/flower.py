@@ -64,22 +64,35 @@ QUERY_TIMEOUT_S = 30.0     # wall seconds a new node has to say which site it is
 
 def split_budget(remaining: int, speeds: dict[str, float], capacity: dict[str, int]) -> dict[str, int]:
     """Share ``remaining`` steps among sites in proportion to ``speeds`` (steps per trace second), no site
-    more than its ``capacity`` (the steps it can do before the deadline, plus one); largest remainders."""
+    more than its ``capacity`` (the steps it can do before the deadline): water-filling, then largest
+    remainders."""
+    shares = {site: 0 for site in speeds}
     if remaining <= 0 or not speeds:
-        return {site: 0 for site in speeds}
-    cap_total = sum(capacity.values())
-    if cap_total <= remaining:
-        return dict(capacity)
-    total = sum(speeds.values())
-    exact = {site: remaining * speed / total for site, speed in speeds.items()}
-    shares = {site: min(int(math.floor(value)), capacity[site]) for site, value in exact.items()}
-    left = remaining - sum(shares.values())
-    for site in sorted(exact, key=lambda s: exact[s] - math.floor(exact[s]), reverse=True) * 2:
-        if left <= 0:
+        return shares
+    if sum(capacity.values()) <= remaining:
+        return {site: capacity[site] for site in speeds}
+    exact = {site: 0.0 for site in speeds}
+    open_sites, left = set(speeds), float(remaining)
+    while open_sites and left > 1e-9:
+        total = sum(speeds[s] for s in open_sites)
+        offer = {s: left * speeds[s] / total for s in open_sites}
+        capped = {s for s in open_sites if exact[s] + offer[s] >= capacity[s]}
+        if not capped:
+            for s in open_sites:
+                exact[s] += offer[s]
+            break
+        for s in capped:
+            left -= capacity[s] - exact[s]
+            exact[s] = float(capacity[s])
+        open_sites -= capped
+    shares = {site: min(int(math.floor(value + 1e-9)), capacity[site]) for site, value in exact.items()}
+    left_steps = remaining - sum(shares.values())
+    for site in sorted(exact, key=lambda s: (math.floor(exact[s] + 1e-9) - exact[s], s)):
+        if left_steps <= 0:
             break
         if shares[site] < capacity[site]:
             shares[site] += 1
-            left -= 1
+            left_steps -= 1
     return shares
 
 

@@ -125,7 +125,7 @@ class SuperLinkProcess:
     def submit(self, app_dir: str | Path, run_config: dict[str, Any], timeout_s: float = 120.0) -> int:
         """``flwr run APP carbonsync --run-config ...``: the run id."""
         pairs = " ".join(f"{k}={_toml(v)}" for k, v in run_config.items())
-        command = [_bin("flwr"), "run", str(app_dir), "carbonsync", "--run-config", pairs]
+        command = [_bin("flwr"), "run", str(Path(app_dir).resolve()), "carbonsync", "--run-config", pairs]
         done = subprocess.run(command, capture_output=True, text=True, env=self.env(), timeout=timeout_s,
                               cwd=str(self.directory))
         text = done.stdout + done.stderr

@@ -28,6 +28,7 @@ from carbonsync.core.logs import get_logger
 from carbonsync.federated.accounting import EventLog, PowerModel, SiteEnergy, site_energy
 from carbonsync.federated.provisioner import FlowerError, Provisioner, SuperLinkProcess, get_provisioner
 from carbonsync.federated.spec import RunSpec
+from carbonsync.federated.workload import get_workload
 from carbonsync.federated.windows import (
     Forecast,
     SiteInterval,
@@ -191,6 +192,7 @@ def run_flower(spec: RunSpec, *, provisioner: str = "subprocess", poll_s: float 
     if spec.result_path.exists() and (_read_result(spec.result_path) or {}).get("status") in FINAL:
         raise ConfigError(f"{directory} holds a finished run; use a new run directory")
     plans = spec.site_plans()
+    get_workload(spec.workload, **spec.workload_options)    # its data written once, before any node reads it
     app = write_app(directory / "app")
     spec.save()
     clock, events = spec.replay_clock(), spec.event_log()

@@ -50,6 +50,7 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         non_empty(self, "name", "sites")
+        self.run_dir = str(Path(self.run_dir).resolve())     # every process of the run reads the same paths
         if len(set(self.sites)) != len(self.sites):
             raise fail("sites", self.sites, "names a site twice")
         missing = [s for s in self.sites if s not in self.plans]

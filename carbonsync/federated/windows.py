@@ -149,8 +149,10 @@ class SiteWindows:
             return None
         ahead = ahead[ahead.index >= t]
         leaves = ahead.index[[self.config.dirty(float(v)) for v in ahead.to_numpy()]]
-        end = leaves[0] if len(leaves) else ahead.index[-1]
-        return (end - t).total_seconds()
+        if len(leaves):
+            return (leaves[0] - t).total_seconds()
+        step = ahead.index.to_series().diff().median() if len(ahead) > 1 else pd.Timedelta(0)
+        return (ahead.index[-1] + (step if pd.notna(step) else pd.Timedelta(0)) - t).total_seconds()  # last holds
 
     def update(self, t: pd.Timestamp, value: float) -> list[str]:
         """Step to the value labelled ``t`` (in time order); the events this caused, in order."""
@@ -242,8 +244,8 @@ def site_plan(site: str, series: pd.Series, config: WindowConfig, forecast: Fore
         if "window_close" in events and band_start is not None:
             plan.band.append((band_start, t))
             band_start = None
-        if "skip" in events:
-            plan.skipped.append((t, "forecast window shorter than provisioning"))
+        if "skip" in events and not (plan.skipped and band_start is not None and plan.skipped[-1][0] >= band_start):
+            plan.skipped.append((t, "forecast window shorter than provisioning"))   # once per window
         wanted = {"off": "off", "provisioning": "provisioning"}.get(
             machine.state, "train" if machine.in_band else "idle")
         if wanted != node_state:
