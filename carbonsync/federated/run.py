@@ -28,7 +28,6 @@ from carbonsync.core.logs import get_logger
 from carbonsync.federated.accounting import EventLog, PowerModel, SiteEnergy, site_energy
 from carbonsync.federated.provisioner import FlowerError, Provisioner, SuperLinkProcess, get_provisioner
 from carbonsync.federated.spec import RunSpec
-from carbonsync.federated.workload import get_workload
 from carbonsync.federated.windows import (
     Forecast,
     SiteInterval,
@@ -37,6 +36,7 @@ from carbonsync.federated.windows import (
     signal_series,
     site_plan,
 )
+from carbonsync.federated.workload import get_workload
 
 __all__ = ["APP_PYPROJECT", "continuous_plans", "curtailment_plans", "plan_events", "run_energy", "run_flower",
            "train_spans", "write_app"]
