@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PACKAGES = ["core", "physics", "data", "data.observations", "models", "forecast", "evaluate", "train", "interop",
-            "placement", "signals", "control"]
+            "placement", "signals", "control", "federated"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -141,7 +141,7 @@ class _Server:
         self.model = self.workload.model()
         self.outer = OuterOptimizer(spec.outer_lr, spec.outer_momentum)
         self.nodes: dict[int, str] = {}          # node id -> site (insertion order: the newest node of a site last)
-        self.lost: set[int] = set()              # nodes that failed a round: never asked again
+        self.lost: dict[int, str] = {}           # node id -> site of nodes that failed a round (see learn_nodes)
         self.asked: dict[int, float] = {}        # node id -> wall time it was last asked its site
         self.mode: str | None = None
         self.rounds: list[dict[str, Any]] = []
@@ -157,12 +157,17 @@ class _Server:
 
     # -- nodes
     def learn_nodes(self) -> None:
-        """Ask each new node which site it is (once; again after a minute if it did not answer)."""
+        """Ask each new node which site it is (once; again after a minute if it did not answer). A node that
+        failed a round is asked again only while its site has no other node (a killed node stays listed for
+        a while; a slow one answers and is used again)."""
         ids = [int(n) for n in self.grid.get_node_ids()]
         for gone in [n for n in self.nodes if n not in ids]:
             self.events.log("NODE_LEFT", site=self.nodes.pop(gone), node_id=gone)
-        now = time.time()
-        new = [n for n in ids if n not in self.nodes and n not in self.lost and now - self.asked.get(n, -1e9) > 60.0]
+        for gone in [n for n in self.lost if n not in ids]:
+            del self.lost[gone]
+        now, sites = time.time(), set(self.nodes.values())
+        new = [n for n in ids if n not in self.nodes and self.lost.get(n) not in sites
+               and now - self.asked.get(n, -1e9) > 60.0]
         if not new:
             return
         for n in new:
@@ -179,7 +184,8 @@ class _Server:
                 log.warning("node %s is site '%s', which is not in this run: ignored", node, site)
                 continue
             self.nodes[node] = site
-            self.events.log("NODE_JOINED", site=site, node_id=node)
+            self.events.log("NODE_JOINED" if self.lost.pop(node, None) is None else "NODE_BACK", site=site,
+                            node_id=node)
 
     def connected(self) -> dict[str, int]:
         """Site -> its newest connected node."""
@@ -270,13 +276,19 @@ class _Server:
         dropped += [(node, "no reply in the round's wall-clock bound (node lost?)")
                     for node in active.values() if node not in replied]
         for node, why in dropped:
-            self.lost.add(node)
+            self.lost[node] = site_of[node]
             self.nodes.pop(node, None)
             self.events.log("NODE_DROPPED", trace_time=now, round=number, site=site_of[node], node_id=node, why=why)
         self.aggregate(reports)
         val_loss = self.workload.evaluate(self.model)
-        to_deadline = any(r.stopped == "deadline" for r in reports) or not reports
-        end = deadline if to_deadline else max(pd.Timestamp(r.trace_end) for r in reports)
+        for r in reports:
+            if r.stopped == "wall":
+                log.warning("round %d: %s reached the round's wall-clock bound (%.0f s) after %d steps; raise "
+                            "round_wall_s", number, r.site, spec.round_wall_s, r.num_batches)
+        if any(r.stopped == "deadline" for r in reports) or (dropped and not reports):
+            end = deadline                  # lost nodes were up and drawing power to the deadline
+        else:
+            end = max((pd.Timestamp(r.trace_end) for r in reports), default=now)
         self.clock.set(max(end, now))
         state.trace_time = end.isoformat()
         record = {"round": number, "trace_start": now.isoformat(), "trace_end": end.isoformat(),

@@ -27,7 +27,8 @@ from typing import Any, Protocol, runtime_checkable
 from carbonsync.core.errors import CarbonSyncError, ConfigError
 from carbonsync.core.logs import get_logger
 
-__all__ = ["FlowerError", "Provisioner", "SubprocessProvisioner", "SuperLinkProcess", "free_port", "get_provisioner",
+__all__ = ["FlowerError", "Provisioner", "SubprocessProvisioner", "SuperLinkProcess", "flower_executable", "free_port",
+           "get_provisioner",
            "known_provisioners", "register_provisioner"]
 
 log = get_logger(__name__)
@@ -46,8 +47,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _bin(name: str) -> str:
-    """A Flower executable beside this Python, else on PATH."""
+def flower_executable(name: str) -> str:
+    """A Flower executable (``flower-superlink``, ``flower-supernode``, ``flwr``) beside this Python, else on
+    PATH; :class:`FlowerError` naming the extra if it is not installed."""
     beside = Path(sys.executable).parent / name
     if beside.exists():
         return str(beside)
@@ -111,7 +113,7 @@ class SuperLinkProcess:
         (self.home / "config.toml").write_text(
             f'[superlink]\ndefault = "carbonsync"\n\n[superlink.carbonsync]\naddress = "{self.address}"\n'
             "insecure = true\n")
-        command = [_bin("flower-superlink"), "--insecure", "--host", HOST, "--port", str(self.port)]
+        command = [flower_executable("flower-superlink"), "--insecure", "--host", HOST, "--port", str(self.port)]
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=self.env(),
                                             start_new_session=True)
@@ -125,7 +127,7 @@ class SuperLinkProcess:
     def submit(self, app_dir: str | Path, run_config: dict[str, Any], timeout_s: float = 120.0) -> int:
         """``flwr run APP carbonsync --run-config ...``: the run id."""
         pairs = " ".join(f"{k}={_toml(v)}" for k, v in run_config.items())
-        command = [_bin("flwr"), "run", str(Path(app_dir).resolve()), "carbonsync", "--run-config", pairs]
+        command = [flower_executable("flwr"), "run", str(Path(app_dir).resolve()), "carbonsync", "--run-config", pairs]
         done = subprocess.run(command, capture_output=True, text=True, env=self.env(), timeout=timeout_s,
                               cwd=str(self.directory))
         text = done.stdout + done.stderr
@@ -201,7 +203,7 @@ class SubprocessProvisioner:
         port = free_port()
         self.started += 1
         log_path = self.directory / f"{site}-{self.started}.log"
-        command = [_bin("flower-supernode"), "--insecure", "--superlink", self.superlink, "--host", HOST,
+        command = [flower_executable("flower-supernode"), "--insecure", "--superlink", self.superlink, "--host", HOST,
                    "--port", str(port), "--node-config", f"site='{site}'"]
         with open(log_path, "ab") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(self.extra_env),

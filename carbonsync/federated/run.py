@@ -15,6 +15,7 @@ provisioned and waiting) up to the run's finish against their signals.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -179,13 +180,16 @@ UP = ("provisioning", "train", "idle")
 
 
 def run_flower(spec: RunSpec, *, provisioner: str = "subprocess", poll_s: float = 0.2,
-               on_tick: Tick | None = None, timeout_s: float = 6 * 3600.0) -> dict[str, Any]:
+               on_tick: Tick | None = None, timeout_s: float = 6 * 3600.0,
+               threads_per_node: int | None = None) -> dict[str, Any]:
     """Run ``spec`` on a real Flower deployment on loopback; the ServerApp's result (``result.json``).
 
     The driver follows the replay clock that the ServerApp advances: a site's SuperNode runs while its plan
     says the node is up (provisioning, training or idle) and is stopped when it is released; a node that
     died while its site is up is started again. ``on_tick(provisioner, trace_now, events)`` is called at every
-    poll (tests use it to kill a node mid-round). ``timeout_s`` bounds the whole run in wall seconds.
+    poll (tests use it to kill a node mid-round). ``timeout_s`` bounds the whole run in wall seconds. Nodes
+    share this machine's cores: each gets ``threads_per_node`` intra-op threads (default: the cores divided
+    among the sites), as oversubscribed OpenMP threads spin in the kernel.
     """
     directory = spec.directory
     directory.mkdir(parents=True, exist_ok=True)
@@ -198,7 +202,9 @@ def run_flower(spec: RunSpec, *, provisioner: str = "subprocess", poll_s: float 
     clock, events = spec.replay_clock(), spec.event_log()
     give_up = time.time() + timeout_s
     with SuperLinkProcess(directory / "flower") as link:
-        nodes = get_provisioner(provisioner, link.address, directory / "flower" / "nodes")
+        threads = threads_per_node or max(1, (os.cpu_count() or 1) // len(spec.sites))
+        nodes = get_provisioner(provisioner, link.address, directory / "flower" / "nodes",
+                                env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
         try:
             run_id = link.submit(app, {"spec": str(spec.path.resolve())})
             events.log("SUBMITTED", run_id=run_id, run=spec.name)

@@ -48,8 +48,9 @@ def test_notebook_is_clean(path: Path) -> None:
     assert 'os.environ.get("CARBONSYNC_NOTEBOOK_SIZE", "default")' in code[0].source
 
 
-# notebooks whose own test file runs them with stronger checks (test_zone_notebook.py, test_signals_notebook.py)
-OWN_TEST = {"04_zone_explorer", "05_grid_signals"}
+# notebooks whose own test file runs them with stronger checks (test_zone_notebook.py, test_signals_notebook.py,
+# test_curtailment_notebook.py)
+OWN_TEST = {"04_zone_explorer", "05_grid_signals", "06_curtailment"}
 
 
 @pytest.mark.slow
