@@ -127,6 +127,25 @@ def _report_from(reply: Any) -> SiteReport:
                       compute_s=float(metrics["compute_s"]), energy_j=energy)
 
 
+def exchange(grid: Any, messages: dict[int, Any], timeout: float, poll_s: float = 0.5) -> dict[int, Any]:
+    """Push one message per node (``{node id: message}``) and collect the replies by node until all are in
+    or ``timeout`` wall seconds pass. Replies are matched by ``reply_to_message_id``, so an error reply the
+    SuperLink writes for a lost node (sent from the SuperLink's own id) is still that node's."""
+    nodes = list(messages)
+    ids = list(grid.push_messages([messages[n] for n in nodes]))
+    pending = {mid: node for mid, node in zip(ids, nodes, strict=True) if mid}
+    replies: dict[int, Any] = {}
+    give_up = time.time() + timeout
+    while pending and time.time() < give_up:
+        for reply in grid.pull_messages(list(pending)):
+            node = pending.pop(reply.metadata.reply_to_message_id, None)
+            if node is not None:
+                replies[node] = reply
+        if pending:
+            time.sleep(poll_s)
+    return replies
+
+
 # ------------------------------------------------------------------------------------- the server
 
 
@@ -172,14 +191,13 @@ class _Server:
             return
         for n in new:
             self.asked[n] = now
-        messages = [Message(RecordDict({"config": ConfigRecord({"spec": str(self.spec.path)})}), dst_node_id=n,
-                            message_type="query") for n in new]
-        for reply in self.grid.send_and_receive(messages, timeout=QUERY_TIMEOUT_S):
+        messages = {n: Message(RecordDict({"config": ConfigRecord({"spec": str(self.spec.path)})}), dst_node_id=n,
+                               message_type="query") for n in new}
+        for node, reply in exchange(self.grid, messages, QUERY_TIMEOUT_S).items():
             if reply.has_error():
-                log.warning("node %s did not say its site: %s", reply.metadata.src_node_id, reply.error.reason)
+                log.warning("node %s did not say its site: %s", node, reply.error.reason)
                 continue
             site = str(reply.content["config"]["site"])
-            node = int(reply.metadata.src_node_id)
             if site not in self.spec.sites:
                 log.warning("node %s is site '%s', which is not in this run: ignored", node, site)
                 continue
@@ -249,24 +267,25 @@ class _Server:
         speeds = {site: 1.0 / spec.trace_s_per_step[site] for site in active}
         capacity = {site: int(span_s * speeds[site] + 1e-9) for site in active}
         shares = split_budget(spec.budget_steps - state.steps_done, speeds, capacity)
+        if not any(shares.values()):        # no step fits before the deadline (a site joins sooner): wait for it
+            self.clock.set(deadline)
+            return
         state.round += 1
         number = state.round
         self.events.log("ROUND_START", trace_time=now, round=number, sites=list(active), mode=mode_of(list(active)),
                         deadline=deadline.isoformat(), shares=shares)
         wall_deadline = time.time() + spec.round_wall_s
-        messages = []
+        messages = {}
         for site, node in active.items():
             order = RoundOrder(round=number, max_steps=shares[site], lr_done=state.steps_done,
                                lr_stride=len(active), start=now.isoformat(), deadline=deadline.isoformat(),
                                wall_deadline=wall_deadline, position=state.positions.get(site, 0))
-            messages.append(Message(_train_request(spec, state.weights, order), dst_node_id=node,
-                                    message_type="train", group_id=str(number)))
+            messages[node] = Message(_train_request(spec, state.weights, order), dst_node_id=node,
+                                     message_type="train", group_id=str(number))
         site_of = {node: site for site, node in active.items()}
         reports, dropped = [], []
-        replied: set[int] = set()
-        for reply in self.grid.send_and_receive(messages, timeout=spec.round_wall_s + spec.reply_grace_s):
-            node = int(reply.metadata.src_node_id)
-            replied.add(node)
+        replies = exchange(self.grid, messages, spec.round_wall_s + spec.reply_grace_s)
+        for node, reply in replies.items():
             if reply.has_error():
                 dropped.append((node, f"error: {reply.error.reason}"))
                 continue
@@ -274,7 +293,7 @@ class _Server:
             if report.num_batches > 0:
                 reports.append(report)
         dropped += [(node, "no reply in the round's wall-clock bound (node lost?)")
-                    for node in active.values() if node not in replied]
+                    for node in active.values() if node not in replies]
         for node, why in dropped:
             self.lost[node] = site_of[node]
             self.nodes.pop(node, None)
@@ -285,10 +304,10 @@ class _Server:
             if r.stopped == "wall":
                 log.warning("round %d: %s reached the round's wall-clock bound (%.0f s) after %d steps; raise "
                             "round_wall_s", number, r.site, spec.round_wall_s, r.num_batches)
-        if any(r.stopped == "deadline" for r in reports) or (dropped and not reports):
-            end = deadline                  # lost nodes were up and drawing power to the deadline
+        if any(r.stopped == "deadline" for r in reports) or not reports:
+            end = deadline                  # (lost nodes were up and drawing power to the deadline)
         else:
-            end = max((pd.Timestamp(r.trace_end) for r in reports), default=now)
+            end = max(pd.Timestamp(r.trace_end) for r in reports)
         self.clock.set(max(end, now))
         state.trace_time = end.isoformat()
         record = {"round": number, "trace_start": now.isoformat(), "trace_end": end.isoformat(),

@@ -10,7 +10,7 @@ import xarray as xr
 
 from carbonsync.core.errors import ConfigError
 from carbonsync.federated.accounting import PowerModel
-from carbonsync.federated.flower import mode_of, next_join, split_budget
+from carbonsync.federated.flower import exchange, mode_of, next_join, split_budget
 from carbonsync.federated.node import RoundOrder, train_site
 from carbonsync.federated.replay import summary
 from carbonsync.federated.run import continuous_plans, curtailment_plans, plan_events, run_energy, train_spans
@@ -175,3 +175,37 @@ def test_run_spec_round_trip_and_errors(tmp_path, world):
     with pytest.raises(ConfigError, match="not a carbonsync run spec"):
         RunSpec.load(tmp_path / "junk.json")
     assert math.isclose(spec.replay_clock().now().timestamp(), T0.timestamp())
+
+
+class _Meta:
+    def __init__(self, reply_to: str, src: int) -> None:
+        self.reply_to_message_id, self.src_node_id = reply_to, src
+
+
+class _Reply:
+    def __init__(self, reply_to: str, src: int) -> None:
+        self.metadata = _Meta(reply_to, src)
+
+
+class _Grid:
+    """Flower's Grid calls exchange() uses: push gives ids in order (None: not pushed); pull answers some."""
+
+    def __init__(self, answers: dict[str, int]) -> None:
+        self.answers, self.pulls = answers, 0
+
+    def push_messages(self, messages):
+        return [f"m{i}" if m != "unpushable" else None for i, m in enumerate(messages)]
+
+    def pull_messages(self, ids):
+        self.pulls += 1
+        return [_Reply(mid, src) for mid, src in self.answers.items() if mid in ids]
+
+
+def test_exchange_matches_replies_to_nodes_by_message_id():
+    # node 11's reply is an error the SuperLink wrote (sent from its own id, 1); node 12 never answers
+    grid = _Grid({"m0": 10, "m1": 1})
+    replies = exchange(grid, {10: "a", 11: "b", 12: "c"}, timeout=0.3, poll_s=0.05)
+    assert sorted(replies) == [10, 11]
+    assert replies[11].metadata.src_node_id == 1
+    assert grid.pulls >= 2                                   # kept polling for node 12 until the timeout
+    assert exchange(_Grid({}), {5: "unpushable"}, timeout=5.0) == {}    # nothing pushed: nothing to wait for
