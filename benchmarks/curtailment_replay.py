@@ -63,7 +63,7 @@ def study_figures(results: Path, tail: int = 200) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_replay_arguments(parser, trace_default=str(data_dir() / STUDY_TRACE))
-    parser.set_defaults(run_dir="outputs/curtailment_replay", budget_steps=2000)
+    parser.set_defaults(run_dir="outputs/curtailment_replay", budget_steps=2000, world_days=365)
     args = parser.parse_args(argv)
     if not os.path.exists(args.trace):
         parser.error(f"the trace {args.trace} does not exist (set CARBONSYNC_DATA_DIR or pass --trace)")

@@ -259,8 +259,8 @@ class _Server:
         spec, state = self.spec, self.state
         now = self.clock.now()
         deadline = min(now + pd.Timedelta(seconds=spec.round_s), spec.end_time)
-        for site, plan in self.plans.items():
-            join = next_join(plan, now) if site not in active else None
+        for plan in self.plans.values():        # a site (re)joining ends the round, an active one after a gap too
+            join = next_join(plan, now)
             if join is not None:
                 deadline = min(deadline, join)
         span_s = (deadline - now).total_seconds()

@@ -265,6 +265,7 @@ def plot_schedule(result: dict[str, Any], path: str | Path, run: str = "curtailm
         if e["event"] == "ROUND_START":
             ax.axvline(pd.Timestamp(e["trace_time"]), color="#2b6cb0", lw=0.3, alpha=0.6)
     ax.set_yticks(range(len(plans) + 1), [*plans, "mode"])
+    ax.set_ylim(-0.6, len(plans) + 1.5)          # room for the legend above the mode row
     handles = [Patch(color="#9bd39b", label="in window"), Patch(color=colours["provisioning"], label="provisioning"),
                Patch(color=colours["idle"], label="idle"), Patch(color="#2b6cb0", label="training"),
                *(Patch(color=c, label=f"mode: {m}") for m, c in mode_colour.items())]

@@ -38,7 +38,7 @@ def test_a_node_killed_mid_round_does_not_stall_the_run(tmp_path):
                    plans={s: p.record() for s, p in plans.items()}, start=T0.isoformat(),
                    end=(T0 + pd.Timedelta(hours=12)).isoformat(), budget_steps=90, workload_options=world,
                    round_s=600, trace_s_per_step={"A": 60.0, "B": 60.0, "C": 120.0}, outer_lr=0.7,
-                   outer_momentum=0.9, round_wall_s=20.0, reply_grace_s=5.0, join_wait_s=60.0, poll_s=0.2)
+                   outer_momentum=0.9, round_wall_s=40.0, reply_grace_s=10.0, join_wait_s=60.0, poll_s=0.2)
     killed: list[str] = []
 
     def kill_b_in_round_two(nodes, now, events):
