@@ -14,7 +14,9 @@ e.g. marginal emissions, ``on_level <= off_level``; for ``"above"``, e.g. curtai
   keeps the node and costs no new provisioning.
 
 :func:`site_plan` runs the machine over a whole recorded series (a replay); :func:`signal_series` takes a
-site's series from any ``carbonsync.signals`` dataset ``(time, zone)``.
+site's series from any ``carbonsync.signals`` dataset ``(time, zone)`` (marginal or average emissions,
+curtailment MW, price), and :func:`signal_forecast` makes any source's issued forecasts (CarbonSync's forecast
+store among them) the machine's forecast; :func:`oracle_forecast` is perfect foresight from the record.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import xarray as xr
 
 from carbonsync.core.checks import at_least, fail, one_of
 from carbonsync.core.errors import ConfigError
+from carbonsync.signals import GridSignal, SignalRangeError, SignalUnavailable
 
-__all__ = ["Forecast", "SiteInterval", "SitePlan", "SiteWindows", "WindowConfig", "oracle_forecast", "site_plan",
-           "signal_series"]
+__all__ = ["Forecast", "SiteInterval", "SitePlan", "SiteWindows", "WindowConfig", "oracle_forecast", "signal_forecast",
+           "signal_series", "site_plan"]
 
 # Forecast(t) -> the values expected after t (a Series indexed by time), or None when none is known.
 Forecast = Callable[[pd.Timestamp], pd.Series | None]
@@ -208,6 +211,27 @@ def oracle_forecast(series: pd.Series, horizon: pd.Timedelta | str = "6h") -> Fo
 
     def forecast(t: pd.Timestamp) -> pd.Series:
         return series[(series.index >= t) & (series.index < t + horizon)]
+
+    return forecast
+
+
+def signal_forecast(signal: GridSignal, zone: str, horizon: pd.Timedelta | str = "6h",
+                    kind: str | None = None) -> Forecast:
+    """The newest forecast any ``carbonsync.signals`` source had issued before ``t`` (WattTime's, a recorded
+    archive's, or CarbonSync's own forecast store through ``ForecastStoreSignal``) as a window forecast;
+    ``None`` when none was issued yet."""
+    horizon = pd.Timedelta(horizon)
+
+    def forecast(t: pd.Timestamp) -> pd.Series | None:
+        try:
+            ds = signal.forecast(zone, horizon, issued_before=t, kind=kind)
+        except (SignalRangeError, SignalUnavailable):
+            return None
+        values = ds["value"].isel(issued_at=0)
+        if "zone" in values.dims:
+            values = values.isel(zone=0)
+        series = values.to_pandas().astype(float).dropna()
+        return series if not series.empty else None
 
     return forecast
 

@@ -24,7 +24,8 @@ def write_trace(path) -> pd.DatetimeIndex:
 def test_curtail_run_prints_single_site_energy_against_the_trace(tmp_path, capsys):
     trace = tmp_path / "moer.csv"
     write_trace(trace)
-    code = main(["-q", "curtail", "run", "--trace", str(trace), "--sites", "CAISO_NORTH", "SPP_TX", "--runs", "centralised", "single_site",
+    code = main(["-q", "curtail", "run", "--trace", str(trace), "--sites", "CAISO_NORTH", "SPP_TX",
+                 "--runs", "centralised", "single_site",
                  "--budget-steps", "6", "--trace-s-per-step", "1800", "--provisioning-s", "300",
                  "--run-dir", str(tmp_path / "run"), "--world-days", "8", "--train-kw", "2", "--idle-kw", "0.5"])
     assert code == 0

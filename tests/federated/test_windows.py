@@ -16,9 +16,12 @@ from carbonsync.federated.windows import (
     SiteWindows,
     WindowConfig,
     oracle_forecast,
+    signal_forecast,
     signal_series,
     site_plan,
 )
+from carbonsync.signals import ReplayClock, SignalRangeError, open_recording
+from tests.helpers import requires_shared_data, shared_data_dir
 
 DAY = "2024-05-01"
 
@@ -229,3 +232,41 @@ def test_signal_series_refuses_a_forecast_dataset():
     ds = signal(["ES"]).expand_dims(issued_at=[pd.Timestamp(DAY)])
     with pytest.raises(ConfigError, match="not a forecast"):
         signal_series(ds, "ES")
+
+
+# ------------------------------------------------------------------------------------- forecasts from a signal
+
+
+class _IssuedForecasts:
+    """A GridSignal's forecast(): a forecast issued every hour, predicting 50 g/kWh for the next 90 min."""
+
+    def forecast(self, zone, horizon, issued_before=None, kind=None):
+        issued = pd.Timestamp(issued_before).floor("h")
+        if issued < pd.Timestamp("2024-05-01T01:00"):
+            raise SignalRangeError("nothing issued yet", provider="test")
+        times = pd.date_range(issued, issued + pd.Timedelta(minutes=85), freq="5min")
+        values = np.where(times < issued + pd.Timedelta(minutes=90), 50.0, 500.0)[None, :, None]
+        return xr.Dataset({"value": (("issued_at", "time", "zone"), values)},
+                          coords={"issued_at": [issued], "time": times, "zone": [zone]})
+
+
+def test_signal_forecast_gives_the_newest_issued_forecast_or_none():
+    forecast = signal_forecast(_IssuedForecasts(), "caiso", "2h")
+    assert forecast(pd.Timestamp("2024-05-01T00:30")) is None                  # none issued yet
+    ahead = forecast(pd.Timestamp("2024-05-01T02:20"))
+    assert ahead.index[0] == pd.Timestamp("2024-05-01T02:00") and len(ahead) == 18
+    assert (ahead == 50.0).all()
+
+
+@requires_shared_data
+def test_signal_forecast_reads_wattimes_recorded_forecasts_causally():
+    path = shared_data_dir() / "watttime" / "watttime2023_caiso-north.zip"
+    if not path.exists():
+        pytest.skip(f"{path} is missing")
+    signal = open_recording(path, ReplayClock(pd.Timestamp("2030-01-01")))
+    zone = str(signal.history("CAISO_NORTH", pd.Timestamp("2023-06-10"), pd.Timestamp("2023-06-10T01:00"))["zone"].values[0])
+    t = pd.Timestamp("2023-06-10T12:02")
+    ahead = signal_forecast(signal, zone, "1h")(t)
+    assert ahead is not None and len(ahead) >= 6
+    assert ahead.index[0] <= t + pd.Timedelta(minutes=10)                       # issued at or before t
+    assert np.isfinite(ahead.to_numpy()).all()
