@@ -9,8 +9,9 @@ import pytest
 import xarray as xr
 
 from carbonsync.core.errors import ConfigError
-from carbonsync.federated.accounting import PowerModel
-from carbonsync.federated.flower import exchange, mode_of, next_join, split_budget
+from carbonsync.federated.accounting import PowerModel, read_events
+from carbonsync.federated.aggregation import ServerState
+from carbonsync.federated.flower import _Server, exchange, mode_of, next_join, split_budget
 from carbonsync.federated.node import RoundOrder, train_site
 from carbonsync.federated.replay import summary
 from carbonsync.federated.run import continuous_plans, curtailment_plans, plan_events, run_energy, train_spans
@@ -209,3 +210,18 @@ def test_exchange_matches_replies_to_nodes_by_message_id():
     assert replies[11].metadata.src_node_id == 1
     assert grid.pulls >= 2                                   # kept polling for node 12 until the timeout
     assert exchange(_Grid({}), {5: "unpushable"}, timeout=5.0) == {}    # nothing pushed: nothing to wait for
+
+
+def test_a_restarted_server_resumes_from_its_checkpoint(tmp_path, world):
+    plan = SitePlan("A", intervals=[SiteInterval(ts(0), ts(60), "train")])
+    spec = spec_for(tmp_path, {"A": plan}, world)
+    spec.save()
+    fresh = _Server(None, spec)
+    weights = {k: v + 1.0 for k, v in fresh.state.weights.items()}
+    ServerState(weights=weights, round=3, steps_done=42, samples_done=168, positions={"A": 42}).save(
+        spec.checkpoint_path)
+    resumed = _Server(None, spec)
+    assert (resumed.state.round, resumed.state.steps_done, resumed.state.positions) == (3, 42, {"A": 42})
+    for name, value in resumed.model.state_dict().items():
+        assert value.equal(weights[name])
+    assert [e["event"] for e in read_events(spec.events_path)] == ["RUN_START", "RUN_RESUME"]
