@@ -62,12 +62,12 @@ from carbonsync.data.observations.hourly import (
     require_whole_hours,
     to_numeric,
 )
+from carbonsync.physics.carbon import carbon_intensity as physics_carbon_intensity
 
 __all__ = [
     "SOURCE",
     "DacfError",
     "DacfArea",
-    "DIRECT_EMISSION_FACTORS",
     "WEATHER_COLUMNS",
     "WEATHER_UNITS",
     "carbon_intensity",
@@ -98,8 +98,6 @@ WEATHER_RANGES = {
 }
 OPERATOR_FORECAST = re.compile(r"^avg_(?P<fuel>.+)_production_forecast$")
 RENEWABLES = ("wind", "solar")
-# DACF's direct (operational) emission factors, g CO2e/kWh; fuels not listed emit nothing directly
-DIRECT_EMISSION_FACTORS = {"coal": 760.0, "nat_gas": 370.0, "oil": 406.0, "other": 575.0, "unknown": 575.0}
 GLOB_CHARS = set("*?[")
 
 
@@ -466,11 +464,10 @@ def load_dacf_paths(spec: str | Path | Iterable[str | Path], **kwargs) -> dict[s
 
 def carbon_intensity(generation: pd.DataFrame) -> pd.Series:
     """DACF's carbon intensity (g CO2e/kWh) of generation by fuel (MW columns named as in the files): in-area
-    generation only (imports ignored), :data:`DIRECT_EMISSION_FACTORS`; NaN where any fuel is missing."""
-    clipped = generation.clip(lower=0.0)
-    factors = pd.Series({c: DIRECT_EMISSION_FACTORS.get(c, 0.0) for c in generation.columns})
-    total = clipped.sum(axis=1, min_count=len(generation.columns))
-    return (clipped * factors).sum(axis=1, min_count=len(generation.columns)) / total.where(total > 0)
+    generation only (imports ignored), direct factors (:data:`carbonsync.physics.carbon.EMISSION_FACTORS`);
+    negative values count as zero, NaN where any fuel is missing."""
+    intensity = physics_carbon_intensity(generation.clip(lower=0.0).fillna(0.0), "direct")
+    return intensity.where(generation.notna().all(axis=1))
 
 
 def is_dacf_csv(path: str | Path) -> bool:
