@@ -34,7 +34,7 @@ import xarray as xr
 
 from carbonsync.data.observations import ObservationError, load_observations, load_traces
 from carbonsync.data.observations.base import detect_source, read_header
-from carbonsync.data.observations.dacf import RENEWABLES, DacfArea, DacfError, carbon_intensity, load_dacf_paths
+from carbonsync.data.observations.dacf import DacfArea, DacfError, load_dacf_paths, products
 from carbonsync.signals.base import (
     KINDS,
     GridSignal,
@@ -133,25 +133,14 @@ def _is_dacf(path: Path) -> bool:
     return "UTC time" in header and any(c.startswith("forecast_avg_") for c in header)
 
 
-def _dacf_products(generation: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """(carbon intensity g/kWh, wind + solar share) of generation by fuel (MW)."""
-    total = generation.clip(lower=0.0).sum(axis=1, min_count=len(generation.columns))
-    renewable = generation[[c for c in RENEWABLES if c in generation.columns]].clip(lower=0.0).sum(axis=1)
-    return carbon_intensity(generation), (renewable / total.where(total > 0)).clip(0.0, 1.0)
-
-
 def _dacf_archive(areas: dict[str, DacfArea], product: int, kind: str, units: str, where: str) -> xr.Dataset | None:
     """The operators' day-ahead forecasts of the areas as a forecast archive ``(issued_at, lead, zone)``."""
     blocks: dict[str, pd.Series] = {}
     for name, area in areas.items():
-        forecasts = area.operator_forecasts
-        if forecasts is None:
+        generation = area.published_generation()
+        if generation is None:
             continue
-        fuels = {c[len("avg_"):-len("_production_forecast")]: c for c in forecasts.columns}
-        if set(area.generation_columns) - set(fuels):
-            continue  # a fuel without a forecast: no total to divide by
-        generation = forecasts[[fuels[c] for c in area.generation_columns]].set_axis(area.generation_columns, axis=1)
-        blocks[name] = _dacf_products(generation)[product]
+        blocks[name] = products(generation).iloc[:, product]
     if not blocks:
         return None
     times = pd.DatetimeIndex(sorted(set().union(*(b.index for b in blocks.values()))))
@@ -188,7 +177,7 @@ def dacf_signals(path: str | Path, clock: ReplayClock, **options: Any) -> Signal
         raise SignalFormatError(str(err), provider="dacf-file", endpoint=where) from err
     members: list[GridSignal] = []
     for product, kind, units in ((0, "carbon_intensity", "g CO2e/kWh"), (1, "renewable_share", "1")):
-        frame = pd.DataFrame({name: _dacf_products(area.frame[area.generation_columns])[product]
+        frame = pd.DataFrame({name: products(area.frame[area.generation_columns]).iloc[:, product]
                               for name, area in areas.items()})
         actuals = _zone_datasets(frame, frame.isna(), kind, units, "dacf-file", where)
         members.append(RecordedSignal(actuals, clock, _dacf_archive(areas, product, kind, units, where),

@@ -74,6 +74,7 @@ __all__ = [
     "is_dacf_csv",
     "load_dacf",
     "load_dacf_paths",
+    "products",
     "resolve_paths",
     "to_dataset",
 ]
@@ -131,6 +132,17 @@ class DacfArea:
     def valid(self) -> pd.DataFrame:
         """The rows without any missing value (long gaps dropped)."""
         return self.frame.dropna()
+
+    def published_generation(self) -> pd.DataFrame | None:
+        """The day-ahead production forecasts by fuel published in the file (``avg_<fuel>_production_forecast``,
+        MW, columns named as :attr:`generation_columns`), or None unless every fuel has one."""
+        if self.operator_forecasts is None:
+            return None
+        fuels = {OPERATOR_FORECAST.match(c).group("fuel"): c for c in self.operator_forecasts.columns}
+        if set(self.generation_columns) - set(fuels):
+            return None                     # a fuel without a forecast: no total to divide by
+        return self.operator_forecasts[[fuels[c] for c in self.generation_columns]].set_axis(
+            self.generation_columns, axis=1)
 
 
 # -------------------------------------------------------------------------------------------- paths
@@ -468,6 +480,15 @@ def carbon_intensity(generation: pd.DataFrame) -> pd.Series:
     negative values count as zero, NaN where any fuel is missing."""
     intensity = physics_carbon_intensity(generation.clip(lower=0.0).fillna(0.0), "direct")
     return intensity.where(generation.notna().all(axis=1))
+
+
+def products(generation: pd.DataFrame) -> pd.DataFrame:
+    """``carbon_intensity`` (g CO2e/kWh, direct) and ``wind_solar_share`` of generation by fuel (MW), as DACF
+    computes them (negative values count as zero)."""
+    total = generation.clip(lower=0.0).sum(axis=1, min_count=len(generation.columns))
+    renewable = generation[[c for c in RENEWABLES if c in generation.columns]].clip(lower=0.0).sum(axis=1)
+    share = (renewable / total.where(total > 0)).clip(0.0, 1.0)
+    return pd.DataFrame({"carbon_intensity": carbon_intensity(generation), SHARE_COLUMN: share})
 
 
 def is_dacf_csv(path: str | Path) -> bool:
