@@ -1,14 +1,21 @@
 """Evaluation: WeatherBench2-style metrics (small pure functions over xarray objects), the training-split
-climatology, the backbone's skill by lead time against persistence and climatology, and plots.
+climatology, the backbone's skill by lead time against persistence and climatology, DACF's day-ahead
+protocol with its anchors (persistence, hour-of-day climatology, the published forecasts), and plots.
 """
 
 from carbonsync.evaluate.climatology import climatology_at, compute_climatology
+from carbonsync.evaluate.dayahead import DayAheadError, ci_mape, dayahead_targets, score_anchors, share_rmse
 from carbonsync.evaluate.metrics import acc, bias, mae, r2, rmse, skill_score
 from carbonsync.evaluate.plots import plot_forecast, save_png
 from carbonsync.evaluate.skill import EvaluateConfig, evaluate_backbone, evaluate_forecasts, format_table, hindcast
 
 __all__ = [
+    "DayAheadError",
     "EvaluateConfig",
+    "ci_mape",
+    "dayahead_targets",
+    "score_anchors",
+    "share_rmse",
     "acc",
     "bias",
     "climatology_at",
