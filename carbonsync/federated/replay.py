@@ -175,8 +175,8 @@ def replay(config: ReplayConfig) -> dict[str, Any]:
     windows = curtailment_plans(ds, zones, config.windows, forecasts, end)
     bands = {zone: plan.band for zone, plan in windows.items()}
     out: dict[str, Any] = {"config": config.record(), "trace": {"start": start.isoformat(), "end": end.isoformat(),
-                                                                "zones": zones}, "runs": {}, "plans": {}}
-    out["plans"] = {zone: plan.record() for zone, plan in windows.items()}
+                                                                "zones": zones}, "runs": {},
+                           "plans": {zone: plan.record() for zone, plan in windows.items()}}
     runs = out["runs"]
     provisioning = config.windows.provisioning_s
     if "centralised" in config.runs or "single_site" in config.runs:
