@@ -26,7 +26,7 @@ __all__ = ["RunSpec"]
 
 @dataclass
 class RunSpec:
-    """One run: sites and their plans, clock, workload, budget, rounds (trace seconds unless named wall)."""
+    """One run: sites and their plans, trace span, workload, budget, rounds (trace seconds unless named wall)."""
 
     name: str
     run_dir: str
