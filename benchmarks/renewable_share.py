@@ -15,8 +15,10 @@ forecasts (day-ahead, no observed share). Baselines, fitted on the same training
 hour of day, and least squares of the share on the five weather columns.
 
 Prints one JSON object: per area ``model`` / ``climatology`` / ``linear_weather`` scores (rmse, mae, r2 on the
-test rows), the better baseline by RMSE, our RMSE ratio to it, the folds, the chosen options and every
-candidate's fold RMSEs (with the baselines' RMSEs on the same folds); and a summary. Progress goes to stderr.
+test rows), ``dayahead_anchors`` (DACF's protocol: share RMSE and direct carbon-intensity MAPE of persistence,
+hour-of-day climatology and the file's published forecasts, :mod:`carbonsync.evaluate.dayahead`), the better
+baseline by RMSE, our RMSE ratio to it, the folds, the chosen options and every candidate's fold RMSEs (with
+the baselines' RMSEs on the same folds); and a summary. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import pandas as pd  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from carbonsync.data.observations.dacf import DacfError, load_dacf_paths  # noqa: E402
+from carbonsync.evaluate.dayahead import DayAheadError, score_anchors  # noqa: E402
 from carbonsync.models.share import (  # noqa: E402
     DEFAULT_GRID,
     TARGET,
@@ -149,6 +152,11 @@ def main(argv: list[str] | None = None) -> dict:
             "climatology": scores(y, HourOfDayClimatology().fit(train).predict(test).to_numpy()),
             "linear_weather": scores(y, LinearWeatherBaseline().fit(train).predict(test).to_numpy()),
         }
+        try:   # DACF's protocol (issue 00 UTC of D, hours D 01:00 ... D+1 00:00): share RMSE and CI MAPE
+            entry["dayahead_anchors"] = score_anchors(test_areas[name], (train.index[0], train.index[-1]),
+                                                      (test.index[0], test.index[-1]), train_area=train_areas[name])
+        except DayAheadError as err:
+            _log(f"{name}: no day-ahead anchors ({err})")
         better = min(("climatology", "linear_weather"), key=lambda k: entry[k]["rmse"])
         entry.update({
             "better_baseline": better,

@@ -91,15 +91,18 @@ def ci_mape(forecast: pd.Series, truth: pd.Series) -> float:
 
 
 def score_anchors(area: DacfArea, train: tuple[pd.Timestamp, pd.Timestamp],
-                  test: tuple[pd.Timestamp, pd.Timestamp]) -> dict[str, dict[str, float]]:
-    """``{anchor: {"share_rmse", "ci_mape"}}`` of persistence, hour-of-day climatology (fit on ``train``) and
-    the file's published forecasts (when present) on the complete days of ``test`` (inclusive bounds)."""
+                  test: tuple[pd.Timestamp, pd.Timestamp],
+                  train_area: DacfArea | None = None) -> dict[str, dict[str, float]]:
+    """``{anchor: {"share_rmse", "ci_mape"}}`` of persistence, hour-of-day climatology (fit on ``train`` of
+    ``train_area``, default ``area``) and the file's published forecasts (when present) on the complete days of
+    ``test`` (inclusive bounds) of ``area``."""
     truth = products(area.frame[area.generation_columns])
+    history = truth if train_area is None else products(train_area.frame[train_area.generation_columns])
     in_test = truth.loc[test[0]:test[1]]
     targets = dayahead_targets(pd.DatetimeIndex(in_test.dropna().index))
     at = pd.DatetimeIndex(targets["time"])
     truth_at = truth.reindex(at)
-    train_rows = truth.loc[train[0]:train[1]]
+    train_rows = history.loc[train[0]:train[1]]
     if train_rows.dropna().empty:
         raise DayAheadError(f"{area.area}: no training rows in {train[0]} ... {train[1]}")
     forecasts = {

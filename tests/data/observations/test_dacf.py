@@ -356,6 +356,9 @@ def test_benchmark_end_to_end(tmp_path):
         for kind in ("model", "climatology", "linear_weather"):
             assert set(entry[kind]) == {"rmse", "mae", "r2"} and all(np.isfinite(list(entry[kind].values())))
         assert entry["test_hours"] == 10 * 24 and entry["test_period"][1] == "2020-02-29 23:00:00"  # first 10 of 15 days
+        anchors = entry["dayahead_anchors"]
+        assert {"persistence", "climatology"} <= set(anchors)
+        assert all(np.isfinite(v) for scores_ in anchors.values() for v in scores_.values())
         assert entry["rmse_ratio_vs_better_baseline"] == pytest.approx(
             entry["model"]["rmse"] / entry[entry["better_baseline"]]["rmse"])
         tuning = entry["tuning"]
