@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from carbonsync.federated.provisioner import FlowerError, flower_executable
 from tests.helpers import REPO_ROOT, requires_shared_data, shared_data_dir
+from tests.helpers.notebooks import write_kernel_spec
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -36,10 +36,7 @@ def _flower_missing() -> str | None:
 @pytest.mark.skipif(_flower_missing() is not None, reason=str(_flower_missing()))
 @pytest.mark.skipif(not TRACE.exists(), reason=f"{TRACE} is missing")
 def test_curtailment_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = tmp_path / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "CarbonSync", "language": "python"}))
+    write_kernel_spec(tmp_path, KERNEL_NAME, "CarbonSync")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("CARBONSYNC_NOTEBOOK_SIZE", "tiny")

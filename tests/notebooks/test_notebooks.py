@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import REPO_ROOT
+from tests.helpers.notebooks import write_kernel_spec
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -26,10 +25,7 @@ def kernel_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Jupyter data directory with a kernel spec that runs this interpreter (the venv's), so the
     notebooks use this environment's carbonsync and ipykernel whatever kernels the user has installed."""
     root = tmp_path_factory.mktemp("jupyter")
-    spec = root / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "CarbonSync tests", "language": "python"}))
+    write_kernel_spec(root, KERNEL_NAME, "CarbonSync tests")
     return root
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import REPO_ROOT, requires_shared_data
+from tests.helpers.notebooks import write_kernel_spec
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -20,10 +19,7 @@ KERNEL_NAME = "carbonsync-replay-tests"
 
 @requires_shared_data
 def test_replay_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = tmp_path / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "CarbonSync replay", "language": "python"}))
+    write_kernel_spec(tmp_path, KERNEL_NAME, "CarbonSync replay")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("CARBONSYNC_TRACES_DIR", raising=False)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import REPO_ROOT, requires_shared_data
+from tests.helpers.notebooks import write_kernel_spec
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -23,10 +22,7 @@ NUMBER = r"(-?\d+(?:\.\d+)?|nan|inf)"
 
 @requires_shared_data
 def test_signals_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = tmp_path / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "CarbonSync signals", "language": "python"}))
+    write_kernel_spec(tmp_path, KERNEL_NAME, "CarbonSync signals")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("CARBONSYNC_NOTEBOOK_SIZE", raising=False)

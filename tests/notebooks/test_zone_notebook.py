@@ -6,15 +6,14 @@ maps; with the shared real data present it also compares an ERA5 point near Berl
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import REPO_ROOT, shared_data_dir
+from tests.helpers.notebooks import write_kernel_spec
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -27,10 +26,7 @@ REAL_DATA = [shared_data_dir() / "era5" / "feedinlib_berlin_2017.nc",
 
 
 def _kernel(root: Path) -> Path:
-    spec = root / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "CarbonSync", "language": "python"}))
+    write_kernel_spec(root, KERNEL_NAME, "CarbonSync")
     return root
 
 
