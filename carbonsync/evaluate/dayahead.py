@@ -14,13 +14,19 @@ dropped), and :func:`score_anchors` scores all anchors of one area on a test per
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from carbonsync.core.errors import CarbonSyncError
 from carbonsync.data.observations.dacf import SHARE_COLUMN, DacfArea, products
+from carbonsync.evaluate.metrics import coverage, quantile_crps
+from carbonsync.models.renewables import RenewablesConfig, RenewablesModel, build_learner, monthly_origins, rolling_origin, select
+from carbonsync.models.renewables.dacf import WEATHER, dacf_design
 
-__all__ = ["DayAheadError", "ci_mape", "dayahead_targets", "hour_of_day_climatology", "persistence", "published",
+__all__ = ["DEFAULT_CANDIDATES", "DayAheadError", "ci_mape", "dayahead_targets", "evaluate_dayahead",
+            "hour_of_day_climatology", "persistence", "published",
            "score_anchors", "share_rmse"]
 
 HOUR = pd.Timedelta(hours=1)
@@ -115,3 +121,128 @@ def score_anchors(area: DacfArea, train: tuple[pd.Timestamp, pd.Timestamp],
     return {name: {"share_rmse": share_rmse(f[SHARE_COLUMN], truth_at[SHARE_COLUMN]),
                    "ci_mape": ci_mape(f["carbon_intensity"], truth_at["carbon_intensity"])}
             for name, f in forecasts.items()}
+
+
+# ------------------------------------------------------------------------ the renewables model vs anchors
+
+
+TARGET_SCORES = {SHARE_COLUMN: "share_rmse", "carbon_intensity": "ci_mape", "carbon_intensity_lifecycle": "ci_lifecycle_mape"}
+DEFAULT_CANDIDATES = (
+    RenewablesConfig(learner="prior"),
+    RenewablesConfig(learner="ridge", params={"alpha": 10.0}),
+    RenewablesConfig(learner="lightgbm"),
+    RenewablesConfig(learner="lightgbm", params={"n_estimators": 800, "num_leaves": 31}),
+)
+
+
+def _mape(observed: np.ndarray, predicted: np.ndarray) -> float:
+    keep = np.isfinite(observed) & np.isfinite(predicted) & (observed > 0)
+    if not keep.any():
+        raise DayAheadError("no row with a positive observation to compute a MAPE on")
+    return float(100.0 * np.mean(np.abs(predicted[keep] - observed[keep]) / observed[keep]))
+
+
+def _rmse(observed: np.ndarray, predicted: np.ndarray) -> float:
+    keep = np.isfinite(observed) & np.isfinite(predicted)
+    if not keep.any():
+        raise DayAheadError("no row with both an observation and a forecast")
+    return float(np.sqrt(np.mean((predicted[keep] - observed[keep]) ** 2)))
+
+
+SCORES = {SHARE_COLUMN: _rmse, "carbon_intensity": _mape, "carbon_intensity_lifecycle": _mape}
+
+
+def _scored(observed: pd.DataFrame, forecast: pd.DataFrame) -> dict[str, float]:
+    return {TARGET_SCORES[t]: SCORES[t](observed[t].to_numpy(float), forecast[t].to_numpy(float))
+            for t in TARGET_SCORES if t in forecast.columns}
+
+
+def _linear_weather(weather: pd.DataFrame, train_rows: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Least squares of each target on the five GFS columns at the target hour (fit on ``train_rows``)."""
+    out = pd.DataFrame(index=rows.index)
+    x_train = weather.reindex(pd.DatetimeIndex(train_rows["time"])).reset_index(drop=True)
+    x_test = weather.reindex(pd.DatetimeIndex(rows["time"])).reset_index(drop=True)
+    for target in TARGET_SCORES:
+        y = train_rows[target].to_numpy(float)
+        ok = np.isfinite(y) & np.isfinite(x_train.to_numpy(float)).all(axis=1)
+        model = build_learner("ridge", {"alpha": 1e-6}).fit(x_train[ok].reset_index(drop=True), y[ok])
+        out[target] = model.predict(x_test)
+    out[SHARE_COLUMN] = out[SHARE_COLUMN].clip(0.0, 1.0)
+    return out
+
+
+def evaluate_dayahead(area: DacfArea, test_from: str | pd.Timestamp, test_until: str | pd.Timestamp | None = None,
+                      train_area: DacfArea | None = None, folds: int = 3,
+                      candidates: Sequence[RenewablesConfig] = DEFAULT_CANDIDATES, issue_hour: int = 0) -> dict:
+    """The renewables model against DACF's anchors on the months from ``test_from`` (to ``test_until``).
+
+    The model's configuration per target is chosen among ``candidates`` by rolling origin on the ``folds``
+    months before ``test_from`` (each predicted by a fit on the months before it); each test month is then
+    predicted by that configuration fitted on every row observed before the month. ``train_area`` supplies
+    the rows before ``test_from`` when training and test data are separate files. Returns per forecast
+    (``ours``, ``dacf``, ``persistence``, ``climatology``, ``linear_weather``) ``share_rmse``, ``ci_mape`` and
+    ``ci_lifecycle_mape``; for ours also CRPS, pinball and 10-90 % coverage, and share RMSE by lead.
+    """
+    test_from = pd.Timestamp(test_from)
+    design = dacf_design(area, issue_hour)
+    weather = area.frame[list(WEATHER)]
+    if train_area is not None and train_area is not area:
+        before = dacf_design(train_area, issue_hour)
+        before = before.select(before.times < test_from)
+        after = design.select(design.issue_times >= test_from)
+        if set(before.features) != set(after.features):
+            raise DayAheadError(f"{area.area}: training and test files give different features")
+        frame = pd.concat([before.frame, after.frame[list(before.frame.columns)]], ignore_index=True)
+        design = type(design)(frame, design.targets, before.features, design.bounds, design.source)
+        weather = pd.concat([train_area.frame[list(WEATHER)], weather])
+        weather = weather[~weather.index.duplicated(keep="last")].sort_index()
+    end = pd.Timestamp(test_until) if test_until is not None else (design.issue_times.max() + DAY).floor("D")
+    test_origins = monthly_origins(test_from, (end + pd.offsets.MonthBegin(0)) if end.day != 1 else end)
+    selection_origins = monthly_origins(test_from - pd.DateOffset(months=folds), test_from)
+    history = design.select(design.times < test_from)
+    if history.issue_times.min() > selection_origins[0] - pd.DateOffset(months=1):
+        raise DayAheadError(f"{area.area}: need at least a month of rows before the first of {folds} selection "
+                            f"folds ({selection_origins[0].date()})")
+    chosen, selection = select(history, candidates, selection_origins,
+                               {t: SCORES[t] for t in design.targets})
+    predictions = rolling_origin(design, lambda: RenewablesModel(configs=chosen), test_origins)
+    predictions = predictions[predictions["time"] <= end].reset_index(drop=True)
+    keys = ["issue_time", "time", "zone"]
+    rows = predictions[keys].merge(design.frame, on=keys, how="left")
+    observed = rows[list(design.targets)]
+
+    train_truth = history.frame.drop_duplicates("time").set_index("time")
+    hours = pd.DatetimeIndex(rows["time"]).hour
+    climatology = pd.DataFrame({t: train_truth[t].groupby(pd.DatetimeIndex(train_truth.index).hour).mean()
+                               .reindex(hours).to_numpy() for t in design.targets})
+    forecasts = {
+        "ours": predictions[list(design.targets)],
+        "dacf": rows[[f"prior_{t}" for t in design.targets]].set_axis(list(design.targets), axis=1),
+        "persistence": rows[[f"{t}_last_day" for t in design.targets]].set_axis(list(design.targets), axis=1),
+        "climatology": climatology,
+        "linear_weather": _linear_weather(weather, history.frame, rows),
+    }
+    out: dict = {name: _scored(observed, f) for name, f in forecasts.items()}
+    levels = chosen[SHARE_COLUMN].levels
+    for target, key in TARGET_SCORES.items():
+        q = predictions[[f"{target}_q{level:g}" for level in levels]].to_numpy(float)
+        y = observed[target].to_numpy(float)
+        ok = np.isfinite(y)
+        prefix = key.split("_")[0] if target == SHARE_COLUMN else key.rsplit("_", 1)[0]
+        out["ours"][f"{prefix}_crps"] = quantile_crps(y[ok], q[ok], levels)
+        out["ours"][f"{prefix}_coverage_{levels[0]:g}_{levels[-1]:g}"] = coverage(y[ok], q[ok, 0], q[ok, -1])
+    lead = predictions["lead_h"].to_numpy()
+    out["ours"]["share_rmse_by_lead"] = {
+        f"{a}-{b}h": _rmse(observed[SHARE_COLUMN].to_numpy(float)[(lead >= a) & (lead <= b)],
+                           predictions[SHARE_COLUMN].to_numpy(float)[(lead >= a) & (lead <= b)])
+        for a, b in ((1, 6), (7, 12), (13, 18), (19, 24)) if ((lead >= a) & (lead <= b)).any()}
+    return {
+        **out,
+        "period": [str(rows["time"].min()), str(rows["time"].max())],
+        "hours": int(len(rows)),
+        "issue_hour_utc": issue_hour,
+        "test_months": [str(o.date()) for o in test_origins[:-1]],
+        "selection": selection,
+        "chosen": {t: c.describe() for t, c in chosen.items()},
+    }
+

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from carbonsync.core.optional import optional_import
+
 
 def _reduce_dims(da: xr.DataArray, keep: Sequence[str]) -> list[str]:
     return [d for d in da.dims if d not in keep]
@@ -62,3 +64,28 @@ def r2(forecast, truth, keep: Sequence[str] = ()):
     ss_res = ((truth - forecast) ** 2).sum(dims)
     ss_tot = ((truth - truth.mean(dims)) ** 2).sum(dims)
     return 1.0 - ss_res / ss_tot
+
+
+# ----------------------------------------------------------------------------- quantile forecasts (numpy)
+
+
+def pinball(observed: np.ndarray, quantiles: np.ndarray, levels: Sequence[float]) -> float:
+    """Mean pinball (quantile) loss of ``quantiles`` ``(n, len(levels))`` over rows and levels."""
+    y = np.asarray(observed, float)[:, None]
+    q, tau = np.asarray(quantiles, float), np.asarray(levels, float)
+    diff = y - q
+    return float(np.mean(np.maximum(tau * diff, (tau - 1.0) * diff)))
+
+
+def quantile_crps(observed: np.ndarray, quantiles: np.ndarray, levels: Sequence[float]) -> float:
+    """Mean CRPS of forecasts given as quantiles (scoringrules' ``crps_quantile``: twice the mean pinball)."""
+    scoringrules = optional_import("scoringrules", "renewables")
+    values = scoringrules.crps_quantile(np.asarray(observed, float), np.asarray(quantiles, float),
+                                        np.asarray(levels, float))
+    return float(np.mean(values))
+
+
+def coverage(observed: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """Fraction of ``observed`` inside ``[low, high]``."""
+    y = np.asarray(observed, float)
+    return float(np.mean((y >= np.asarray(low, float)) & (y <= np.asarray(high, float))))

@@ -135,8 +135,6 @@ def dacf_design(area: DacfArea, issue_hour: int = 0, weather: bool | None = None
     features = tuple(c for c in frame.columns
                      if c not in ("issue_time", "time", "lead_h", "zone", *DACF_TARGETS)
                      and not c.startswith("prior_"))
-    features = ("lead_h_feature", *features)
-    frame["lead_h_feature"] = frame["lead_h"].astype(float)
     frame = frame.dropna(subset=[f"prior_{t}" for t in DACF_TARGETS]).reset_index(drop=True)
     bounds = {SHARE_COLUMN: (0.0, 1.0), "carbon_intensity": (0.0, None), "carbon_intensity_lifecycle": (0.0, None)}
     return Design(frame, DACF_TARGETS, features, bounds, source=f"dacf:{area.area}")

@@ -96,8 +96,8 @@ class Design:
         return np.ones(len(self.frame), dtype=bool)
 
     def x(self, target: str) -> pd.DataFrame:
-        """Features of ``target``'s learned part: the feature columns and its prior (float)."""
-        return self.frame[[*self.features, f"prior_{target}"]].astype(float)
+        """Inputs of ``target``'s learned part: the feature columns, the lead and the target's prior (float)."""
+        return self.frame[[*self.features, "lead_h", f"prior_{target}"]].astype(float)
 
     def prior(self, target: str) -> np.ndarray:
         return self.frame[f"prior_{target}"].to_numpy(dtype=float)

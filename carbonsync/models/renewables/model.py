@@ -3,8 +3,9 @@
 ``forecast = clip(prior + learner(features, prior))`` for every target of a :class:`Design`. The quantiles
 are the point forecast plus empirical quantiles of out-of-sample residuals in lead buckets
 (split-conformal): :meth:`RenewablesModel.fit` holds out the latest ``calibration_fraction`` of issue times,
-fits the learner on the earlier ones, measures the residuals' quantiles by lead on the held-out part, then
-refits the learner on all rows. :func:`rolling_origin` predicts each block of issue times with a model fitted
+fits the learner on the earlier ones, measures on the held-out part how far to trust it (with ``shrink``, the
+least-squares scale in [0, 1] of its correction: prior + scale * correction) and the residuals' quantiles by
+lead, then refits the learner on all rows. :func:`rolling_origin` predicts each block of issue times with a model fitted
 only on rows observed before the block; :func:`select` chooses a configuration per target by its mean score
 over several such folds, so validation always predicts a later period.
 """
@@ -49,6 +50,7 @@ class RenewablesConfig:
     lead_edges_h: tuple[int, ...] = (6, 12, 24, 48, 96)
     calibration_fraction: float = 0.25
     half_life_days: float | None = None
+    shrink: bool = True
 
     def __post_init__(self) -> None:
         if not all(0.0 < q < 1.0 for q in self.levels) or list(self.levels) != sorted(set(self.levels)):
@@ -112,6 +114,12 @@ class _TargetModel:
             raise RenewablesError(f"target {target!r}: too few issue times to hold out a calibration part")
         learner = self._fit_learner(design, target, early)
         held = design.select(late)
+        self.scale = 1.0
+        if self.config.shrink:
+            correction = learner.predict(held.x(target))
+            wanted = held.observed(target) - held.prior(target)
+            power = float(np.dot(correction, correction))
+            self.scale = float(np.clip(np.dot(wanted, correction) / power, 0.0, 1.0)) if power > 0 else 0.0
         residual = held.observed(target) - self._point(learner, held, target)
         buckets = _bucket(held.lead_h, self.config.lead_edges_h)
         pooled = _conformal_quantiles(residual, self.config.levels)
@@ -129,7 +137,7 @@ class _TargetModel:
 
     def _point(self, learner: Learner, design: Design, target: str) -> np.ndarray:
         prior = design.prior(target)
-        point = prior + learner.predict(design.x(target))
+        point = prior + self.scale * learner.predict(design.x(target))
         low, high = design.bounds.get(target, (None, None))
         point = np.clip(point, low, high)
         return np.where(design.active, point, prior)
@@ -188,7 +196,7 @@ class RenewablesModel:
 
     def describe(self) -> dict[str, Any]:
         return {"trained_until": str(self.trained_until),
-                "targets": {t: {**p.config.describe(), "rows": p.rows,
+                "targets": {t: {**p.config.describe(), "rows": p.rows, "scale": round(p.scale, 4),
                                 "calibration_rows_by_lead": dict(zip(
                                     [f"<={e}h" for e in p.config.lead_edges_h] + [f">{p.config.lead_edges_h[-1]}h"],
                                     p.bucket_rows.tolist(), strict=True))}
