@@ -55,7 +55,7 @@ def summary(areas: dict[str, dict]) -> dict:
     out = {"areas": len(areas)}
     for score in ("share_rmse", "ci_mape", "ci_lifecycle_mape"):
         out[score] = {f"beats_{anchor}": sum(r["ours"][score] < r[anchor][score] for r in areas.values())
-                      for anchor in ANCHORS}
+                      for anchor in ANCHORS if all(anchor in r for r in areas.values())}
     return out
 
 
@@ -81,10 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
         except (DayAheadError, RenewablesError) as err:
             raise SystemExit(f"area {name}: {err}") from None
         r = results[name]
-        print(f"{name}: share RMSE ours {r['ours']['share_rmse']:.4f} dacf {r['dacf']['share_rmse']:.4f} "
-              f"persistence {r['persistence']['share_rmse']:.4f}; CI MAPE ours {r['ours']['ci_mape']:.2f} "
-              f"dacf {r['dacf']['ci_mape']:.2f} persistence {r['persistence']['ci_mape']:.2f} "
-              f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+        line = "; ".join(f"{key} " + " ".join(f"{name} {r[name][key]:.4g}" for name in ("ours", *ANCHORS) if name in r)
+                         for key in ("share_rmse", "ci_mape"))
+        print(f"{name}: {line} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
     out = {"protocol": f"issue {args.issue_hour:02d} UTC of D, hours after it to D+1 00:00",
            "train": args.train, "test": args.test or args.train, "test_from": args.test_from,
            "test_until": args.test_until, "selection_folds": args.folds, "areas": results,

@@ -22,14 +22,21 @@ import pandas as pd
 from carbonsync.core.errors import CarbonSyncError
 from carbonsync.data.observations.dacf import SHARE_COLUMN, DacfArea, products
 from carbonsync.evaluate.metrics import coverage, quantile_crps
-from carbonsync.models.renewables import RenewablesConfig, RenewablesModel, build_learner, monthly_origins, rolling_origin, select
-from carbonsync.models.renewables.dacf import WEATHER, dacf_design
+from carbonsync.models.renewables import (
+    RenewablesConfig,
+    RenewablesError,
+    RenewablesModel,
+    build_learner,
+    monthly_origins,
+    rolling_origin,
+    select,
+)
+from carbonsync.models.renewables.dacf import WEATHER, dacf_design, issue_rows
 
 __all__ = ["DEFAULT_CANDIDATES", "DayAheadError", "ci_mape", "dayahead_targets", "evaluate_dayahead",
             "hour_of_day_climatology", "persistence", "published",
            "score_anchors", "share_rmse"]
 
-HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
 
 
@@ -40,16 +47,10 @@ class DayAheadError(CarbonSyncError, ValueError):
 def dayahead_targets(times: pd.DatetimeIndex) -> pd.DataFrame:
     """``issue_time``, ``time`` (the target hour) and ``lead_h`` (1-24) of every day D whose 24 target hours
     D 01:00 ... D+1 00:00 are all in ``times`` (hourly, naive UTC)."""
-    times = pd.DatetimeIndex(times)
-    present = set(times)
-    rows = []
-    for day in pd.DatetimeIndex(sorted({t.floor("D") for t in times})):
-        hours = [day + k * HOUR for k in range(1, 25)]
-        if all(h in present for h in hours):
-            rows += [(day, h, k) for k, h in enumerate(hours, start=1)]
-    if not rows:
-        raise DayAheadError(f"no complete day-ahead day (D 01:00 ... D+1 00:00) in {len(times)} times")
-    return pd.DataFrame(rows, columns=["issue_time", "time", "lead_h"])
+    try:
+        return issue_rows(pd.DatetimeIndex(times), issue_hour=0)
+    except RenewablesError:
+        raise DayAheadError(f"no complete day-ahead day (D 01:00 ... D+1 00:00) in {len(times)} times") from None
 
 
 def persistence(observed: pd.Series, targets: pd.DataFrame) -> pd.Series:
@@ -171,6 +172,22 @@ def _linear_weather(weather: pd.DataFrame, train_rows: pd.DataFrame, rows: pd.Da
     return out
 
 
+def _joined(train: DacfArea, test: DacfArea, test_from: pd.Timestamp) -> DacfArea:
+    """One area of the training file's rows before ``test_from`` and the test file's rows from it on."""
+    if train.generation_columns != test.generation_columns:
+        raise DayAheadError(f"{test.area}: training fuels {train.generation_columns} differ from the test file's "
+                            f"{test.generation_columns}")
+
+    def cut(before: pd.DataFrame | None, after: pd.DataFrame | None) -> pd.DataFrame | None:
+        if before is None or after is None:
+            return None
+        return pd.concat([before[before.index < test_from], after[after.index >= test_from]]).sort_index()
+
+    return DacfArea(test.area, cut(train.frame, test.frame), list(test.generation_columns),
+                    [*train.sources, *test.sources], [*train.repairs, *test.repairs],
+                    cut(train.operator_forecasts, test.operator_forecasts))
+
+
 def evaluate_dayahead(area: DacfArea, test_from: str | pd.Timestamp, test_until: str | pd.Timestamp | None = None,
                       train_area: DacfArea | None = None, folds: int = 3,
                       candidates: Sequence[RenewablesConfig] = DEFAULT_CANDIDATES, issue_hour: int = 0) -> dict:
@@ -181,21 +198,14 @@ def evaluate_dayahead(area: DacfArea, test_from: str | pd.Timestamp, test_until:
     predicted by that configuration fitted on every row observed before the month. ``train_area`` supplies
     the rows before ``test_from`` when training and test data are separate files. Returns per forecast
     (``ours``, ``dacf``, ``persistence``, ``climatology``, ``linear_weather``) ``share_rmse``, ``ci_mape`` and
-    ``ci_lifecycle_mape``; for ours also CRPS, pinball and 10-90 % coverage, and share RMSE by lead.
+    ``ci_lifecycle_mape`` (``dacf`` only where the file publishes a forecast for every fuel); for ours also
+    CRPS and 10-90 % coverage, and share RMSE by lead.
     """
     test_from = pd.Timestamp(test_from)
+    if train_area is not None and train_area is not area:
+        area = _joined(train_area, area, test_from)
     design = dacf_design(area, issue_hour)
     weather = area.frame[list(WEATHER)]
-    if train_area is not None and train_area is not area:
-        before = dacf_design(train_area, issue_hour)
-        before = before.select(before.times < test_from)
-        after = design.select(design.issue_times >= test_from)
-        if set(before.features) != set(after.features):
-            raise DayAheadError(f"{area.area}: training and test files give different features")
-        frame = pd.concat([before.frame, after.frame[list(before.frame.columns)]], ignore_index=True)
-        design = type(design)(frame, design.targets, before.features, design.bounds, design.source)
-        weather = pd.concat([train_area.frame[list(WEATHER)], weather])
-        weather = weather[~weather.index.duplicated(keep="last")].sort_index()
     end = pd.Timestamp(test_until) if test_until is not None else (design.issue_times.max() + DAY).floor("D")
     test_origins = monthly_origins(test_from, (end + pd.offsets.MonthBegin(0)) if end.day != 1 else end)
     selection_origins = monthly_origins(test_from - pd.DateOffset(months=folds), test_from)
@@ -217,11 +227,12 @@ def evaluate_dayahead(area: DacfArea, test_from: str | pd.Timestamp, test_until:
                                .reindex(hours).to_numpy() for t in design.targets})
     forecasts = {
         "ours": predictions[list(design.targets)],
-        "dacf": rows[[f"prior_{t}" for t in design.targets]].set_axis(list(design.targets), axis=1),
         "persistence": rows[[f"{t}_last_day" for t in design.targets]].set_axis(list(design.targets), axis=1),
         "climatology": climatology,
         "linear_weather": _linear_weather(weather, history.frame, rows),
     }
+    if area.published_generation() is not None:         # the prior is the published forecast (else persistence)
+        forecasts["dacf"] = rows[[f"prior_{t}" for t in design.targets]].set_axis(list(design.targets), axis=1)
     out: dict = {name: _scored(observed, f) for name, f in forecasts.items()}
     levels = chosen[SHARE_COLUMN].levels
     for target, key in TARGET_SCORES.items():

@@ -1,5 +1,6 @@
-"""Models: the SFNO backbone, the AFNO irradiance diagnostic, the regional head, the station and renewable-share
-models, the inputs they are built from, and model packages (what training writes and inference loads).
+"""Models: the SFNO backbone, the AFNO irradiance diagnostic, the regional head, the station model, the
+renewables model family (:mod:`carbonsync.models.renewables`), the inputs they are built from, and model
+packages (what training writes and inference loads).
 
 The names below are the public API.
 """
@@ -33,7 +34,6 @@ from carbonsync.models.package import (
     verify_package,
 )
 from carbonsync.models.sfno import SFNO, SFNOConfig
-from carbonsync.models.share import RenewableShareModel, ShareEnsemble, ShareModelConfig
 from carbonsync.models.station import StationFeatures, StationModel, fit_station_model
 
 __all__ = [
@@ -46,11 +46,8 @@ __all__ = [
     "ModelPackage",
     "PackageError",
     "RegionalHead",
-    "RenewableShareModel",
     "SFNO",
     "SFNOConfig",
-    "ShareEnsemble",
-    "ShareModelConfig",
     "StationFeatures",
     "StationModel",
     "backbone_forcing",

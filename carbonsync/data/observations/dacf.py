@@ -474,21 +474,23 @@ def load_dacf_paths(spec: str | Path | Iterable[str | Path], **kwargs) -> dict[s
     return {name: parts[0] if len(parts) == 1 else _concat(parts) for name, parts in sorted(by_area.items())}
 
 
-def carbon_intensity(generation: pd.DataFrame) -> pd.Series:
+def carbon_intensity(generation: pd.DataFrame, factors: str = "direct") -> pd.Series:
     """DACF's carbon intensity (g CO2e/kWh) of generation by fuel (MW columns named as in the files): in-area
-    generation only (imports ignored), direct factors (:data:`carbonsync.physics.carbon.EMISSION_FACTORS`);
-    negative values count as zero, NaN where any fuel is missing."""
-    intensity = physics_carbon_intensity(generation.clip(lower=0.0).fillna(0.0), "direct")
+    generation only (imports ignored), ``direct`` (DACF's) or ``lifecycle`` factors
+    (:data:`carbonsync.physics.carbon.EMISSION_FACTORS`); negative values count as zero, NaN where any fuel is
+    missing."""
+    intensity = physics_carbon_intensity(generation.clip(lower=0.0).fillna(0.0), factors)
     return intensity.where(generation.notna().all(axis=1))
 
 
 def products(generation: pd.DataFrame) -> pd.DataFrame:
-    """``carbon_intensity`` (g CO2e/kWh, direct) and ``wind_solar_share`` of generation by fuel (MW), as DACF
-    computes them (negative values count as zero)."""
+    """``carbon_intensity`` (g CO2e/kWh, direct), ``wind_solar_share`` and ``carbon_intensity_lifecycle`` of
+    generation by fuel (MW), as DACF computes them (negative values count as zero)."""
     total = generation.clip(lower=0.0).sum(axis=1, min_count=len(generation.columns))
     renewable = generation[[c for c in RENEWABLES if c in generation.columns]].clip(lower=0.0).sum(axis=1)
     share = (renewable / total.where(total > 0)).clip(0.0, 1.0)
-    return pd.DataFrame({"carbon_intensity": carbon_intensity(generation), SHARE_COLUMN: share})
+    return pd.DataFrame({"carbon_intensity": carbon_intensity(generation), SHARE_COLUMN: share,
+                         "carbon_intensity_lifecycle": carbon_intensity(generation, "lifecycle")})
 
 
 def is_dacf_csv(path: str | Path) -> bool:

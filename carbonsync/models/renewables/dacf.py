@@ -21,9 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from carbonsync.data.observations.dacf import RENEWABLES, SHARE_COLUMN, DacfArea
+from carbonsync.data.observations.dacf import RENEWABLES, SHARE_COLUMN, DacfArea, products
 from carbonsync.models.renewables.design import Design, RenewablesError
-from carbonsync.physics.carbon import carbon_intensity
 from carbonsync.physics.renewables import power_curve
 from carbonsync.physics.solar import clear_sky_hourly
 
@@ -32,7 +31,7 @@ __all__ = ["AREA_CENTROIDS", "DACF_TARGETS", "GFS_AVAILABLE_HOUR", "dacf_design"
 DACF_TARGETS = (SHARE_COLUMN, "carbon_intensity", "carbon_intensity_lifecycle")
 GFS_AVAILABLE_HOUR = 5
 WEATHER = ("wind_speed_10m", "temperature", "dewpoint", "dswrf", "precipitation")
-HUB_FACTOR = 1.8  # 10 m region mean -> hub height at the farms (as in models.share)
+HUB_FACTOR = 1.8  # 10 m region mean -> hub height at the farms
 # (lat, lon) of the areas' load-weighted centres, approximately
 AREA_CENTROIDS = {"CISO": (36.0, -119.5), "ERCO": (31.0, -97.5), "ISNE": (43.0, -71.5), "PJM": (40.0, -78.0),
                   "SE": (60.0, 15.0)}
@@ -42,14 +41,7 @@ DAY = pd.Timedelta(days=1)
 
 def dacf_products(generation: pd.DataFrame) -> pd.DataFrame:
     """The three targets from generation by fuel (MW): share of wind + solar, direct and lifecycle intensity."""
-    clipped = generation.clip(lower=0.0)
-    total = clipped.sum(axis=1, min_count=len(clipped.columns))
-    renewable = clipped[[c for c in RENEWABLES if c in clipped.columns]].sum(axis=1)
-    return pd.DataFrame({
-        SHARE_COLUMN: (renewable / total.where(total > 0)).clip(0.0, 1.0),
-        "carbon_intensity": carbon_intensity(generation, "direct"),
-        "carbon_intensity_lifecycle": carbon_intensity(generation, "lifecycle"),
-    }, index=generation.index)
+    return products(generation)[list(DACF_TARGETS)]
 
 
 def issue_rows(times: pd.DatetimeIndex, issue_hour: int = 0) -> pd.DataFrame:

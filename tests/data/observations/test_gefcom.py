@@ -310,39 +310,41 @@ def test_solar_features_and_model_are_zero_at_night(tmp_path):
 
 
 def test_benchmark_script_prints_json_on_a_tiny_wind_file(tmp_path):
+    """Rolling origin over the months from --test-from; the configuration chosen on the two months before."""
     raw = wind_frame(zones=2, days=130)
-    raw.loc[(raw["zone"] == 2) & (pd.to_datetime(raw["time"]) > "2012-04-01 00:00"), "power_norm"] = np.nan
+    raw.loc[(raw["zone"] == 2) & (pd.to_datetime(raw["time"]) > "2012-04-20 00:00"), "power_norm"] = np.nan
     path = write(raw, tmp_path / "tiny_wind.csv")
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gefcom2014.py"), "--track", "wind", "--train", str(path),
-         "--test", str(path), "--holdout", "last-month", "--members", "1", "--epochs", "2"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [sys.executable, str(ROOT / "benchmarks" / "gefcom2014.py"), "--track", "wind", "--data", str(path),
+         "--test-from", "2012-04-01", "--folds", "2"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert {"rmse", "mae", "baselines", "pinball"} <= set(result)
-    assert set(result["baselines"]) == {"power_curve", "climatology"}
-    assert all(np.isfinite(v) for v in (result["rmse"], result["baselines"]["power_curve"]["rmse"]))
-    windows = {tuple(w["zones"]): (w["window"], w["validation_month"]) for w in result["windows"]}
-    assert windows == {("1",): (["2012-05-01 00:00:00", "2012-06-01 00:00:00"], "2012-04"),
-                       ("2",): (["2012-03-01 00:00:00", "2012-04-01 00:00:00"], "2012-02")}
-    assert result["n_test_hours"] == 9 * 24 + 31 * 24
+    assert {"ours", "physical_prior", "power_curve", "climatology", "persistence"} <= set(result)
+    assert [m["month"] for m in result["test_months"]] == ["2012-04-01", "2012-05-01"]
+    assert result["hours"] == sum(m["hours"] for m in result["test_months"]) == 30 * 24 + 19 * 24 + 9 * 24
+    assert result["selection"]["folds"] == [["2012-02-01 00:00:00", "2012-03-01 00:00:00"],
+                                            ["2012-03-01 00:00:00", "2012-04-01 00:00:00"]]
+    # the farms' lagged, direction-dependent curves: learnable, beyond any function of the hour's own speed
+    assert result["ours"]["rmse"] < 0.5 * min(result["power_curve"]["rmse"], result["physical_prior"]["rmse"])
+    assert 0.5 < result["ours"]["coverage_0.1_0.9"] < 0.95
 
 
-def test_benchmark_solar_with_separate_files_and_test_from(tmp_path):
+def test_benchmark_solar_with_nwp_only(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import gefcom2014 as bench
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    raw = solar_frame(days=75)
-    path = write(raw, tmp_path / "solar.csv")
-    result = bench.run(bench.parse_args(["--track", "solar", "--train", str(path), "--test", str(path),
-                                         "--test-from", "2013-03-01", "--members", "1", "--epochs", "5"]))
-    assert result["n_test_hours"] == 2 * 16 * 24 and result["windows"][0]["validation_month"] == "2013-02"
-    assert result["rmse"] < result["baselines"]["climatology"]["rmse"]
-    with pytest.raises(SystemExit, match="needs --holdout last-month or --test-from"):
-        bench.run(bench.parse_args(["--track", "solar", "--train", str(path), "--test", str(path)]))
+    path = write(solar_frame(days=75), tmp_path / "solar.csv")
+    result = bench.main(["--track", "solar", "--data", str(path), "--test-from", "2013-03-01", "--folds", "1",
+                         "--nwp-only"])
+    assert result["hours"] == 2 * 16 * 24 and "persistence" not in result and not result["autoregressive"]
+    assert result["ours"]["rmse"] < result["climatology"]["rmse"]
+    assert "cf_at_issue" not in json.dumps(result["selection"])
+    frame = load_gefcom_wind(write(wind_frame(zones=1, days=40), tmp_path / "w.csv"))
+    assert bench.default_test_from(frame) == pd.Timestamp("2012-10-01")    # 6 months + 3 selection months
 
 
 # ---------------------------------------------------------------------------------------------- real data
