@@ -131,7 +131,7 @@ def evaluate_station(frame: pd.DataFrame, track: str, test_from: str | pd.Timest
         "climatology": climatology,
     }
     if autoregressive:
-        forecasts["persistence"] = rows["cf_at_issue"].to_numpy(float)
+        forecasts["persistence"] = rows["cf_last_day"].to_numpy(float)     # the same hour of the last observed day
     out = {name: _scores(y, p) for name, p in forecasts.items()}
     levels = config.levels
     q = predictions[[f"{STATION_TARGET}_q{level:g}" for level in levels]].to_numpy(float)

@@ -96,7 +96,8 @@ def test_station_autoregressive_terms_stop_at_the_issue_time():
     assert row["cf_at_issue"] == frame.set_index("time").loc[pd.Timestamp("2012-01-02"), "capacity_factor"]
     later = frame.assign(capacity_factor=np.where(frame["time"] > "2012-01-02", 0.0, frame["capacity_factor"]))
     again = station_design(wind_features(later, context_sites=()))
-    ar = ["cf_at_issue", "cf_error_at_issue", "cf_mean_6h", "cf_mean_24h"]
+    ar = ["cf_at_issue", "cf_error_at_issue", "cf_mean_6h", "cf_mean_24h", "cf_last_day"]
+    assert row["cf_last_day"] == frame.set_index("time").loc[pd.Timestamp("2012-01-01T07:00"), "capacity_factor"]
     pd.testing.assert_series_equal(design.frame.loc[30, ar], again.frame.loc[30, ar])
     assert "cf_at_issue" not in station_design(wind_features(frame, context_sites=()), autoregressive=False).features
 

@@ -5,7 +5,8 @@ hub height (the hour's 10-100 m shear) through windpowerlib's fleet-smoothed pow
 PVWatts chain at the site. Rows are hour-ending labels of a daily NWP run issued at 00 UTC, so a row ending
 at ``time`` was issued at the midnight before it (lead 1-24 h). Sites enter as one-hot columns. With
 ``autoregressive`` the observed capacity factor up to the issue time enters too: at the issue hour, its
-error against the prior there, and its means over the 6 and 24 h before (GEFCom2014's own task, a month
+error against the prior there, its means over the 6 and 24 h before, and the same hour of the last observed
+day (GEFCom2014's own task, a month
 ahead from NWP alone, is ``autoregressive=False``). Target:
 ``capacity_factor`` in [0, 1]; solar rows with the sun down are inactive (the output is the prior, 0).
 """
@@ -52,6 +53,10 @@ def station_design(features: StationFeatures, issue_hour: int = 0, autoregressiv
         }.items():
             frame[name] = _at_issue(values, zones, issue)
             names.append(name)
+        lead_days = np.ceil(np.asarray((times - issue) / pd.Timedelta(hours=1), dtype=float) / 24.0)
+        last_day = times - pd.Timedelta(days=1) * lead_days
+        frame["cf_last_day"] = _at_issue(observed, zones, pd.DatetimeIndex(last_day))   # the same hour, observed
+        names.append("cf_last_day")
     frame.insert(0, "issue_time", issue)
     frame.insert(1, "time", times)
     frame.insert(2, "lead_h", ((times - issue) / pd.Timedelta(hours=1)).astype(int))
