@@ -29,6 +29,7 @@ DEFAULT_CANDIDATES = (
     RenewablesConfig(learner="ridge", params={"alpha": 10.0}),
     RenewablesConfig(learner="lightgbm"),
     RenewablesConfig(learner="lightgbm", params={"n_estimators": 800, "num_leaves": 31}),
+    RenewablesConfig(learner="mlp"),
 )
 
 

@@ -34,7 +34,7 @@ from carbonsync.models.package import (
     verify_package,
 )
 from carbonsync.models.sfno import SFNO, SFNOConfig
-from carbonsync.models.station import StationFeatures, StationModel, fit_station_model
+from carbonsync.models.station import StationFeatures, solar_features, wind_features
 
 __all__ = [
     "AFNOConfig",
@@ -49,12 +49,10 @@ __all__ = [
     "SFNO",
     "SFNOConfig",
     "StationFeatures",
-    "StationModel",
     "backbone_forcing",
     "build_head_features",
     "calibrate_band",
     "fit_head",
-    "fit_station_model",
     "hour_state_weights",
     "interpolation_weights",
     "irradiance_inputs",
@@ -64,6 +62,8 @@ __all__ = [
     "quantile_coverage",
     "register_model_class",
     "save_package",
+    "solar_features",
     "verify_package",
+    "wind_features",
     "zenith_forcing",
 ]

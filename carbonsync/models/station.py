@@ -1,4 +1,4 @@
-"""Station/NWP-series power model: a physical capacity-factor prior plus a learned torch correction.
+"""Station/NWP-series features: a physical capacity-factor prior and the NWP features a correction learns from.
 
 Input is a tidy frame with one row per site (``zone``) and hour (``time``, UTC, labelling the hour that ends
 at it) carrying weather under lexicon names, as :mod:`carbonsync.data.observations.gefcom` returns, an ERA5
@@ -11,27 +11,22 @@ point series or the backbone's forecasts interpolated to a site would:
   Prior: pvlib's PVWatts chain of :func:`carbonsync.physics.renewables.solar_capacity_factor` (solar position,
   Erbs decomposition, Hay-Davies transposition, Faiman cell temperature) at a given site location.
 
-The correction is an MLP ensemble on features known at forecast time only — the NWP values at the hour and
-at neighbouring hours (t-k .. t+k of the same forecast), wind direction and shear, hour of day and season, a
-per-site embedding and, for wind, the forecasts at the other sites of the set — never observed power. It
-acts in logit space on the prior (zero-initialised, so an untrained model returns the prior) and outputs a
-point forecast (MSE) and monotone quantiles (pinball loss, :func:`carbonsync.models.head.pinball_loss`).
-Solar output is exactly 0 when the sun is down throughout the hour and its neighbours.
+The features are known at forecast time only: the NWP values at the hour and at neighbouring hours (t-k .. t+k
+of the same forecast), wind direction and shear, hour of day and season and, for wind, the forecasts at the
+other sites of the set. :func:`carbonsync.models.renewables.station.station_design` turns them into the
+renewables model's design (adding the observed output up to the issue time). Solar rows are inactive when
+the sun is down throughout the hour and its neighbours.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 import xarray as xr
-from torch import nn
 
-from carbonsync.models.head import band_scale, conformal_widening, pinball_loss
 from carbonsync.physics.renewables import hub_height_speed, power_curve, solar_capacity_factor
 from carbonsync.physics.solar import hourly_mean_cos_zenith, toa_hourly
 
@@ -39,9 +34,6 @@ __all__ = [
     "StationFeatures",
     "wind_features",
     "solar_features",
-    "StationNet",
-    "StationModel",
-    "fit_station_model",
 ]
 
 DEFAULT_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -254,216 +246,3 @@ def solar_features(
     return StationFeatures(
         x, prior, frame["zone"].to_numpy(dtype=str), times, _target(frame), active, names, "solar",
     )
-
-
-# ------------------------------------------------------------------------------------------------ model
-
-
-class StationNet(nn.Module):
-    """MLP correction of a prior CF in logit space, with a site embedding and monotone quantiles."""
-
-    def __init__(
-        self, n_features: int, n_sites: int, hidden: int = 64, layers: int = 2, embed_dim: int = 4,
-        quantiles: Sequence[float] = DEFAULT_QUANTILES, dropout: float = 0.0, eps: float = 1e-2,
-    ) -> None:
-        super().__init__()
-        self.quantile_levels = tuple(float(q) for q in quantiles)
-        self.eps = eps
-        self.embedding = nn.Embedding(n_sites, embed_dim)
-        blocks: list[nn.Module] = []
-        width = n_features + embed_dim
-        for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.SiLU()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
-            width = hidden
-        self.mlp = nn.Sequential(*blocks)
-        self.out = nn.Linear(width, 1 + len(self.quantile_levels))
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x: torch.Tensor, site: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Point CF ``(n,)`` and quantiles ``(n, Q)``, all in [0, 1]."""
-        base = torch.logit(prior.clamp(self.eps, 1 - self.eps))
-        raw = self.out(self.mlp(torch.cat([x, self.embedding(site)], dim=1)))
-        point = torch.sigmoid(base + raw[:, 0])
-        nq = len(self.quantile_levels)
-        if nq > 1:
-            steps = F.softplus(raw[:, 2:] + 0.5)
-            offsets = torch.cat([raw[:, 1:2] - 0.5 * steps.sum(-1, keepdim=True), steps], dim=-1)
-            quant = torch.sigmoid(base[:, None] + torch.cumsum(offsets, dim=-1))
-        else:
-            quant = torch.sigmoid(base[:, None] + raw[:, 1:])
-        return point, quant
-
-
-@dataclass
-class StationModel:
-    """A fitted ensemble with its feature standardisation (training split only) and site list."""
-
-    nets: list[StationNet]
-    mean: np.ndarray
-    std: np.ndarray
-    sites: tuple[str, ...]
-    names: tuple[str, ...]
-    track: str
-    context_sites: tuple[str, ...] = ()
-    history: list[dict[str, list[float]]] = field(default_factory=list)
-    band_widening: float = 0.0  # logit units at the outermost quantiles (set by calibrate)
-
-    @property
-    def quantile_levels(self) -> tuple[float, ...]:
-        return self.nets[0].quantile_levels
-
-    def _tensors(self, feats: StationFeatures) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if feats.names != self.names:
-            extra = sorted(set(feats.names) ^ set(self.names))
-            raise ValueError(f"features differ from the model's ({', '.join(extra) or 'order'}); build them the same way")
-        pos = {s: i for i, s in enumerate(self.sites)}
-        unknown = sorted(str(s) for s in set(feats.site) - set(pos))
-        if unknown:
-            raise KeyError(f"the model was not trained on site(s) {unknown}; it knows {list(self.sites)}")
-        x = torch.as_tensor((feats.x - self.mean) / self.std, dtype=torch.float32)
-        site = torch.as_tensor(np.array([pos[s] for s in feats.site], dtype=np.int64))
-        return x, site, torch.as_tensor(feats.prior, dtype=torch.float32)
-
-    def predict(self, feats: StationFeatures) -> tuple[np.ndarray, np.ndarray]:
-        """Ensemble-mean point CF ``(n,)`` and quantiles ``(n, Q)`` (0 on inactive rows)."""
-        x, site, prior = self._tensors(feats)
-        points, quants = [], []
-        with torch.no_grad():
-            for net in self.nets:
-                net.eval()
-                p, q = net(x, site, prior)
-                points.append(p.numpy())
-                quants.append(q.numpy())
-        active = feats.active.astype(np.float64)
-        point = np.mean(points, axis=0).astype(np.float64) * active
-        quant = np.sort(np.mean(quants, axis=0).astype(np.float64), axis=1)
-        eps = self.nets[0].eps
-        if self.band_widening > 0:
-            logit = torch.logit(torch.as_tensor(quant).clamp(eps, 1 - eps))
-            quant = torch.sigmoid(logit + self.band_widening * band_scale(self.quantile_levels).double()).numpy()
-        # the nets resolve CFs to within eps of 0 and 1 (their prior is clamped there): quantiles that far
-        # out stand for the point masses at 0 (calm, curtailment) and 1 (rated power)
-        quant = np.where(quant <= eps, 0.0, np.where(quant >= 1 - eps, 1.0, quant))
-        return point, quant * active[:, None]
-
-    def calibrate(self, held: StationFeatures, lower: float = 0.1, upper: float = 0.9) -> float:
-        """Widen the quantiles by split-conformal calibration so ``[lower, upper]`` covers ``upper - lower``
-        of the observed, active rows of ``held`` (rows the nets were not fitted on; for solar, rows with sun
-        only). Sets and returns :attr:`band_widening` (see :func:`carbonsync.models.head.conformal_widening`)."""
-        levels = list(self.quantile_levels)
-        if lower not in levels or upper not in levels or not lower < 0.5 < upper:
-            raise ValueError(f"[{lower}, {upper}] is not a central band of the model's quantiles {levels}")
-        rows = held.active & np.isfinite(held.target)
-        if self.track == "solar":
-            rows &= held.prior > 0  # at night the band is trivially right
-        _, quant = self.predict(held.subset(rows))
-        y = torch.as_tensor(held.target[rows])
-        low, high = (torch.as_tensor(quant[:, levels.index(q)]) for q in (lower, upper))
-        self.band_widening += conformal_widening(y, low, high, upper - lower, self.nets[0].eps)
-        return self.band_widening
-
-
-def _train_member(
-    net: StationNet, x: torch.Tensor, site: torch.Tensor, prior: torch.Tensor, y: torch.Tensor,
-    val: tuple[torch.Tensor, ...] | None, *, epochs: int, patience: int, lr: float, weight_decay: float,
-    batch_size: int, quantile_weight: float, generator: torch.Generator,
-) -> dict[str, list[float]]:
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    levels = torch.tensor(net.quantile_levels, dtype=torch.float32)
-    history: dict[str, list[float]] = {"train_mse": [], "val_rmse": []}
-    best, best_state, waited = np.inf, None, 0
-    n = len(y)
-    for _ in range(epochs):
-        net.train()
-        order = torch.randperm(n, generator=generator)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            point, quant = net(x[idx], site[idx], prior[idx])
-            mse = F.mse_loss(point, y[idx])
-            loss = mse + quantile_weight * pinball_loss(quant, y[idx], levels).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(mse.detach()) * len(idx)
-        sched.step()
-        history["train_mse"].append(total / n)
-        if val is not None:
-            net.eval()
-            with torch.no_grad():
-                vp, _ = net(val[0], val[1], val[2])
-                rmse = float(torch.sqrt(F.mse_loss(vp, val[3])))
-            history["val_rmse"].append(rmse)
-            if rmse < best - 1e-5:
-                best, waited = rmse, 0
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return history
-
-
-def fit_station_model(
-    train: StationFeatures,
-    valid: StationFeatures | None = None,
-    *,
-    members: int = 3,
-    hidden: int = 64,
-    layers: int = 2,
-    embed_dim: int = 4,
-    dropout: float = 0.0,
-    quantiles: Sequence[float] = DEFAULT_QUANTILES,
-    epochs: int = 40,
-    patience: int = 6,
-    lr: float = 3e-3,
-    weight_decay: float = 1e-4,
-    batch_size: int = 512,
-    quantile_weight: float = 1.0,
-    seed: int = 0,
-    num_threads: int | None = 1,
-) -> StationModel:
-    """Fit an ensemble of :class:`StationNet` on the observed, active rows of ``train``.
-
-    Each member uses seed ``seed + k``; with ``valid`` the epoch of lowest validation RMSE is kept (early
-    stopping with ``patience``), without it all ``epochs`` run. Feature statistics come from ``train`` only.
-    Deterministic for a given seed (the global torch RNG is restored); ``num_threads`` intra-op threads.
-    """
-    rows = train.active & np.isfinite(train.target)
-    if rows.sum() < 10:
-        raise ValueError(f"only {int(rows.sum())} training rows with observed power; need at least 10")
-    fit = train.subset(rows)
-    mean = fit.x.mean(axis=0).astype(np.float32)
-    std = np.where(fit.x.std(axis=0) > 1e-6, fit.x.std(axis=0), 1.0).astype(np.float32)
-    sites = tuple(sorted(str(s) for s in set(fit.site)))
-    model = StationModel([], mean, std, sites, fit.names, fit.track, fit.context_sites)
-    x, site, prior = model._tensors(fit)
-    y = torch.as_tensor(fit.target, dtype=torch.float32)
-    val = None
-    if valid is not None:
-        vrows = valid.active & np.isfinite(valid.target)
-        if vrows.any():
-            vfit = valid.subset(vrows)
-            val = (*model._tensors(vfit), torch.as_tensor(vfit.target, dtype=torch.float32))
-    threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            for k in range(members):
-                torch.manual_seed(seed + k)
-                generator = torch.Generator().manual_seed(seed + k)
-                net = StationNet(len(fit.names), len(sites), hidden, layers, embed_dim, quantiles, dropout)
-                model.history.append(_train_member(
-                    net, x, site, prior, y, val, epochs=epochs, patience=patience, lr=lr, weight_decay=weight_decay,
-                    batch_size=batch_size, quantile_weight=quantile_weight, generator=generator,
-                ))
-                model.nets.append(net)
-    finally:
-        torch.set_num_threads(threads)
-    return model

@@ -58,7 +58,7 @@ def test_design_names_what_breaks_the_contract():
 
 
 def test_learners_are_chosen_by_name_and_unknown_names_are_refused():
-    assert {"prior", "ridge", "lightgbm"} <= set(LEARNERS)
+    assert {"prior", "ridge", "lightgbm", "mlp"} <= set(LEARNERS)
     with pytest.raises(RenewablesError, match="unknown learner 'forest'"):
         build_learner("forest")
     register_learner("mean_residual", MeanResidual)
@@ -78,7 +78,7 @@ class MeanResidual:
         return np.full(len(x), self.mean)
 
 
-@pytest.mark.parametrize("learner", ["ridge", "lightgbm"])
+@pytest.mark.parametrize("learner", ["ridge", "lightgbm", "mlp"])
 def test_the_learned_part_corrects_the_prior_out_of_sample(learner):
     train, test = synthetic(days=120, seed=1), synthetic(days=30, seed=2, start="2021-06-01")
     model = RenewablesModel(RenewablesConfig(learner=learner)).fit(train)

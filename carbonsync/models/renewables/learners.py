@@ -3,7 +3,8 @@
 - ``prior``: no correction (the physical prior or published forecast alone: the ablation and the anchor);
 - ``ridge``: scikit-learn's ``Ridge`` on standardised features (inputs clipped to their training range, so
   squared or interaction features cannot extrapolate);
-- ``lightgbm``: LightGBM's gradient-boosted trees (``LGBMRegressor``).
+- ``lightgbm``: LightGBM's gradient-boosted trees (``LGBMRegressor``);
+- ``mlp``: a small torch MLP on standardised features, early-stopped on a random tenth of the rows.
 
 scikit-learn and LightGBM are imported when a learner is built, with a message naming the ``renewables`` extra.
 """
@@ -15,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
 from carbonsync.core.optional import optional_import
 from carbonsync.models.renewables.design import RenewablesError
@@ -89,10 +92,77 @@ class GradientBoosting:
         return np.asarray(self.model.predict(x), dtype=float)
 
 
+class NeuralNet:
+    """A torch MLP (SiLU) on standardised features (NaN filled with the training mean), MSE with Adam, the
+    last layer zero-initialised (an untrained net predicts no correction), early-stopped on held-out rows."""
+
+    def __init__(self, hidden: int = 64, layers: int = 2, epochs: int = 40, lr: float = 2e-3,
+                 weight_decay: float = 1e-4, batch_size: int = 512, patience: int = 4, holdout: float = 0.1,
+                 seed: int = 0) -> None:
+        self.hidden, self.layers, self.epochs, self.lr = hidden, layers, epochs, lr
+        self.weight_decay, self.batch_size, self.patience = weight_decay, batch_size, patience
+        self.holdout, self.seed = holdout, seed
+
+    def _inputs(self, x: pd.DataFrame) -> torch.Tensor:
+        values = x.to_numpy(dtype=np.float64)
+        values = np.where(np.isnan(values), self.mean_, values)
+        return torch.as_tensor((values - self.mean_) / self.scale_, dtype=torch.float32)
+
+    def fit(self, x: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> NeuralNet:
+        generator = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        values = x.to_numpy(dtype=np.float64)
+        with np.errstate(all="ignore"):
+            self.mean_ = np.nan_to_num(np.nanmean(values, axis=0))
+            self.scale_ = np.nan_to_num(np.nanstd(values, axis=0), nan=1.0)
+        self.scale_[self.scale_ < 1e-9] = 1.0
+        inputs, target = self._inputs(x), torch.as_tensor(np.asarray(y, dtype=np.float32))
+        weights = torch.ones(len(target)) if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32)
+        order = torch.randperm(len(target), generator=generator)
+        held = order[: max(1, int(self.holdout * len(target)))]
+        train = order[len(held):]
+        blocks: list[nn.Module] = []
+        width = inputs.shape[1]
+        for _ in range(self.layers):
+            blocks += [nn.Linear(width, self.hidden), nn.SiLU()]
+            width = self.hidden
+        last = nn.Linear(width, 1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(*blocks, last)
+        optimiser = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        best, best_state, stale = float("inf"), None, 0
+        for _ in range(self.epochs):
+            self.net.train()
+            for batch in train[torch.randperm(len(train), generator=generator)].split(self.batch_size):
+                loss = (weights[batch] * (self.net(inputs[batch])[:, 0] - target[batch]) ** 2).mean()
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+            self.net.eval()
+            with torch.no_grad():
+                score = float((weights[held] * (self.net(inputs[held])[:, 0] - target[held]) ** 2).mean())
+            if score < best - 1e-9:
+                best, best_state, stale = score, {k: v.clone() for k, v in self.net.state_dict().items()}, 0
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        return self
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        self.net.eval()
+        with torch.no_grad():
+            return self.net(self._inputs(x))[:, 0].numpy().astype(float)
+
+
 LEARNERS: dict[str, Callable[..., Learner]] = {
     "prior": PriorOnly,
     "ridge": ClippedRidge,
     "lightgbm": GradientBoosting,
+    "mlp": NeuralNet,
 }
 
 

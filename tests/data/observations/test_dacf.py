@@ -239,7 +239,7 @@ def test_benchmark_end_to_end(tmp_path):
             assert all(np.isfinite(entry[kind][k]) for k in ("share_rmse", "ci_mape", "ci_lifecycle_mape"))
         assert entry["ours"]["share_rmse"] < entry["persistence"]["share_rmse"]
         assert entry["test_months"] == ["2020-05-01"] and entry["hours"] == 30 * 24   # May 31 lacks June 1 00:00
-        assert [len(c["fold_scores"]) for c in entry["selection"]["targets"]["wind_solar_share"]["candidates"]] == [2] * 4
+        assert [len(c["fold_scores"]) for c in entry["selection"]["targets"]["wind_solar_share"]["candidates"]] == [2] * 5
     assert out["summary"]["share_rmse"]["beats_persistence"] == 2
     assert "beats_dacf" not in out["summary"]["share_rmse"]
 

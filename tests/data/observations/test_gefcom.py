@@ -21,7 +21,9 @@ from carbonsync.data.observations.gefcom import (
     load_gefcom_solar,
     load_gefcom_wind,
 )
-from carbonsync.models.station import fit_station_model, solar_features, wind_features
+from carbonsync.models.renewables import RenewablesConfig, RenewablesModel
+from carbonsync.models.renewables.station import station_design
+from carbonsync.models.station import solar_features
 from carbonsync.physics.solar import toa_hourly
 from tests.helpers import REPO_ROOT, requires_shared_data, shared_data_dir
 
@@ -230,78 +232,18 @@ def test_solar_wrong_reset_hour_and_celsius_are_errors(tmp_path):
 # ---------------------------------------------------------------------------------------------------- model
 
 
-def test_station_model_beats_its_prior_and_a_binned_curve_on_a_synthetic_farm(tmp_path):
-    frame = load_gefcom_wind(write(wind_frame(zones=2, days=45), tmp_path / "w.csv"))
-    feats = wind_features(frame)
-    times = pd.DatetimeIndex(feats.times)
-    fit, val, test = times <= "2012-01-31", (times > "2012-01-31") & (times <= "2012-02-07"), times > "2012-02-07"
-    kwargs = {"members": 1, "epochs": 30, "patience": 6, "batch_size": 256, "lr": 3e-3, "seed": 3}
-    model = fit_station_model(feats.subset(fit), feats.subset(val), **kwargs)
-    point, quant = model.predict(feats.subset(test))
-    y = feats.target[test]
-    rmse = np.sqrt(np.mean((point - y) ** 2))
-    prior_rmse = np.sqrt(np.mean((feats.prior[test] - y) ** 2))
-    # the best any function of the hour's own 100 m speed can do (fitted on the test rows themselves)
-    s100 = np.hypot(frame["u100"], frame["v100"]).to_numpy()[test]
-    bins = pd.Series(y).groupby(np.floor(s100 / 0.5)).transform("mean").to_numpy()
-    curve_rmse = np.sqrt(np.mean((bins - y) ** 2))
-    assert rmse < 0.5 * prior_rmse and rmse < 0.9 * curve_rmse, (rmse, prior_rmse, curve_rmse)
-    assert quant.shape == (test.sum(), 5) and (np.diff(quant, axis=1) >= 0).all()
-    assert ((quant >= 0) & (quant <= 1)).all()
-    again = fit_station_model(feats.subset(fit), feats.subset(val), **kwargs)
-    np.testing.assert_array_equal(again.predict(feats.subset(test))[0], point)
-
-
-def test_untrained_model_returns_the_prior_and_rejects_unknown_sites(tmp_path):
-    frame = load_gefcom_wind(write(wind_frame(zones=2, days=5), tmp_path / "w.csv"))
-    feats = wind_features(frame)
-    model = fit_station_model(feats, None, members=1, epochs=0)
-    np.testing.assert_allclose(model.predict(feats)[0], np.clip(feats.prior, 0.01, 0.99), atol=1e-6)
-    other = wind_features(frame.assign(zone=frame["zone"].replace({"2": "7"})), context_sites=model.context_sites)
-    with pytest.raises(KeyError, match=r"not trained on site\(s\) \['7'\]"):
-        model.predict(other)
-    with pytest.raises(ValueError, match="features differ"):
-        model.predict(wind_features(frame, context_sites=()))
-
-
-def test_station_band_calibration_restores_coverage(tmp_path):
-    """Power far noisier than the untrained band: conformal widening on one half covers ~80 % of the other."""
-    frame = load_gefcom_wind(write(wind_frame(zones=2, days=20), tmp_path / "w.csv"))
-    feats = wind_features(frame)
-    model = fit_station_model(feats, None, members=1, epochs=0)
-    rng = np.random.default_rng(0)
-    logit = np.log(np.clip(feats.prior, 0.05, 0.95) / (1 - np.clip(feats.prior, 0.05, 0.95)))
-    feats.target = 1 / (1 + np.exp(-(logit + rng.normal(0, 4.0, len(logit)))))
-    times = pd.DatetimeIndex(feats.times)
-    first, second = feats.subset(times <= "2012-01-10"), feats.subset(times > "2012-01-10")
-
-    def coverage(part):
-        _, quant = model.predict(part)
-        return float(np.mean((part.target >= quant[:, 0]) & (part.target <= quant[:, -1])))
-
-    before = coverage(second)
-    widening = model.calibrate(first)
-    after = coverage(second)
-    assert widening > 0 and model.band_widening == widening
-    assert before < 0.6 and 0.72 <= after <= 0.88, (before, after)
-    assert (np.diff(model.predict(second)[1], axis=1) >= 0).all()
-    assert model.calibrate(first) == pytest.approx(widening, abs=0.05)  # calibrated: little left to widen
-    with pytest.raises(ValueError, match="central band"):
-        model.calibrate(first, lower=0.05)
-
-
 def test_solar_features_and_model_are_zero_at_night(tmp_path):
     frame = load_gefcom_solar(write(solar_frame(days=20), tmp_path / "s.csv"))
     feats = solar_features(frame, LAT, LON)
     night = ~feats.active
     assert night.any() and (feats.prior[night] == 0).all()
-    times = pd.DatetimeIndex(feats.times)
-    model = fit_station_model(feats.subset(times <= "2013-01-15"), feats.subset(times > "2013-01-15"),
-                              members=1, epochs=15, seed=0)
-    point, _ = model.predict(feats)
-    assert (point[night] == 0).all()
+    design = station_design(feats)
+    fit = design.select(design.times <= "2013-01-15")
+    model = RenewablesModel(RenewablesConfig(learner="lightgbm", params={"min_child_samples": 10})).fit(fit)
+    out = model.predict(design)
+    assert (out.loc[night, "capacity_factor"] == 0).all() and (out.loc[night, "capacity_factor_q0.9"] == 0).all()
     day = feats.active & (feats.target > 0.05)
-    assert np.sqrt(np.mean((point - feats.target)[day] ** 2)) < 0.1
+    assert np.sqrt(np.mean((out["capacity_factor"].to_numpy() - feats.target)[day] ** 2)) < 0.1
     with pytest.raises(KeyError, match="needs column.*ssrd"):
         solar_features(frame.drop(columns=["ssrd"]), LAT, LON)
 
