@@ -279,12 +279,14 @@ def test_signal_handler_restores_then_chains_to_the_previous_handler(tmp_path):
 
 
 CHILD = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     import pandas as pd
     from carbonsync.control.decision import Action, Decision, Reason, State
     from carbonsync.control.nvml import NvmlActuator
     from tests.control.fake_nvml import FakeNvml
 
+    # a background job (``make test &``) inherits SIGINT ignored; restore Python's handler, as a training script has
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     act = NvmlActuator(FakeNvml.load(sys.argv[1]), state_file=sys.argv[2]).open()
     act.install_signal_handlers()
     act.apply(Decision(time=pd.Timestamp("2025-03-01"), state=State.YELLOW, previous=None, action=Action.CAP,
