@@ -85,16 +85,15 @@ def _aligned(forecast: pd.Series, truth: pd.Series) -> tuple[np.ndarray, np.ndar
 def share_rmse(forecast: pd.Series, truth: pd.Series) -> float:
     """Root mean squared error of a share (0-1) over the times both have."""
     f, t = _aligned(forecast, truth)
-    return float(np.sqrt(np.mean((f - t) ** 2)))
+    return _rmse(t, f)
 
 
 def ci_mape(forecast: pd.Series, truth: pd.Series) -> float:
     """Mean absolute percentage error (%) of a carbon intensity, over times both have with truth > 0."""
     f, t = _aligned(forecast, truth)
-    keep = t > 0
-    if not keep.any():
+    if not (t > 0).any():
         raise DayAheadError(f"'{truth.name}' is never positive: MAPE is undefined")
-    return float(100.0 * np.mean(np.abs(f[keep] - t[keep]) / t[keep]))
+    return _mape(t, f)
 
 
 def score_anchors(area: DacfArea, train: tuple[pd.Timestamp, pd.Timestamp],
@@ -223,9 +222,7 @@ def evaluate_dayahead(area: DacfArea, test_from: str | pd.Timestamp, test_until:
     observed = rows[list(design.targets)]
 
     train_truth = history.frame.drop_duplicates("time").set_index("time")
-    hours = pd.DatetimeIndex(rows["time"]).hour
-    climatology = pd.DataFrame({t: train_truth[t].groupby(pd.DatetimeIndex(train_truth.index).hour).mean()
-                               .reindex(hours).to_numpy() for t in design.targets})
+    climatology = pd.DataFrame({t: hour_of_day_climatology(train_truth[t], rows).to_numpy() for t in design.targets})
     forecasts = {
         "ours": predictions[list(design.targets)],
         "persistence": rows[[f"{t}_last_day" for t in design.targets]].set_axis(list(design.targets), axis=1),

@@ -34,7 +34,7 @@ import xarray as xr
 
 from carbonsync.data.observations import ObservationError, load_observations, load_traces
 from carbonsync.data.observations.base import detect_source, read_header
-from carbonsync.data.observations.dacf import DacfArea, DacfError, load_dacf_paths, products
+from carbonsync.data.observations.dacf import SHARE_COLUMN, DacfError, load_dacf_paths, products
 from carbonsync.signals.base import (
     KINDS,
     GridSignal,
@@ -133,14 +133,9 @@ def _is_dacf(path: Path) -> bool:
     return "UTC time" in header and any(c.startswith("forecast_avg_") for c in header)
 
 
-def _dacf_archive(areas: dict[str, DacfArea], product: int, kind: str, units: str, where: str) -> xr.Dataset | None:
-    """The operators' day-ahead forecasts of the areas as a forecast archive ``(issued_at, lead, zone)``."""
-    blocks: dict[str, pd.Series] = {}
-    for name, area in areas.items():
-        generation = area.published_generation()
-        if generation is None:
-            continue
-        blocks[name] = products(generation).iloc[:, product]
+def _dacf_archive(blocks: dict[str, pd.Series], kind: str, units: str, where: str) -> xr.Dataset | None:
+    """The operators' day-ahead forecasts of the areas (one series per area) as a forecast archive
+    ``(issued_at, lead, zone)``; None without any."""
     if not blocks:
         return None
     times = pd.DatetimeIndex(sorted(set().union(*(b.index for b in blocks.values()))))
@@ -175,13 +170,16 @@ def dacf_signals(path: str | Path, clock: ReplayClock, **options: Any) -> Signal
         areas = load_dacf_paths(spec)
     except (DacfError, ObservationError) as err:
         raise SignalFormatError(str(err), provider="dacf-file", endpoint=where) from err
+    observed = {name: products(area.frame[area.generation_columns]) for name, area in areas.items()}
+    issued = {name: products(generation) for name, area in areas.items()
+              if (generation := area.published_generation()) is not None}   # every fuel has a forecast
     members: list[GridSignal] = []
-    for product, kind, units in ((0, "carbon_intensity", "g CO2e/kWh"), (1, "renewable_share", "1")):
-        frame = pd.DataFrame({name: products(area.frame[area.generation_columns]).iloc[:, product]
-                              for name, area in areas.items()})
+    for column, kind, units in (("carbon_intensity", "carbon_intensity", "g CO2e/kWh"),
+                                (SHARE_COLUMN, "renewable_share", "1")):
+        frame = pd.DataFrame({name: values[column] for name, values in observed.items()})
         actuals = _zone_datasets(frame, frame.isna(), kind, units, "dacf-file", where)
-        members.append(RecordedSignal(actuals, clock, _dacf_archive(areas, product, kind, units, where),
-                                      interval=HOUR, **options))
+        archive = _dacf_archive({name: values[column] for name, values in issued.items()}, kind, units, where)
+        members.append(RecordedSignal(actuals, clock, archive, interval=HOUR, **options))
     members[1].actuals.attrs["definition"] = "wind + solar generation over all in-area generation (DACF)"
     return SignalSet("dacf-file", members)
 

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carbonsync.data.observations.dacf import DacfArea
+from carbonsync.data.observations.dacf import DacfArea, products
 from carbonsync.evaluate.dayahead import evaluate_dayahead
 from carbonsync.models.renewables import RenewablesConfig, RenewablesError
-from carbonsync.models.renewables.dacf import DACF_TARGETS, dacf_design, dacf_products, issue_rows
+from carbonsync.models.renewables.dacf import DACF_TARGETS, dacf_design, issue_rows
 from carbonsync.models.renewables.station import station_design
 from carbonsync.models.station import wind_features
 
@@ -48,7 +48,7 @@ def synthetic_area(start: str = "2020-01-01", end: str = "2020-08-31T23:00", see
 
 def test_products_follow_the_emission_factor_table():
     generation = pd.DataFrame({"wind": [50.0], "coal": [50.0]})
-    got = dacf_products(generation).iloc[0]
+    got = products(generation).iloc[0]
     assert got["wind_solar_share"] == 0.5
     assert got["carbon_intensity"] == pytest.approx(380.0)             # (0 + 760) / 2
     assert got["carbon_intensity_lifecycle"] == pytest.approx(415.5)   # (11 + 820) / 2

@@ -9,7 +9,6 @@ from carbonsync.models.renewables.learners import LEARNERS, Learner, build_learn
 from carbonsync.models.renewables.model import (
     RenewablesConfig,
     RenewablesModel,
-    candidates_grid,
     monthly_origins,
     rmse,
     rolling_origin,
@@ -25,7 +24,6 @@ __all__ = [
     "RenewablesError",
     "RenewablesModel",
     "build_learner",
-    "candidates_grid",
     "monthly_origins",
     "register_learner",
     "rmse",

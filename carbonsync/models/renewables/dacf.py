@@ -26,7 +26,7 @@ from carbonsync.models.renewables.design import Design, RenewablesError
 from carbonsync.physics.renewables import power_curve
 from carbonsync.physics.solar import clear_sky_hourly
 
-__all__ = ["AREA_CENTROIDS", "DACF_TARGETS", "GFS_AVAILABLE_HOUR", "dacf_design", "dacf_products", "issue_rows"]
+__all__ = ["AREA_CENTROIDS", "DACF_TARGETS", "GFS_AVAILABLE_HOUR", "dacf_design", "issue_rows"]
 
 DACF_TARGETS = (SHARE_COLUMN, "carbon_intensity", "carbon_intensity_lifecycle")
 GFS_AVAILABLE_HOUR = 5
@@ -37,11 +37,6 @@ AREA_CENTROIDS = {"CISO": (36.0, -119.5), "ERCO": (31.0, -97.5), "ISNE": (43.0, 
                   "SE": (60.0, 15.0)}
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
-
-
-def dacf_products(generation: pd.DataFrame) -> pd.DataFrame:
-    """The three targets from generation by fuel (MW): share of wind + solar, direct and lifecycle intensity."""
-    return products(generation)[list(DACF_TARGETS)]
 
 
 def issue_rows(times: pd.DatetimeIndex, issue_hour: int = 0) -> pd.DataFrame:
@@ -74,7 +69,7 @@ def dacf_design(area: DacfArea, issue_hour: int = 0, weather: bool | None = None
         raise RenewablesError(f"{area.area}: the GFS columns (00 UTC run, published ~{GFS_AVAILABLE_HOUR} UTC) are "
                               f"not known at an issue hour of {issue_hour:02d} UTC")
     generation = area.frame[area.generation_columns]
-    truth = dacf_products(generation)
+    truth = products(generation)
     observed_rows = truth.dropna().index
     rows = issue_rows(observed_rows, issue_hour)
     t, t0 = pd.DatetimeIndex(rows["time"]), pd.DatetimeIndex(rows["issue_time"])
@@ -82,7 +77,7 @@ def dacf_design(area: DacfArea, issue_hour: int = 0, weather: bool | None = None
     frame = rows.assign(zone=area.area)
 
     published_generation = area.published_generation()
-    published = dacf_products(published_generation) if published_generation is not None else None
+    published = products(published_generation) if published_generation is not None else None
     for target in DACF_TARGETS:
         observed = truth[target]
         frame[target] = _at(observed, t)

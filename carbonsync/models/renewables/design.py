@@ -12,7 +12,7 @@ A :class:`Design` makes issue time and lead explicit. Its frame has
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,12 +118,3 @@ class Design:
         frame = self.frame.copy()
         frame[f"prior_{target}"] = np.asarray(values, dtype=float)
         return Design(frame, self.targets, self.features, self.bounds, self.source)
-
-    def drop_features(self, names: Sequence[str]) -> Design:
-        """A copy without the feature columns ``names`` (e.g. weather not yet published at the issue time)."""
-        unknown = set(names) - set(self.features)
-        if unknown:
-            raise DesignError(f"cannot drop {sorted(unknown)}: not features of this design")
-        dropped = set(names)
-        return Design(self.frame, self.targets, tuple(f for f in self.features if f not in dropped), self.bounds,
-                      self.source)

@@ -13,7 +13,7 @@ over several such folds, so validation always predicts a later period.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ import pandas as pd
 from carbonsync.models.renewables.design import Design, RenewablesError
 from carbonsync.models.renewables.learners import Learner, build_learner
 
-__all__ = ["RenewablesConfig", "RenewablesModel", "candidates_grid", "monthly_origins", "rmse", "rolling_origin", "select"]
+__all__ = ["RenewablesConfig", "RenewablesModel", "monthly_origins", "rmse", "rolling_origin", "select"]
 
 Score = Callable[[np.ndarray, np.ndarray], float]
 MIN_BUCKET_ROWS = 48
@@ -270,8 +270,3 @@ def select(design: Design, candidates: Sequence[RenewablesConfig], origins: Sequ
             for c, r, m in zip(candidates, rows, means, strict=True)]}
     return chosen, report
 
-
-def candidates_grid(learners: Mapping[str, Sequence[Mapping[str, Any]]], **shared: Any) -> list[RenewablesConfig]:
-    """A candidate list from ``{learner: [params, ...]}`` with the same other options for all."""
-    return [replace(RenewablesConfig(**shared), learner=name, params=dict(p)) for name, plist in learners.items()
-            for p in plist]
