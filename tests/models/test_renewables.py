@@ -3,6 +3,8 @@ origin without leakage, and selection over folds."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -46,9 +48,10 @@ def test_design_names_what_breaks_the_contract():
     bad = frame.assign(lead_h=frame["lead_h"] + 1)
     with pytest.raises(DesignError, match="lead_h is not time - issue_time"):
         Design(bad, ("cf",), ("x",))
-    early = frame.assign(time=frame["issue_time"], lead_h=0)
-    with pytest.raises(DesignError, match="is not after its issue"):
+    early = frame.assign(time=frame["issue_time"] - pd.Timedelta(hours=1), lead_h=-1)
+    with pytest.raises(DesignError, match="is before its issue"):
         Design(early, ("cf",), ("x",))
+    Design(frame.assign(time=frame["issue_time"], lead_h=0).drop_duplicates(["issue_time", "zone"]), ("cf",), ("x",))
     with pytest.raises(DesignError, match="repeats"):
         Design(pd.concat([frame, frame.iloc[:1]]), ("cf",), ("x",))
     with pytest.raises(DesignError, match="are keys or targets"):
@@ -76,6 +79,13 @@ class MeanResidual:
 
     def predict(self, x):
         return np.full(len(x), self.mean)
+
+    def state(self):
+        return {"mean": np.array([self.mean])}
+
+    def load_state(self, arrays):
+        self.mean = float(arrays["mean"][0])
+        return self
 
 
 @pytest.mark.parametrize("learner", ["ridge", "lightgbm", "mlp"])
@@ -120,9 +130,12 @@ def test_inactive_rows_return_the_prior_for_point_and_quantiles():
     frame = design.frame.assign(active=design.frame["lead_h"] % 2 == 0)
     design = Design(frame, design.targets, design.features, design.bounds)
     out = RenewablesModel(RenewablesConfig(learner="ridge")).fit(design).predict(design)
-    off = ~design.active
+    off = ~design.active("cf")
     np.testing.assert_allclose(out["cf"][off], design.prior("cf")[off])
     np.testing.assert_allclose(out["cf_q0.9"][off], design.prior("cf")[off])
+    # a target's own column wins over the shared one
+    own = Design(frame.assign(active_cf=True), design.targets, design.features, design.bounds)
+    assert own.active("cf").all()
 
 
 class TimeRecorder:
@@ -180,3 +193,24 @@ def test_config_refuses_levels_and_buckets_out_of_order():
         RenewablesConfig(lead_edges_h=(12, 6))
     with pytest.raises(RenewablesError, match="not fitted"):
         RenewablesModel().predict(synthetic(days=3))
+
+
+@pytest.mark.parametrize("learner", ["prior", "ridge", "lightgbm", "mlp"])
+def test_a_fitted_model_round_trips_through_json_and_arrays_with_identical_predictions(learner):
+    train, test = synthetic(days=60, seed=5), synthetic(days=10, seed=6, start="2021-06-01")
+    model = RenewablesModel(RenewablesConfig(learner=learner, params={"epochs": 3} if learner == "mlp" else {}))
+    meta, arrays = model.fit(train).state()
+    json.dumps(meta)  # plain JSON, and only numeric or byte arrays: nothing that needs pickle
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in arrays.values())
+    restored = RenewablesModel.from_state(json.loads(json.dumps(meta)), {k: v.copy() for k, v in arrays.items()})
+    pd.testing.assert_frame_equal(restored.predict(test), model.predict(test))
+    assert restored.describe() == model.describe()
+
+
+def test_a_state_that_lacks_an_array_is_refused_by_name():
+    meta, arrays = RenewablesModel(RenewablesConfig(learner="ridge")).fit(synthetic(days=40)).state()
+    del arrays["cf/learner.coef"]
+    with pytest.raises(RenewablesError, match=r"lacks array\(s\) \['coef'\]"):
+        RenewablesModel.from_state(meta, arrays)
+    with pytest.raises(RenewablesError, match="not fitted"):
+        RenewablesModel().state()

@@ -2,12 +2,13 @@
 
 A :class:`Design` makes issue time and lead explicit. Its frame has
 
-- ``issue_time``, ``time`` (the target hour) and ``lead_h`` (whole hours, ``time - issue_time``), ``zone``;
+- ``issue_time``, ``time`` (the target hour) and ``lead_h`` (whole hours ``time - issue_time``, >= 0: lead 0 is the
+  analysis at the issue hour), ``zone``;
 - ``prior_<target>`` for every target: the physical prior (windpowerlib, pvlib) or a forecast published by the
   issue time, which the learned part corrects;
 - the feature columns, each known at the row's issue time (the adapter's contract, checked where it can be);
 - the observed targets where known (NaN elsewhere), and optionally ``active`` (rows to predict; elsewhere the
-  output is the prior, e.g. solar at night).
+  output is the prior) or ``active_<target>`` for one target (e.g. solar only while the sun is up).
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ class Design:
         lead = (pd.DatetimeIndex(frame["time"]) - pd.DatetimeIndex(frame["issue_time"])) / pd.Timedelta(hours=1)
         if not np.array_equal(lead.to_numpy(), frame["lead_h"].to_numpy(dtype=float)):
             raise DesignError(f"{self.source or 'design'}: lead_h is not time - issue_time in hours")
-        if (frame["lead_h"] < 1).any():
-            row = frame[frame["lead_h"] < 1].iloc[0]
-            raise DesignError(f"{self.source or 'design'}: target {row['time']} is not after its issue {row['issue_time']}")
+        if (frame["lead_h"] < 0).any():
+            row = frame[frame["lead_h"] < 0].iloc[0]
+            raise DesignError(f"{self.source or 'design'}: target {row['time']} is before its issue {row['issue_time']}")
         if frame.duplicated(["issue_time", "time", "zone"]).any():
             row = frame[frame.duplicated(["issue_time", "time", "zone"])].iloc[0]
             raise DesignError(f"{self.source or 'design'}: ({row['issue_time']}, {row['time']}, {row['zone']}) repeats")
@@ -89,10 +90,11 @@ class Design:
     def lead_h(self) -> np.ndarray:
         return self.frame["lead_h"].to_numpy(dtype=int)
 
-    @property
-    def active(self) -> np.ndarray:
-        if "active" in self.frame.columns:
-            return self.frame["active"].to_numpy(dtype=bool)
+    def active(self, target: str) -> np.ndarray:
+        """Rows whose ``target`` is predicted (elsewhere it is the prior): ``active_<target>``, else ``active``."""
+        for name in (f"active_{target}", "active"):
+            if name in self.frame.columns:
+                return self.frame[name].to_numpy(dtype=bool)
         return np.ones(len(self.frame), dtype=bool)
 
     def x(self, target: str) -> pd.DataFrame:

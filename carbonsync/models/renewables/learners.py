@@ -7,6 +7,8 @@
 - ``mlp``: a small torch MLP on standardised features, early-stopped on a random tenth of the rows.
 
 scikit-learn and LightGBM are imported when a learner is built, with a message naming the ``renewables`` extra.
+A fitted learner's :meth:`~Learner.state` is plain arrays (LightGBM's model text as bytes, the ridge's
+coefficients, the net's weights) that :meth:`~Learner.load_state` restores: model packages hold no pickle.
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ class Learner(Protocol):
 
     def predict(self, x: pd.DataFrame) -> np.ndarray: ...
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted learner as named arrays (numbers or bytes, never pickled objects)."""
+        ...
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> Learner:
+        """Restore what :meth:`state` returned into a learner built with the same parameters."""
+        ...
+
+
+def _need(arrays: dict[str, np.ndarray], *names: str) -> list[np.ndarray]:
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise RenewablesError(f"learner state lacks array(s) {missing}; it has {sorted(arrays)}")
+    return [np.asarray(arrays[n]) for n in names]
+
 
 class PriorOnly:
     """No correction: the residual is predicted as 0."""
@@ -43,34 +60,56 @@ class PriorOnly:
     def predict(self, x: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(x))
 
+    def state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> PriorOnly:
+        return self
+
 
 class ClippedRidge:
     """scikit-learn ``StandardScaler`` + ``Ridge`` with inputs clipped to the training range before predicting.
 
-    NaN inputs are filled with the training mean (the learner of choice for gaps is ``lightgbm``).
+    NaN inputs are filled with the training mean (the learner of choice for gaps is ``lightgbm``). After
+    fitting, prediction is the fitted affine map itself (``(x - center) / scale @ coef + intercept``), which is
+    also what :meth:`state` holds.
     """
 
+    ARRAYS = ("mean", "low", "high", "center", "scale", "coef", "intercept")
+
     def __init__(self, alpha: float = 1.0) -> None:
-        linear_model = optional_import("sklearn.linear_model", "renewables")
-        pipeline = optional_import("sklearn.pipeline", "renewables")
-        preprocessing = optional_import("sklearn.preprocessing", "renewables")
-        self.model = pipeline.make_pipeline(preprocessing.StandardScaler(), linear_model.Ridge(alpha=float(alpha)))
+        self.alpha = float(alpha)
 
     def _filled(self, x: pd.DataFrame) -> np.ndarray:
         values = x.to_numpy(dtype=float)
         return np.where(np.isnan(values), self.mean_, np.clip(values, self.low_, self.high_))
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ClippedRidge:
+        linear_model = optional_import("sklearn.linear_model", "renewables")
+        pipeline = optional_import("sklearn.pipeline", "renewables")
+        preprocessing = optional_import("sklearn.preprocessing", "renewables")
+        model = pipeline.make_pipeline(preprocessing.StandardScaler(), linear_model.Ridge(alpha=self.alpha))
         values = x.to_numpy(dtype=float)
         with np.errstate(all="ignore"):
             self.mean_ = np.nan_to_num(np.nanmean(values, axis=0))
             self.low_, self.high_ = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
         self.low_, self.high_ = np.nan_to_num(self.low_), np.nan_to_num(self.high_)
-        self.model.fit(np.where(np.isnan(values), self.mean_, values), y, ridge__sample_weight=sample_weight)
+        model.fit(np.where(np.isnan(values), self.mean_, values), y, ridge__sample_weight=sample_weight)
+        scaler, ridge = model[0], model[1]
+        self.center_, self.scale_ = scaler.mean_.astype(float), scaler.scale_.astype(float)
+        self.coef_, self.intercept_ = np.asarray(ridge.coef_, float), np.atleast_1d(float(ridge.intercept_))
         return self
 
     def predict(self, x: pd.DataFrame) -> np.ndarray:
-        return self.model.predict(self._filled(x))
+        return (self._filled(x) - self.center_) / self.scale_ @ self.coef_ + self.intercept_[0]
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(getattr(self, f"{name}_"), dtype=float) for name in self.ARRAYS}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> ClippedRidge:
+        for name, value in zip(self.ARRAYS, _need(arrays, *self.ARRAYS), strict=True):
+            setattr(self, f"{name}_", value.astype(float))
+        return self
 
 
 class GradientBoosting:
@@ -81,15 +120,26 @@ class GradientBoosting:
                 "n_jobs": 1, "verbose": -1, "random_state": 0}
 
     def __init__(self, **params: Any) -> None:
-        lightgbm = optional_import("lightgbm", "renewables")
-        self.model = lightgbm.LGBMRegressor(**(self.DEFAULTS | params))
+        self.lightgbm = optional_import("lightgbm", "renewables")
+        self.params = self.DEFAULTS | params
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> GradientBoosting:
-        self.model.fit(x, y, sample_weight=sample_weight)
+        model = self.lightgbm.LGBMRegressor(**self.params)
+        model.fit(x, y, sample_weight=sample_weight)
+        self.booster_ = model.booster_
         return self
 
     def predict(self, x: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.model.predict(x), dtype=float)
+        return np.asarray(self.booster_.predict(x.to_numpy(dtype=float)), dtype=float)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """LightGBM's own model text (``Booster.model_to_string``) as UTF-8 bytes."""
+        return {"model_text": np.frombuffer(self.booster_.model_to_string().encode("utf-8"), dtype=np.uint8)}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> GradientBoosting:
+        (text,) = _need(arrays, "model_text")
+        self.booster_ = self.lightgbm.Booster(model_str=text.astype(np.uint8).tobytes().decode("utf-8"))
+        return self
 
 
 class NeuralNet:
@@ -121,15 +171,7 @@ class NeuralNet:
         order = torch.randperm(len(target), generator=generator)
         held = order[: max(1, int(self.holdout * len(target)))]
         train = order[len(held):]
-        blocks: list[nn.Module] = []
-        width = inputs.shape[1]
-        for _ in range(self.layers):
-            blocks += [nn.Linear(width, self.hidden), nn.SiLU()]
-            width = self.hidden
-        last = nn.Linear(width, 1)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-        self.net = nn.Sequential(*blocks, last)
+        self.net = self._build(inputs.shape[1])
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         best, best_state, stale = float("inf"), None, 0
         for _ in range(self.epochs):
@@ -152,10 +194,35 @@ class NeuralNet:
             self.net.load_state_dict(best_state)
         return self
 
+    def _build(self, width: int) -> nn.Sequential:
+        blocks: list[nn.Module] = []
+        for _ in range(self.layers):
+            blocks += [nn.Linear(width, self.hidden), nn.SiLU()]
+            width = self.hidden
+        last = nn.Linear(width, 1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        return nn.Sequential(*blocks, last)
+
     def predict(self, x: pd.DataFrame) -> np.ndarray:
         self.net.eval()
         with torch.no_grad():
             return self.net(self._inputs(x))[:, 0].numpy().astype(float)
+
+    def state(self) -> dict[str, np.ndarray]:
+        weights = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        return {"mean": self.mean_, "scale": self.scale_, **weights}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> NeuralNet:
+        self.mean_, self.scale_ = (v.astype(np.float64) for v in _need(arrays, "mean", "scale"))
+        self.net = self._build(len(self.mean_))
+        names = [f"net.{k}" for k in self.net.state_dict()]
+        weights = _need(arrays, *names)
+        try:
+            self.net.load_state_dict({n[4:]: torch.as_tensor(w) for n, w in zip(names, weights, strict=True)})
+        except RuntimeError as err:
+            raise RenewablesError(f"the net's weights do not fit hidden={self.hidden}, layers={self.layers}: {err}") from None
+        return self
 
 
 LEARNERS: dict[str, Callable[..., Learner]] = {

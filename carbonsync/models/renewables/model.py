@@ -3,16 +3,18 @@
 ``forecast = clip(prior + learner(features, prior))`` for every target of a :class:`Design`. The quantiles
 are the point forecast plus empirical quantiles of out-of-sample residuals in lead buckets
 (split-conformal): :meth:`RenewablesModel.fit` holds out the latest ``calibration_fraction`` of issue times,
-fits the learner on the earlier ones, measures on the held-out part how far to trust it (with ``shrink``, the
+fits the learner on the rows observed before them, measures on the held-out part how far to trust it (with ``shrink``, the
 least-squares scale in [0, 1] of its correction: prior + scale * correction) and the residuals' quantiles by
 lead, then refits the learner on all rows. :func:`rolling_origin` predicts each block of issue times with a model fitted
 only on rows observed before the block; :func:`select` chooses a configuration per target by its mean score
-over several such folds, so validation always predicts a later period.
+over several such folds, so validation always predicts a later period. :meth:`RenewablesModel.state` is JSON
+metadata plus named arrays (:meth:`RenewablesModel.from_state` restores it), for model packages without pickle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +68,22 @@ class RenewablesConfig:
         return {"learner": self.learner, **dict(self.params),
                 **({"half_life_days": self.half_life_days} if self.half_life_days else {})}
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"learner": self.learner, "params": dict(self.params), "levels": list(self.levels),
+                "lead_edges_h": list(self.lead_edges_h), "calibration_fraction": self.calibration_fraction,
+                "half_life_days": self.half_life_days, "shrink": self.shrink}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RenewablesConfig:
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise RenewablesError(f"unknown RenewablesConfig key(s) {sorted(unknown)}")
+        data = dict(data)
+        for key in ("levels", "lead_edges_h"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
 
 def _bucket(lead_h: np.ndarray, edges: Sequence[int]) -> np.ndarray:
     return np.searchsorted(np.asarray(edges), lead_h, side="left")
@@ -103,13 +121,14 @@ class _TargetModel:
 
     def fit(self, design: Design, target: str) -> _TargetModel:
         y, prior = design.observed(target), design.prior(target)
-        rows = np.isfinite(y) & np.isfinite(prior) & design.active
+        rows = np.isfinite(y) & np.isfinite(prior) & design.active(target)
         if rows.sum() < 2 * MIN_BUCKET_ROWS:
             raise RenewablesError(f"target {target!r}: {int(rows.sum())} training rows with an observation and a "
                                   f"prior; at least {2 * MIN_BUCKET_ROWS} are needed")
         issues = np.sort(design.issue_times[rows].unique())
         cut = issues[int(np.floor(len(issues) * (1.0 - self.config.calibration_fraction)))]
-        early, late = rows & (design.issue_times < cut), rows & (design.issue_times >= cut)
+        # the learner that is calibrated sees only targets observed before the first held-out issue
+        early, late = rows & (design.times < cut), rows & (design.issue_times >= cut)
         if early.sum() < MIN_BUCKET_ROWS or late.sum() < MIN_BUCKET_ROWS:
             raise RenewablesError(f"target {target!r}: too few issue times to hold out a calibration part")
         learner = self._fit_learner(design, target, early)
@@ -135,19 +154,43 @@ class _TargetModel:
         self.rows = int(rows.sum())
         return self
 
+    def state(self, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {"config": self.config.to_dict(), "scale": self.scale, "bounds": list(self.bounds), "rows": self.rows}
+        arrays = {f"{prefix}offsets": self.offsets, f"{prefix}bucket_rows": self.bucket_rows,
+                  **{f"{prefix}learner.{k}": v for k, v in self.learner.state().items()}}
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], prefix: str) -> _TargetModel:
+        try:
+            part = cls(RenewablesConfig.from_dict(meta["config"]))
+            part.scale, part.rows = float(meta["scale"]), int(meta["rows"])
+            part.bounds = tuple(meta["bounds"])
+            part.offsets = np.asarray(arrays[f"{prefix}offsets"], dtype=float)
+            part.bucket_rows = np.asarray(arrays[f"{prefix}bucket_rows"], dtype=int)
+        except KeyError as err:
+            raise RenewablesError(f"renewables model state lacks {err} for {prefix.rstrip('/')!r}") from None
+        expected = (len(part.config.lead_edges_h) + 1, len(part.config.levels))
+        if part.offsets.shape != expected:
+            raise RenewablesError(f"{prefix}offsets has shape {part.offsets.shape}, expected {expected}")
+        own = {k[len(f"{prefix}learner."):]: v for k, v in arrays.items() if k.startswith(f"{prefix}learner.")}
+        part.learner = build_learner(part.config.learner, dict(part.config.params)).load_state(own)
+        return part
+
     def _point(self, learner: Learner, design: Design, target: str) -> np.ndarray:
         prior = design.prior(target)
         point = prior + self.scale * learner.predict(design.x(target))
         low, high = design.bounds.get(target, (None, None))
         point = np.clip(point, low, high)
-        return np.where(design.active, point, prior)
+        return np.where(design.active(target), point, prior)
 
     def predict(self, design: Design, target: str) -> tuple[np.ndarray, np.ndarray]:
         point = self._point(self.learner, design, target)
         offsets = self.offsets[_bucket(design.lead_h, self.config.lead_edges_h)]
         quantiles = np.sort(point[:, None] + offsets, axis=1)
         quantiles = np.clip(quantiles, *self.bounds)
-        quantiles[~design.active] = design.prior(target)[~design.active, None]
+        inactive = ~design.active(target)
+        quantiles[inactive] = design.prior(target)[inactive, None]
         return point, quantiles
 
 
@@ -193,6 +236,31 @@ class RenewablesModel:
             for j, level in enumerate(part.config.levels):
                 out[f"{target}_q{level:g}"] = quantiles[:, j]
         return out
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted model as JSON-able metadata and named arrays (no pickled objects)."""
+        if not hasattr(self, "parts"):
+            raise RenewablesError("the model is not fitted")
+        meta: dict[str, Any] = {"targets": list(self.targets), "features": list(self.features),
+                                "trained_until": str(self.trained_until), "parts": {}}
+        arrays: dict[str, np.ndarray] = {}
+        for target, part in self.parts.items():
+            meta["parts"][target], own = part.state(f"{target}/")
+            arrays.update(own)
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> RenewablesModel:
+        """The model :meth:`state` described."""
+        try:
+            parts = {t: _TargetModel.from_state(meta["parts"][t], arrays, f"{t}/") for t in meta["targets"]}
+            model = cls(configs={t: p.config for t, p in parts.items()})
+            model.targets, model.features = tuple(meta["targets"]), tuple(meta["features"])
+            model.trained_until = pd.Timestamp(meta["trained_until"])
+        except KeyError as err:
+            raise RenewablesError(f"renewables model state lacks {err}") from None
+        model.parts = parts
+        return model
 
     def describe(self) -> dict[str, Any]:
         return {"trained_until": str(self.trained_until),
