@@ -63,7 +63,7 @@ class PipelineConfig:
     data: DataConfig = MISSING                 # group data/: sample_world, era5_arco, era5_wb2
     backbone: BackboneModelConfig = MISSING    # group model@backbone: sfno_e32_l4
     irradiance: IrradianceModelConfig = MISSING  # group model@irradiance: afno_p4_e64
-    head: HeadModelConfig = field(default_factory=HeadModelConfig)  # group model@head: head_mlp
+    head: HeadModelConfig = field(default_factory=HeadModelConfig)  # group model@head: head_renewables
     train: TrainConfig = field(default_factory=TrainConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)

@@ -39,9 +39,11 @@ from carbonsync.core.logs import get_logger
 from carbonsync.data import lexicon
 from carbonsync.data.validation import WeatherDataError
 from carbonsync.forecast.calibration import apply_damping
-from carbonsync.models.head import HeadFeatures, predict
+from carbonsync.models.head import RenewablesHead, predict
 from carbonsync.models.inputs import backbone_forcing, irradiance_inputs
 from carbonsync.models.package import ModelPackage, PackageError, load_package
+from carbonsync.models.renewables import Design
+from carbonsync.models.renewables.gridded import gridded_design
 from carbonsync.physics.grid import Grid
 from carbonsync.physics.renewables import zone_products
 from carbonsync.physics.zones import Zone
@@ -57,7 +59,7 @@ __all__ = [
     "PackageZoneHead",
     "ChainPartError",
     "StepHook",
-    "head_features",
+    "head_design",
     "register_part",
     "load_part",
     "part_kinds",
@@ -261,10 +263,10 @@ class PackageSsrd:
         return _ssrd_dataarray(values, times, grid.lat, grid.lon, f"carbonsync package {self.package.path}")
 
 
-def head_features(physical: xr.Dataset, zones: list[Zone]) -> HeadFeatures:
-    """Head features of one forecast's physical zone products; lead time counts from its first time."""
-    times = pd.DatetimeIndex(physical.time.values)
-    return HeadFeatures.from_products(physical, zones, lead_hours=(times - times[0]) / pd.Timedelta(hours=1))
+def head_design(physical: xr.Dataset, zone_ids: Sequence[str] | None = None,
+                observed: xr.Dataset | None = None) -> Design:
+    """The head's design of one forecast's physical zone products, issued at its first time (lead 0 there)."""
+    return gridded_design(physical, pd.Timestamp(physical["time"].values[0]), zone_ids, observed)
 
 
 class PhysicalZoneHead:
@@ -285,8 +287,9 @@ class PhysicalZoneHead:
 
 
 class PackageZoneHead:
-    """A regional head package (``packages/head``) as a :class:`ZoneHead`: the physical products corrected,
-    with quantiles; the physical capacity factors are kept as ``physical_wind_cf``/``physical_solar_cf``."""
+    """A regional head package (``packages/head``, a :class:`~carbonsync.models.head.RenewablesHead`) as a
+    :class:`ZoneHead`: the physical products corrected, with quantiles; the physical capacity factors are kept
+    as ``physical_wind_cf``/``physical_solar_cf``."""
 
     def __init__(self, package: ModelPackage | str | Path, turbine: str | None = None) -> None:
         self.package = _package(package)
@@ -302,12 +305,11 @@ class PackageZoneHead:
 
     def __call__(self, hourly: xr.Dataset, zones: list[Zone]) -> xr.Dataset:
         physical = self.physical(hourly, zones)
-        corrected = predict(self.package.model, head_features(physical, zones), zones)
+        head: RenewablesHead = self.package.model
+        corrected = predict(head, head_design(physical, head.zone_ids), zones)
         fossil = xr.DataArray([z.fossil_intensity for z in zones], dims="zone", coords={"zone": corrected.zone})
         corrected["carbon_intensity"] = ((1.0 - corrected["renewable_share"]) * fossil).assign_attrs(
             physical["carbon_intensity"].attrs)
-        corrected["physical_wind_cf"] = physical["wind_cf"]
-        corrected["physical_solar_cf"] = physical["solar_cf"]
         return corrected.assign_coords(zone_name=physical["zone_name"])
 
 

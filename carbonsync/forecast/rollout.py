@@ -27,7 +27,7 @@ from carbonsync.forecast.chain import (
     PrognosticModel,
     SsrdDiagnostic,
     ZoneHead,
-    head_features,
+    head_design,
     load_part,
 )
 from carbonsync.models.inputs import interpolation_weights
@@ -156,7 +156,7 @@ class Forecaster:
             ds["tcc"] = ds["tcc"].clip(0.0, 1.0, keep_attrs=True)
         return ds
 
-    head_features = staticmethod(head_features)
+    head_design = staticmethod(head_design)
 
     def zone_products(self, hourly: xr.Dataset, zones: list[Zone]) -> xr.Dataset:
         """Zone wind/solar CF and renewable share (time, zone[, quantile]) from hourly gridded fields

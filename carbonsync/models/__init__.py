@@ -6,16 +6,7 @@ The names below are the public API.
 """
 
 from carbonsync.models.afno import AFNOConfig, AFNODiagnostic, IrradianceDiagnostic
-from carbonsync.models.head import (
-    HeadFeatures,
-    HeadOutput,
-    RegionalHead,
-    build_head_features,
-    calibrate_band,
-    fit_head,
-    predict,
-    quantile_coverage,
-)
+from carbonsync.models.head import RenewablesHead, build_head_design, fit_head, physical_products, predict
 from carbonsync.models.inputs import (
     FORCINGS,
     backbone_forcing,
@@ -40,26 +31,23 @@ __all__ = [
     "AFNOConfig",
     "AFNODiagnostic",
     "FORCINGS",
-    "HeadFeatures",
-    "HeadOutput",
     "IrradianceDiagnostic",
     "ModelPackage",
     "PackageError",
-    "RegionalHead",
+    "RenewablesHead",
     "SFNO",
     "SFNOConfig",
     "StationFeatures",
     "backbone_forcing",
-    "build_head_features",
-    "calibrate_band",
+    "build_head_design",
     "fit_head",
     "hour_state_weights",
     "interpolation_weights",
     "irradiance_inputs",
     "load_package",
     "package_hash",
+    "physical_products",
     "predict",
-    "quantile_coverage",
     "register_model_class",
     "save_package",
     "solar_features",

@@ -38,7 +38,7 @@ import carbonsync
 from carbonsync.core.errors import CarbonSyncError
 from carbonsync.core.fs import atomic_path
 from carbonsync.models.afno import AFNODiagnostic, IrradianceDiagnostic
-from carbonsync.models.head import RegionalHead
+from carbonsync.models.head import RenewablesHead
 from carbonsync.models.sfno import SFNO
 from carbonsync.physics.grid import Grid
 
@@ -78,7 +78,7 @@ def register_model_class(kind: str, cls: type[nn.Module], build: Builder | None 
 register_model_class("sfno", SFNO)
 register_model_class("afno", AFNODiagnostic)
 register_model_class("afno", IrradianceDiagnostic)
-register_model_class("head", RegionalHead)
+register_model_class("head", RenewablesHead)
 
 
 def _config_dict(config: Any) -> dict[str, Any]:

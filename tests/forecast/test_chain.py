@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
@@ -27,13 +28,26 @@ from carbonsync.forecast.chain import (
     register_part,
 )
 from carbonsync.forecast.rollout import Forecaster
-from carbonsync.models.head import RegionalHead
+from carbonsync.models.head import fit_head
 from carbonsync.models.package import PackageError, load_package, save_package
+from carbonsync.models.renewables import RenewablesConfig
+from carbonsync.models.renewables.gridded import gridded_design
 from carbonsync.physics.renewables import zone_products
 from carbonsync.physics.zones import load_zones
 from tests.helpers.chain import GRID, INIT, save_backbone, save_irradiance, tiny_weather
 
 ZONES = load_zones(Path(__file__).resolve().parents[2] / "configs" / "zones" / "sample_world.yaml")
+
+
+def prior_design():
+    """A week of made-up zone products of the sample-world zones with noisy observations."""
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2020-01-01", periods=24 * 7, freq="h")
+    shape, ids = (len(times), len(ZONES)), [z.id for z in ZONES]
+    products = xr.Dataset({name: (("time", "zone"), rng.uniform(0, 1, shape))
+                           for name in ("wind_cf", "solar_cf", "wind_speed", "ghi")}, coords={"time": times, "zone": ids})
+    observed = (products[["wind_cf", "solar_cf"]] + rng.normal(0, 0.05, shape)).clip(0, 1)
+    return gridded_design(products, observed=observed)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +56,8 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, xr.Dataset
     ds = tiny_weather(periods=5)
     save_backbone(root / "backbone", ds, damped=True)
     save_irradiance(root / "irradiance", ds)
-    head = RegionalHead([z.id for z in ZONES])  # its output layer starts at zero: the physical CFs
-    config = {"zone_ids": list(head.zone_ids), "n_features": head.mlp[0].in_features - head.embedding.embedding_dim,
-              "hidden": 32, "embed_dim": head.embedding.embedding_dim, "quantiles": list(head.quantile_levels)}
-    save_package(root / "head", head, kind="head", config=config, channels=[], grid=GRID, dt_hours=1, stats={},
+    head = fit_head(prior_design(), RenewablesConfig(learner="prior", levels=(0.1, 0.5, 0.9)))  # the physical CFs
+    save_package(root / "head", head, kind="head", config=None, channels=[], grid=GRID, dt_hours=1, stats={},
                  extra={"turbine": "E-126/4200"})
     return root, ds
 
@@ -96,11 +108,12 @@ def test_forecaster_runs_the_parts(packages) -> None:
     gridded, zones = full.forecast(ds, INIT, 12, ZONES)
     assert gridded.sizes == {"time": 13, "lat": GRID.nlat, "lon": GRID.nlon}
     assert zones.sizes["zone"] == len(ZONES) and "renewable_share_quantile" in zones
-    # a head whose correction is zero returns the physical CFs (clamped to its logit eps)
+    # a head that learned no correction (the `prior` learner) returns the physical CFs, within [0, 1]
     physical = zone_products(gridded["u100"], gridded["v100"], gridded["ssrd"], ZONES, GRID, t2m=gridded["t2m"])
     for cf in ("wind_cf", "solar_cf"):
-        np.testing.assert_allclose(zones[cf].values, physical[cf].values, rtol=0, atol=1.001e-3)
-        np.testing.assert_array_equal(zones[f"physical_{cf}"].values, physical[cf].values)
+        np.testing.assert_allclose(zones[cf].values, physical[cf].clip(0, 1).values, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(zones[f"physical_{cf}"].values, physical[cf].clip(0, 1).values)
+        assert bool((zones[f"{cf}_quantile"].diff("quantile") >= 0).all())
     fossil = np.array([z.fossil_intensity for z in ZONES])
     np.testing.assert_allclose(zones["carbon_intensity"].values, (1 - zones["renewable_share"].values) * fossil, rtol=1e-6)
     # without a head: the physical zone head, the same products as zone_products
@@ -127,7 +140,7 @@ def test_public_names_resolve() -> None:
     for module in (models, interop, forecast):
         unresolved = [n for n in module.__all__ if getattr(module, n, None) is None]
         assert not unresolved, f"{module.__name__}.__all__ names {unresolved}"
-    assert {"load_package", "SFNO", "IrradianceDiagnostic", "RegionalHead"} <= set(models.__all__)
+    assert {"load_package", "SFNO", "IrradianceDiagnostic", "RenewablesHead"} <= set(models.__all__)
     assert {"Forecaster", "rollout_states", "load_part", "PrognosticModel"} <= set(forecast.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = models.nope

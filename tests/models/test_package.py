@@ -6,12 +6,17 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import xarray as xr
 
 from carbonsync.models import package as pkg
 from carbonsync.models.afno import AFNOConfig, AFNODiagnostic, IrradianceDiagnostic
+from carbonsync.models.head import fit_head
 from carbonsync.models.package import PackageError, load_package, package_hash, save_package
+from carbonsync.models.renewables import RenewablesConfig
+from carbonsync.models.renewables.gridded import gridded_design
 from carbonsync.models.sfno import SFNO, SFNOConfig, _SpectralConvS2
 from carbonsync.physics.grid import Grid
 from carbonsync.train.losses import SphericalMSE, pinball_loss, relative_l2, spherical_l2
@@ -286,24 +291,17 @@ def test_package_roundtrip_irradiance(tmp_path) -> None:
 
 def test_package_roundtrip_config_dict_model(tmp_path) -> None:
     """Models without a config dataclass (the regional head) are rebuilt as ``cls(**config)``."""
-    from carbonsync.models.head import RegionalHead
-
-    config = {
-        "zone_ids": ["a", "b"],
-        "n_features": 5,
-        "hidden": 8,
-        "embed_dim": 2,
-        "quantiles": [0.1, 0.5, 0.9],
-    }
-    model = RegionalHead(**config)
-    torch.nn.init.normal_(model.out.weight)
-    path = save_package(tmp_path / "head", model, "head", config, [], Grid(17, 32), 1, {})
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2020-01-01", periods=24 * 7, freq="h")
+    products = xr.Dataset({name: (("time", "zone"), rng.uniform(0, 1, (len(times), 2)))
+                           for name in ("wind_cf", "solar_cf", "wind_speed", "ghi")}, coords={"time": times, "zone": ["a", "b"]})
+    design = gridded_design(products, observed=(products[["wind_cf", "solar_cf"]] ** 2))
+    model = fit_head(design, RenewablesConfig(learner="ridge"))
+    path = save_package(tmp_path / "head", model, "head", None, [], Grid(17, 32), 1, {})
     loaded = load_package(path)
-    x, zone = torch.rand(4, 5), torch.tensor([0, 1, 1, 0])
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.model(x, zone).point, model(x, zone).point, rtol=0, atol=0)
+    pd.testing.assert_frame_equal(loaded.model(design), model(design))
     with pytest.raises(PackageError, match="config"):
-        save_package(tmp_path / "head2", model, "head", None, [], Grid(17, 32), 1, {})
+        save_package(tmp_path / "head2", model, "head", {"zone_ids": ["a"]}, [], Grid(17, 32), 1, {})
 
 
 def test_package_weights_loaded_with_weights_only(tmp_path, monkeypatch) -> None:

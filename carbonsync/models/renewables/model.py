@@ -13,8 +13,8 @@ metadata plus named arrays (:meth:`RenewablesModel.from_state` restores it), for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
